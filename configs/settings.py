@@ -1,0 +1,192 @@
+"""The one settings schema of halfsec.
+
+A profile is a YAML file beside this module (`cpu.yaml`, `gpu-24gb.yaml`). Values are layered:
+schema defaults < profile YAML < environment (`HALFSEC_ASR__PORT=9000`, nested keys joined by `__`).
+Every process (CLI, services, agent) loads the same schema, so a key means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROFILE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PROFILE_DIR.parent
+HUB_PREFIX = "hf:"  # a model value starting with this is fetched by the library (operator's machine)
+
+
+class SettingsError(ValueError):
+    """A bad profile, key or value. The message is one line and names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceAddress(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class AsrSettings(ServiceAddress):
+    port: int = Field(default=8101, ge=1, le=65535)
+    model: str = "whisper-tiny.en"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(default=2, ge=1)
+    language: str | None = "en"
+    beam_size: int = Field(default=1, ge=1)
+    # Decodes that wait longer than this are refused with 503 rather than queued without bound.
+    max_queue: int = Field(default=16, ge=1)
+    max_audio_s: float = Field(default=60.0, gt=0)
+
+
+class TtsSettings(ServiceAddress):
+    port: int = Field(default=8102, ge=1, le=65535)
+    backend: Literal["onnx", "torch"] = "onnx"
+    model: str = "kokoro/kokoro-v1.0.int8.onnx"
+    voices: str = "kokoro/voices-en.npz"
+    voice: str = "af_heart"
+    speed: float = Field(default=1.0, gt=0.25, le=4.0)
+    device: Literal["cpu", "cuda"] = "cpu"
+    intra_op_threads: int = Field(default=2, ge=1)
+    max_text_chars: int = Field(default=2000, ge=1)
+
+
+class LlmSettings(ServiceAddress):
+    port: int = Field(default=8103, ge=1, le=65535)
+    model: str = "smollm2-135m-instruct"
+    served_model_name: str = "halfsec-llm"
+    # Interpreter that has vLLM installed; relative paths are taken from the repo root.
+    python: str = ".venv-vllm/bin/python"
+    quantization: str | None = None
+    dtype: str = "auto"
+    max_model_len: int = Field(default=2048, ge=256)
+    max_num_seqs: int = Field(default=8, ge=1)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)
+    enable_prefix_caching: bool = True
+    tool_call_parser: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(default=240.0, gt=0)
+    temperature: float = Field(default=0.3, ge=0)
+    max_tokens: int = Field(default=120, ge=1)
+    system_prompt: str = (
+        "You are a friendly voice assistant on a phone call. Answer in one or two short "
+        "spoken sentences. No lists, no markdown."
+    )
+
+
+class VadSettings(_Section):
+    # Silence that ends a user's speech. LiveKit's 0.55 s default alone blows a 500 ms budget.
+    min_silence_s: float = Field(default=0.2, gt=0)
+    min_speech_s: float = Field(default=0.05, gt=0)
+    prefix_padding_s: float = Field(default=0.3, ge=0)
+    activation_threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
+class TurnSettings(_Section):
+    detection: Literal["vad", "stt"] = "vad"
+    endpointing_min_delay_s: float = Field(default=0.0, ge=0)
+    endpointing_max_delay_s: float = Field(default=3.0, gt=0)
+    preemptive_generation: bool = True
+    allow_interruptions: bool = True
+    # LiveKit drops user audio for this long after agent speech starts (echo guard); a room has AEC.
+    aec_warmup_s: float = Field(default=0.0, ge=0)
+
+
+class LatencySettings(_Section):
+    target_ms: float = Field(default=500.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HALFSEC_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    profile: str = "cpu"
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "halfsec"
+    )
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    vad: VadSettings = Field(default_factory=VadSettings)
+    turn: TurnSettings = Field(default_factory=TurnSettings)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The profile YAML arrives as init kwargs; the environment must win over it.
+        return env_settings, init_settings
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def speech_dir(self) -> Path:
+        return self.cache_dir / "speech"
+
+    def model_path(self, value: str) -> str:
+        """Where a model setting points: a hub id (kept for the library), or a local path."""
+        if value.startswith(HUB_PREFIX):
+            return value[len(HUB_PREFIX) :]
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else self.models_dir / path)
+
+    def llm_python(self) -> Path:
+        path = Path(self.llm.python).expanduser()
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_settings(profile: str | os.PathLike[str] = "cpu") -> Settings:
+    """Load a profile by name (or YAML path), then apply HALFSEC_* environment overrides."""
+    path = Path(profile)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PROFILE_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise SettingsError(f"unknown profile {str(profile)!r}: choose one of {profile_names()}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path.name}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path.name}: the profile must be a mapping of settings")
+    data.setdefault("profile", path.stem)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise SettingsError(f"{path.name}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err: dict[str, Any] = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+    env = "HALFSEC_" + "__".join(str(p).upper() for p in err["loc"])
+    source = f" [from {env}]" if env in os.environ else ""
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown setting{source}"
+    return f"{key}: {err['msg']}{got}{source}"

@@ -1,0 +1,17 @@
+"""Per-turn latency: the trace every stage marks, its durable log, and summaries of it.
+
+Imported by every other package; imports none of them.
+"""
+
+from .trace import MILESTONES, SCHEMA_VERSION, STAGES, TurnRecord, TurnTracer
+from .turnlog import TurnLog, read_turns
+
+__all__ = [
+    "MILESTONES",
+    "SCHEMA_VERSION",
+    "STAGES",
+    "TurnLog",
+    "TurnRecord",
+    "TurnTracer",
+    "read_turns",
+]
