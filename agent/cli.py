@@ -1,0 +1,129 @@
+"""The `halfsec` command: models, services, demo, up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from configs import Settings, SettingsError, load_settings
+
+console = Console(stderr=True)
+
+
+def _supervisor(settings: Settings, profile: str):  # -> Supervisor
+    from services.supervisor import Supervisor, service_specs
+
+    return Supervisor(service_specs(settings, profile), settings.cache_dir / "logs")
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import provision
+
+    built = provision(settings, console)
+    console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import require
+
+    if settings.profile == "cpu":
+        require(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with _supervisor(settings, args.profile) as sup:
+            console.print(f"services up ({', '.join(s.name for s in sup.specs)}); Ctrl-C stops them")
+            await stop.wait()
+            console.print("stopping services...")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import demo_audio, require
+
+    from .demo import print_summary, run_call
+
+    if settings.profile == "cpu":
+        require(settings)
+    files = [Path(f) for f in args.audio] if args.audio else demo_audio(settings)[: args.turns]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"audio file not found: {f}")
+    out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def run():
+        t0 = time.monotonic()
+        async with _supervisor(settings, args.profile):
+            console.print(f"services ready in {time.monotonic() - t0:.1f}s; calling with {len(files)} turns")
+            return await run_call(settings, files, out)
+
+    result = asyncio.run(run())
+    print_summary(result, settings, Console())
+    return 0 if result.turns else 1
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from .worker import run_worker
+
+    run_worker(args.profile)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="halfsec", description="real-time voice agent on one GPU")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--profile", default="cpu", help="settings profile (configs/NAME.yaml) or a YAML path")
+        p.set_defaults(fn=fn)
+        return p
+
+    add("models", cmd_models, "assemble the offline profile's models and test speech")
+    add("services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    demo = add("demo", cmd_demo, "one simulated call through the whole pipeline")
+    demo.add_argument("--audio", nargs="+", metavar="FILE", help="speech files, one per user turn")
+    demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
+    demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
+    add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("halfsec").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from services.provision import ProvisionError
+    from services.supervisor import ServiceError
+
+    from .worker import WorkerConfigError
+
+    try:
+        settings = load_settings(args.profile)
+        return args.fn(args, settings)
+    except (SettingsError, ProvisionError, ServiceError, WorkerConfigError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]halfsec: error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

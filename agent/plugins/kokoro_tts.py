@@ -1,0 +1,76 @@
+"""TTS plugin: text goes to services/tts, PCM streams back into LiveKit's audio emitter.
+
+Not streaming text-in (yet): LiveKit's StreamAdapter cuts the LLM's text into sentences with its
+own tokenizer and calls `synthesize` per sentence; audio of each comes back as it is produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+from livekit.agents import APIConnectionError, APIConnectOptions, tts, utils
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+
+from services.tts.client import TtsClient, TtsError
+from services.tts.protocol import SAMPLE_RATE
+
+Mark = Callable[[str], None]
+
+
+class HalfsecTTS(tts.TTS):
+    def __init__(
+        self,
+        client: TtsClient,
+        *,
+        voice: str | None = None,
+        speed: float | None = None,
+        on_mark: Mark | None = None,
+    ) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1
+        )
+        self._client = client
+        self.voice, self.speed = voice, speed
+        self._mark = on_mark or (lambda _: None)
+
+    @property
+    def model(self) -> str:
+        return "kokoro-82m"
+
+    @property
+    def provider(self) -> str:
+        return "halfsec"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _KokoroChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _KokoroChunkedStream(tts.ChunkedStream):
+    _tts: HalfsecTTS
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=SAMPLE_RATE,
+            num_channels=1,
+            mime_type="audio/pcm",
+            frame_size_ms=20,  # hand audio on in 20 ms frames, not LiveKit's default 200 ms
+        )
+        t = self._tts
+        t._mark("tts_request")
+        try:
+            async for rate, pcm in t._client.stream(self.input_text, voice=t.voice, speed=t.speed):
+                if rate != SAMPLE_RATE:
+                    raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
+                t._mark("tts_first_audio")
+                output_emitter.push(pcm)
+        except (TtsError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise APIConnectionError(f"TTS service: {exc}") from exc
+        output_emitter.flush()

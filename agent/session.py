@@ -1,0 +1,130 @@
+"""One call's AgentSession, built from settings: Silero VAD -> STT -> LLM -> TTS, traced per turn.
+
+The same builder serves a LiveKit room (`worker.py`) and the simulated caller (`demo.py`); only the
+audio input/output differ.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable
+from typing import Any
+
+from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    ConversationItemAddedEvent,
+    UserStateChangedEvent,
+)
+from livekit.plugins import openai, silero
+
+from configs import Settings
+from latency import TurnTracer
+from services.asr.client import AsrClient
+from services.tts.client import TtsClient
+
+from .plugins import HalfsecSTT, HalfsecTTS
+
+# Enough text for the first spoken chunk: a sentence end after a few characters.
+_SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
+
+
+class HalfsecAgent(Agent):
+    """The assistant. Wraps the default LLM node only to timestamp its first token and sentence."""
+
+    def __init__(self, settings: Settings, tracer: TurnTracer) -> None:
+        super().__init__(instructions=settings.llm.system_prompt)
+        self._tracer = tracer
+
+    async def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str]:
+        self._tracer.mark("llm_request")
+        text = ""
+        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
+            if delta:
+                self._tracer.mark("llm_first_token")
+                text += delta
+                if _SENTENCE_END.search(text):
+                    self._tracer.mark("llm_first_sentence")
+            yield chunk
+
+
+def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
+    vad = silero.VAD.load(
+        min_silence_duration=settings.vad.min_silence_s,
+        min_speech_duration=settings.vad.min_speech_s,
+        prefix_padding_duration=settings.vad.prefix_padding_s,
+        activation_threshold=settings.vad.activation_threshold,
+    )
+    stt = HalfsecSTT(AsrClient(settings.asr.url), language=settings.asr.language or "en", on_mark=tracer.mark)
+    model = openai.LLM(
+        model=settings.llm.served_model_name,
+        base_url=f"{settings.llm.url}/v1",
+        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
+        temperature=settings.llm.temperature,
+        max_completion_tokens=settings.llm.max_tokens,
+    )
+    tts = HalfsecTTS(
+        TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
+    )
+    turn = settings.turn
+    session: AgentSession = AgentSession(
+        vad=vad,
+        stt=stt,
+        llm=model,
+        tts=tts,
+        turn_handling={
+            "turn_detection": turn.detection,
+            "endpointing": {
+                "min_delay": turn.endpointing_min_delay_s,
+                "max_delay": turn.endpointing_max_delay_s,
+            },
+            "interruption": {"enabled": turn.allow_interruptions},
+            "preemptive_generation": {"enabled": turn.preemptive_generation},
+        },
+        aec_warmup_duration=turn.aec_warmup_s or None,
+        user_away_timeout=None,
+    )
+    attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
+    return session, HalfsecAgent(settings, tracer)
+
+
+def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:
+    """Session events -> milestones. A turn closes when the agent's reply lands in the history.
+
+    Audio inputs/outputs that know the ground truth (the simulated caller) mark `last_voiced` and
+    `first_frame_out` themselves, earlier than the estimates here, and the first mark wins.
+    """
+
+    @session.on("user_state_changed")
+    def _on_user_state(ev: UserStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            tracer.mark("speech_start")
+        elif ev.old_state == "speaking":
+            # with VAD turn detection and no endpointing delay, this is the end of the turn
+            now = tracer.now()
+            tracer.mark("last_voiced", now - vad_silence_s)  # estimate: VAD waited this long
+            tracer.mark("end_of_turn", now)
+
+    @session.on("agent_state_changed")
+    def _on_agent_state(ev: AgentStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            tracer.mark("first_frame_out")
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage):
+            return
+        metrics: dict[str, Any] = dict(item.metrics or {})
+        if item.role == "user":
+            tracer.set_user_text(item.text_content or "")
+            tracer.add_livekit_metrics("user", metrics)
+        elif item.role == "assistant":
+            tracer.set_agent_text(item.text_content or "")
+            tracer.add_livekit_metrics("assistant", metrics)
+            if item.interrupted:
+                tracer.mark("interrupted")
+            tracer.close_turn()

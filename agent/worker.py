@@ -1,0 +1,69 @@
+"""`halfsec up`: the LiveKit worker. Each call (room job) gets its own process and session; the
+models stay in the services, so a job process holds only thin clients and the Silero VAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+from livekit.agents import AgentServer, JobContext, JobProcess
+
+from configs import load_settings
+from latency import TurnLog, TurnTracer
+
+from .session import build_session
+
+REQUIRED_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+PROFILE_ENV = "HALFSEC_PROFILE"  # how the profile reaches job processes
+RUNS_ENV = "HALFSEC_RUNS_DIR"
+
+
+class WorkerConfigError(RuntimeError):
+    pass
+
+
+def check_env(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    missing = [k for k in REQUIRED_ENV if not env.get(k)]
+    if missing:
+        raise WorkerConfigError(
+            f"{', '.join(missing)} not set: `halfsec up` joins rooms on a LiveKit server "
+            "(e.g. LIVEKIT_URL=wss://your-server LIVEKIT_API_KEY=... LIVEKIT_API_SECRET=...); "
+            "without one, run `halfsec demo`"
+        )
+
+
+def prewarm(proc: JobProcess) -> None:
+    # Only settings here: models live in the services, never in a forked job process.
+    proc.userdata["settings"] = load_settings(os.environ.get(PROFILE_ENV, "cpu"))
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    settings = ctx.proc.userdata.get("settings") or load_settings(os.environ.get(PROFILE_ENV, "cpu"))
+    runs = Path(os.environ.get(RUNS_ENV, "runs")) / "rooms"
+    turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
+    tracer = TurnTracer(ctx.room.name, turn_log.write, target_ms=settings.latency.target_ms)
+    session, agent = build_session(settings, tracer)
+    ctx.add_shutdown_callback(lambda: _close(tracer, turn_log))
+    await session.start(agent=agent, room=ctx.room)
+    await ctx.connect()
+
+
+async def _close(tracer: TurnTracer, turn_log: TurnLog) -> None:
+    tracer.close_turn()
+    turn_log.close()
+
+
+def make_server() -> AgentServer:
+    server = AgentServer(setup_fnc=prewarm)
+    server.rtc_session(entrypoint)
+    return server
+
+
+def run_worker(profile: str) -> None:
+    check_env()
+    load_settings(profile)  # a bad profile fails here, not in every job process
+    os.environ[PROFILE_ENV] = profile
+    asyncio.run(make_server().run())
