@@ -1,0 +1,50 @@
+"""Shared fixtures. The heavy ones (the three model services, vLLM included) start once per
+test session; they need the offline models, which `make test` provisions first."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from jiwer import wer
+from whisper_normalizer.english import EnglishTextNormalizer
+
+from configs import Settings, load_settings
+from services.provision import LIBRIVOX_IDS, ProvisionError, require
+from services.supervisor import Supervisor, service_specs
+
+_normalize = EnglishTextNormalizer()
+
+
+def normalized_wer(reference: str, hypothesis: str) -> float:
+    return wer(_normalize(reference), _normalize(hypothesis) or "<empty>")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings("cpu")
+
+
+@pytest.fixture(scope="session")
+def speech(settings: Settings) -> list[tuple[Path, str]]:
+    """The LibriVox utterances `halfsec models` fetched: (wav path, reference text)."""
+    base = settings.speech_dir / "librivox"
+    return [(base / f"{u}.wav", (base / f"{u}.txt").read_text().strip()) for u in LIBRIVOX_IDS]
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings):
+    try:
+        require(settings)
+    except ProvisionError as exc:
+        pytest.fail(f"{exc} (make test runs it first)")
+    sup = Supervisor(service_specs(settings, "cpu"), settings.cache_dir / "logs")
+    await sup.start()
+    yield sup
+    await sup.stop()
+
+
+@pytest.fixture
+def loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()

@@ -1,0 +1,55 @@
+"""One simulated call of 3 turns through AgentSession, with every real model and service."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from agent.caller import last_voiced_sample
+from agent.demo import run_call
+from latency import read_turns
+
+RECORD_FIELDS = {"session_id", "turn", "user_text", "agent_text", "endpoint_ms", "stt_ms",
+                 "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def call(services, settings, speech, tmp_path_factory):
+    out = tmp_path_factory.mktemp("call")
+    return await run_call(settings, [wav for wav, _ in speech[:3]], out)
+
+
+async def test_every_turn_is_answered_and_recorded(call):
+    rows = list(read_turns(call.out_dir / "turns.jsonl"))
+    assert rows == call.turns and len(rows) == 3
+    for row in rows:
+        assert RECORD_FIELDS <= set(row)
+        missing = [k for k in RECORD_FIELDS if row[k] is None or row[k] == ""]
+        assert not missing, (row["turn"], missing)
+        assert 0 < row["endpoint_ms"] < 2000 and 0 < row["v2v_ms"] < 15000
+        assert row["session_id"] == call.session_id
+
+
+async def test_transcripts_match_what_the_caller_said(call, speech):
+    assert "dashwood" in call.turns[0]["user_text"].lower()
+    assert "young man" in call.turns[1]["user_text"].lower()
+
+
+async def test_recorded_v2v_agrees_with_the_call_audio(call, speech):
+    """The trace's v2v against an independent clock: where the audio sits in the call recording.
+
+    Each utterance's end of voice comes from its source file (the caller's own definition); the
+    recording only says where that file's audio, and the agent's first sound, landed in time.
+    """
+    audio, rate = sf.read(call.out_dir / "call.wav", dtype="int16")
+    caller, agent_on = audio[:, 0], audio[:, 1] != 0  # nothing but agent frames on channel 2
+    cursor = 0
+    for row, (wav, _) in zip(call.turns, speech):
+        source, source_rate = sf.read(wav, dtype="int16")
+        assert source_rate == rate
+        onset = int(np.argmax(np.abs(source) > 500))  # first clearly audible sample
+        placed = cursor + int(np.argmax(np.abs(caller[cursor:]) > 500))
+        end = placed - onset + last_voiced_sample(source, rate)
+        first_out = end + int(np.argmax(agent_on[end:]))
+        measured_ms = (first_out - end) / rate * 1000
+        assert row["v2v_ms"] == pytest.approx(measured_ms, abs=25), (row["turn"], row["v2v_ms"], measured_ms)
+        cursor = placed + len(source)

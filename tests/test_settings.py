@@ -1,0 +1,49 @@
+import pytest
+
+from configs import SettingsError, load_settings
+
+
+def test_profiles_load_with_their_models():
+    cpu = load_settings("cpu")
+    gpu = load_settings("gpu-24gb")
+    assert cpu.asr.model == "whisper-tiny.en" and cpu.tts.backend == "onnx"
+    assert cpu.model_path(cpu.asr.model).endswith("models/whisper-tiny.en")
+    assert gpu.asr.compute_type == "int8_float16" and gpu.asr.device == "cuda"
+    assert gpu.model_path(gpu.llm.model) == "Qwen/Qwen2.5-7B-Instruct-AWQ"
+    assert gpu.llm.quantization and gpu.tts.backend == "torch"
+
+
+def test_environment_overrides_profile(monkeypatch):
+    monkeypatch.setenv("HALFSEC_ASR__PORT", "9123")
+    monkeypatch.setenv("HALFSEC_TTS__VOICE", "bf_emma")
+    s = load_settings("cpu")
+    assert s.asr.port == 9123 and s.tts.voice == "bf_emma"
+    assert s.asr.model == "whisper-tiny.en"  # the rest still comes from the profile
+
+
+def test_bad_value_names_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("asr:\n  port: seventy\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(bad)
+    msg = str(err.value)
+    assert "asr.port" in msg and "seventy" in msg and "\n" not in msg
+
+
+def test_bad_env_value_names_key_and_variable(monkeypatch):
+    monkeypatch.setenv("HALFSEC_VAD__MIN_SILENCE_S", "-1")
+    with pytest.raises(SettingsError, match=r"vad\.min_silence_s.*HALFSEC_VAD__MIN_SILENCE_S"):
+        load_settings("cpu")
+
+
+def test_unknown_key_and_profile_and_yaml(tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("tts:\n  voise: af_heart\n")
+    with pytest.raises(SettingsError, match=r"tts\.voise: unknown setting"):
+        load_settings(typo)
+    with pytest.raises(SettingsError, match="unknown profile 'nope'"):
+        load_settings("nope")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("asr: [1, 2\n")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(broken)
