@@ -74,9 +74,7 @@ async def run_call(
         finally:
             mouth.close()
             await session.aclose()
-            for plugin in (session.stt, session.tts):  # the session leaves its plugins open
-                if plugin is not None:
-                    await plugin.aclose()
+            await agent.aclose_clients()
             tracer.close_turn()
             recorder.write(out_dir / "call.wav")
     return CallResult(session_id, records, out_dir)

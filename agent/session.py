@@ -11,6 +11,8 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents.stt import STT
+from livekit.agents.tts import TTS, StreamAdapter
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -24,6 +26,7 @@ from services.asr.client import AsrClient
 from services.tts.client import TtsClient
 
 from .plugins import HalfsecSTT, HalfsecTTS
+from .plugins.chunking import FirstClauseTokenizer
 
 # Enough text for the first spoken chunk: a sentence end after a few characters.
 _SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
@@ -32,9 +35,15 @@ _SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
 class HalfsecAgent(Agent):
     """The assistant. Wraps the default LLM node only to timestamp its first token and sentence."""
 
-    def __init__(self, settings: Settings, tracer: TurnTracer) -> None:
+    def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
         super().__init__(instructions=settings.llm.system_prompt)
         self._tracer = tracer
+        self._clients = clients
+
+    async def aclose_clients(self) -> None:
+        """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
+        for client in self._clients:
+            await client.aclose()
 
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
@@ -66,9 +75,11 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         temperature=settings.llm.temperature,
         max_completion_tokens=settings.llm.max_tokens,
     )
-    tts = HalfsecTTS(
+    kokoro = HalfsecTTS(
         TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
     )
+    # Our own adapter, not the session's default one, so the first chunk is a clause.
+    tts = StreamAdapter(tts=kokoro, sentence_tokenizer=FirstClauseTokenizer())
     turn = settings.turn
     session: AgentSession = AgentSession(
         vad=vad,
@@ -88,7 +99,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         user_away_timeout=None,
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
-    return session, HalfsecAgent(settings, tracer)
+    return session, HalfsecAgent(settings, tracer, [stt, kokoro])
 
 
 def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:

@@ -14,7 +14,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess
 from configs import load_settings
 from latency import TurnLog, TurnTracer
 
-from .session import build_session
+from .session import HalfsecAgent, build_session
 
 REQUIRED_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 PROFILE_ENV = "HALFSEC_PROFILE"  # how the profile reaches job processes
@@ -46,14 +46,15 @@ async def entrypoint(ctx: JobContext) -> None:
     turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
     tracer = TurnTracer(ctx.room.name, turn_log.write, target_ms=settings.latency.target_ms)
     session, agent = build_session(settings, tracer)
-    ctx.add_shutdown_callback(lambda: _close(tracer, turn_log))
+    ctx.add_shutdown_callback(lambda: _close(tracer, turn_log, agent))
     await session.start(agent=agent, room=ctx.room)
     await ctx.connect()
 
 
-async def _close(tracer: TurnTracer, turn_log: TurnLog) -> None:
+async def _close(tracer: TurnTracer, turn_log: TurnLog, agent: HalfsecAgent) -> None:
     tracer.close_turn()
     turn_log.close()
+    await agent.aclose_clients()
 
 
 def make_server() -> AgentServer:

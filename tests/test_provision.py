@@ -1,0 +1,67 @@
+"""Offline model provisioning and the clear errors when something is missing."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from configs import load_settings
+from services.provision import ProvisionError, artifacts, provision, require
+from services.supervisor import ServiceError, ServiceSpec, Supervisor
+
+
+def test_second_run_does_nothing(settings):
+    t0 = time.monotonic()
+    assert provision(settings) == []  # `make test` already provisioned everything
+    assert time.monotonic() - t0 < 10
+    assert all(a.present() for a in artifacts(settings))
+
+
+def test_missing_models_are_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("HALFSEC_CACHE_DIR", str(tmp_path))
+    empty = load_settings("cpu")
+    with pytest.raises(ProvisionError, match=r"missing models: whisper tiny\.en .*run `halfsec models`"):
+        require(empty)
+
+
+def test_a_truncated_model_is_not_taken_as_present(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HALFSEC_CACHE_DIR", str(tmp_path))
+    art = next(a for a in artifacts(load_settings("cpu")) if a.name == "whisper tiny.en")
+    art.dest.mkdir(parents=True)
+    for name in art.files:
+        (art.dest / name).write_bytes(b"x")
+    assert not art.present()
+    with pytest.raises(ProvisionError, match="model.bin is 1 bytes, expected 75537502"):
+        art.check()
+
+
+def test_asr_service_with_missing_model_fails_clearly(tmp_path):
+    env = {"HALFSEC_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.asr.server"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "ASR model not found" in proc.stderr and "run `halfsec models`" in proc.stderr
+
+
+def test_cli_reports_missing_models_in_one_line(tmp_path):
+    env = {"HALFSEC_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "COLUMNS": "80"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demo"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("halfsec: error: missing models: whisper tiny.en")
+
+
+async def test_supervisor_reports_a_service_that_dies_on_start(tmp_path):
+    spec = ServiceSpec(
+        "broken",
+        [sys.executable, "-c", "import sys; print('cannot load model'); sys.exit(3)"],
+        "http://127.0.0.1:9/health",
+        startup_timeout_s=20,
+    )
+    sup = Supervisor([spec], tmp_path)
+    with pytest.raises(ServiceError, match=r"broken exited with code 3(.|\n)*cannot load model"):
+        await sup.start()
+    assert sup.procs == {}
