@@ -77,6 +77,9 @@ class LlmSettings(ServiceAddress):
     tool_call_parser: str | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
+    # decode loop starves a co-located Kokoro unless it is confined to its own core.
+    cpu_affinity: list[int] | None = None
     startup_timeout_s: float = Field(default=240.0, gt=0)
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)

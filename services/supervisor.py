@@ -37,6 +37,7 @@ class ServiceSpec:
     health_url: str
     startup_timeout_s: float
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cpus: set[int] | None = None  # CPU affinity for the process and everything it starts
 
 
 def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
@@ -57,8 +58,25 @@ def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
             f"{settings.llm.url}/health",
             settings.llm.startup_timeout_s,
             vllm_env(settings),
+            _usable_cpus(settings.llm.cpu_affinity),
         ),
     ]
+
+
+def _usable_cpus(wanted: list[int] | None) -> set[int] | None:
+    if wanted is None:
+        return None
+    usable = set(wanted) & os.sched_getaffinity(0)
+    if not usable:
+        log.warning("llm.cpu_affinity %s names no usable core here; not confining vLLM", wanted)
+        return None
+    return usable
+
+
+def _affinity(cpus: set[int] | None):  # -> preexec_fn or None
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)  # inherited by every process vLLM spawns
 
 
 async def is_healthy(url: str, timeout_s: float = 1.0) -> bool:
@@ -94,6 +112,7 @@ class Supervisor:
                     env=spec.env,
                     cwd=REPO_ROOT,
                     start_new_session=True,
+                    preexec_fn=_affinity(spec.cpus),
                 )
         try:
             await asyncio.gather(*(self._wait_healthy(s) for s in self.specs))

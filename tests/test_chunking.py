@@ -22,8 +22,8 @@ async def test_first_chunk_is_a_clause_then_sentences():
 
 
 async def test_too_short_a_clause_waits_for_the_sentence():
-    chunks = await stream_chunks("Yes, sure thing, of course. It is booked for Monday morning.")
-    assert chunks[0] == "Yes, sure thing, of course."  # "Yes," alone would sound clipped
+    chunks = await stream_chunks("Oh yes, it is booked for Monday morning. See you then.")
+    assert chunks[0] == "Oh yes, it is booked for Monday morning."  # "Oh yes," alone sounds clipped
 
 
 def test_whole_text_tokenize_uses_the_same_rule():

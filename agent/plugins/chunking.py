@@ -40,7 +40,7 @@ class FirstClauseSplitter:
 
 
 class FirstClauseTokenizer(tokenize.SentenceTokenizer):
-    def __init__(self, *, min_clause_words: int = 4, min_sentence_len: int = 12, context_len: int = 8):
+    def __init__(self, *, min_clause_words: int = 3, min_sentence_len: int = 12, context_len: int = 8):
         self._sentences = tokenize.blingfire.SentenceTokenizer(min_sentence_len=min_sentence_len)
         self._min_words = min_clause_words
         self._min_len = min_sentence_len
