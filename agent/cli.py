@@ -65,12 +65,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run():
+        # SIGTERM cancels the call like Ctrl-C does, so the services we started are stopped too
+        task = asyncio.current_task()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         t0 = time.monotonic()
         async with _supervisor(settings, args.profile):
             console.print(f"services ready in {time.monotonic() - t0:.1f}s; calling with {len(files)} turns")
             return await run_call(settings, files, out)
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except asyncio.CancelledError:
+        console.print("halfsec: demo stopped; services stopped")
+        return 143
     print_summary(result, settings, Console())
     return 0 if result.turns else 1
 

@@ -49,14 +49,15 @@ class HalfsecAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
         self._tracer.mark("llm_request")
-        text = ""
+        text: str | None = ""  # None once the first sentence is complete
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
             delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
-            if delta:
+            if delta and text is not None:
                 self._tracer.mark("llm_first_token")
                 text += delta
                 if _SENTENCE_END.search(text):
                     self._tracer.mark("llm_first_sentence")
+                    text = None
             yield chunk
 
 

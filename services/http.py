@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
+
+from configs import Settings, load_settings
+from configs.settings import ServiceAddress
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -26,3 +31,17 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+
+
+def service_main(
+    name: str,
+    description: str,
+    build: Callable[[Settings], tuple[web.Application, ServiceAddress]],
+) -> None:
+    """The `python -m services.X.server --profile P` entry point every HTTP service shares."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--profile", default="cpu")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    app, address = build(load_settings(args.profile))  # loads the model: slow, before we listen
+    asyncio.run(serve(app, address.host, address.port))

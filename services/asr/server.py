@@ -6,7 +6,6 @@ callers beyond `asr.max_queue` get 503 instead of an unbounded queue.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -15,9 +14,10 @@ from pathlib import Path
 import numpy as np
 from aiohttp import web
 
-from configs import Settings, load_settings
+from configs import Settings
+from configs.settings import AsrSettings
 
-from ..http import json_error, serve
+from ..http import json_error, service_main
 from .protocol import HEALTH_PATH, SAMPLE_RATE, TRANSCRIBE_PATH, Transcript
 
 log = logging.getLogger("halfsec.asr")
@@ -104,16 +104,10 @@ def make_app(engine: WhisperEngine, max_queue: int, max_audio_s: float) -> web.A
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="halfsec ASR service (faster-whisper)")
-    parser.add_argument("--profile", default="cpu")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s asr %(levelname)s %(message)s")
-    settings = load_settings(args.profile)
-    engine = WhisperEngine(settings)
-    app = make_app(engine, settings.asr.max_queue, settings.asr.max_audio_s)
-    asyncio.run(serve(app, settings.asr.host, settings.asr.port))
+def build(settings: Settings) -> tuple[web.Application, AsrSettings]:
+    app = make_app(WhisperEngine(settings), settings.asr.max_queue, settings.asr.max_audio_s)
+    return app, settings.asr
 
 
 if __name__ == "__main__":
-    main()
+    service_main("asr", "halfsec ASR service (faster-whisper)", build)

@@ -7,7 +7,6 @@ not yet started are dropped.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import re
@@ -16,9 +15,10 @@ import numpy as np
 from aiohttp import web
 from pydantic import ValidationError
 
-from configs import Settings, load_settings
+from configs import Settings
+from configs.settings import TtsSettings
 
-from ..http import json_error, serve
+from ..http import json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
 from .protocol import (
     HEALTH_PATH,
@@ -84,16 +84,11 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="halfsec TTS service (Kokoro-82M)")
-    parser.add_argument("--profile", default="cpu")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s tts %(levelname)s %(message)s")
-    settings = load_settings(args.profile)
+def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     backend = load_backend(settings)
     backend.synthesize("Ready.", settings.tts.voice, 1.0)  # warm the graph before the first caller
-    asyncio.run(serve(make_app(backend, settings), settings.tts.host, settings.tts.port))
+    return make_app(backend, settings), settings.tts
 
 
 if __name__ == "__main__":
-    main()
+    service_main("tts", "halfsec TTS service (Kokoro-82M)", build)
