@@ -6,13 +6,15 @@ audio input/output differ.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterable
 from typing import Any
 
-from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, ModelSettings, llm
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS, StreamAdapter
+from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -28,17 +30,21 @@ from services.tts.client import TtsClient
 from .plugins import HalfsecSTT, HalfsecTTS
 from .plugins.chunking import FirstClauseTokenizer
 
+log = logging.getLogger("halfsec.agent")
+
 # Enough text for the first spoken chunk: a sentence end after a few characters.
 _SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
 
 
 class HalfsecAgent(Agent):
-    """The assistant. Wraps the default LLM node only to timestamp its first token and sentence."""
+    """The assistant. Wraps the default LLM node to timestamp its first token and sentence, and to
+    speak a short fallback when the LLM fails, so the caller is never left in silence."""
 
     def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
         super().__init__(instructions=settings.llm.system_prompt)
         self._tracer = tracer
         self._clients = clients
+        self._fallback = settings.llm.fallback_text
 
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
@@ -50,15 +56,23 @@ class HalfsecAgent(Agent):
     ) -> AsyncIterable[llm.ChatChunk | str]:
         self._tracer.mark("llm_request")
         text: str | None = ""  # None once the first sentence is complete
-        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
-            delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
-            if delta and text is not None:
-                self._tracer.mark("llm_first_token")
-                text += delta
-                if _SENTENCE_END.search(text):
-                    self._tracer.mark("llm_first_sentence")
-                    text = None
-            yield chunk
+        spoke = False
+        try:
+            async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+                delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
+                if delta and text is not None:
+                    self._tracer.mark("llm_first_token")
+                    text += delta
+                    if _SENTENCE_END.search(text):
+                        self._tracer.mark("llm_first_sentence")
+                        text = None
+                spoke = spoke or bool(delta)
+                yield chunk
+        except APIError as exc:
+            log.warning("LLM failed (%s): speaking the fallback", exc)
+            self._tracer.mark("fallback")
+            if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
+                yield self._fallback
 
 
 def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
@@ -98,6 +112,9 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         },
         aec_warmup_duration=turn.aec_warmup_s or None,
         user_away_timeout=None,
+        conn_options=SessionConnectOptions(
+            llm_conn_options=APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
+        ),
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
     return session, HalfsecAgent(settings, tracer, [stt, kokoro])

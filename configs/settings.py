@@ -81,6 +81,10 @@ class LlmSettings(ServiceAddress):
     # decode loop starves a co-located Kokoro unless it is confined to its own core.
     cpu_affinity: list[int] | None = None
     startup_timeout_s: float = Field(default=240.0, gt=0)
+    # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
+    # seconds of silence), and a request with no answer within `timeout_s` counts as failed.
+    timeout_s: float = Field(default=5.0, gt=0)
+    fallback_text: str = "Sorry, I'm having trouble thinking right now. Could you say that again?"
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
     system_prompt: str = (

@@ -32,6 +32,7 @@ MILESTONES = (
     "first_frame_out",  # first agent audio frame handed to the room / audio output
     "agent_speech_end",
     "interrupted",
+    "fallback",  # a component failed and the caller heard the fallback instead
 )
 
 # Stage durations in milliseconds: name -> (from milestone, to milestone).
@@ -60,6 +61,7 @@ class TurnRecord:
     tts_ttfb_ms: float | None = None
     v2v_ms: float | None = None
     interrupted: bool = False
+    fallback: bool = False
     within_target: bool | None = None
     # Milestones as milliseconds after the turn's first milestone, for waterfalls.
     marks_ms: dict[str, float] = field(default_factory=dict)
@@ -154,6 +156,7 @@ def build_record(
         name: round((marks[name] - origin) * 1000.0, 1) for name in MILESTONES if name in marks
     }
     record.interrupted = "interrupted" in marks
+    record.fallback = "fallback" in marks
     if record.v2v_ms is not None:
         record.within_target = record.v2v_ms <= target_ms
     return record

@@ -1,0 +1,24 @@
+"""A failing LLM degrades the call, never ends it: the caller hears a short apology instead."""
+
+import socket
+
+from agent.demo import run_call
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, settings, speech, tmp_path):
+    dead = settings.model_copy(update={"llm": settings.llm.model_copy(update={"port": free_port()})})
+    call = await run_call(dead, [wav for wav, _ in speech[3:5]], tmp_path)
+    assert len(call.turns) == 2  # the session survived the first failure and took the next turn
+    for turn in call.turns:
+        assert turn["fallback"] is True
+        assert turn["agent_text"] == settings.llm.fallback_text
+        assert turn["v2v_ms"] is not None  # it was spoken, not just logged
+        marks = turn["marks_ms"]
+        # failing fast: no retry back-off between the request and the apology going to TTS
+        assert marks["tts_request"] - marks["llm_request"] < 500, marks
