@@ -89,13 +89,32 @@ async def is_healthy(url: str, timeout_s: float = 1.0) -> bool:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ServiceSpec], log_dir: Path) -> None:
+    """Starts the services, then watches the ones it started: a service that dies is restarted
+    after a back-off (1 s, doubling to `max_backoff_s`), with the tail of its log in ours."""
+
+    def __init__(self, specs: list[ServiceSpec], log_dir: Path, *, max_backoff_s: float = 30.0) -> None:
         self.specs = specs
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
+        self._max_backoff_s = max_backoff_s
+        self._watcher: asyncio.Task[None] | None = None
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
+
+    def _spawn(self, spec: ServiceSpec) -> None:
+        with self.log_path(spec.name).open("ab") as out:
+            # own session: a Ctrl-C in the terminal reaches us, and we stop the child in order
+            self.procs[spec.name] = subprocess.Popen(
+                spec.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=spec.env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                preexec_fn=_affinity(spec.cpus),
+            )
 
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -103,22 +122,31 @@ class Supervisor:
             if await is_healthy(spec.health_url):
                 log.info("%s already running at %s: reusing it", spec.name, spec.health_url)
                 continue
-            with self.log_path(spec.name).open("ab") as out:
-                # own session: a Ctrl-C in the terminal reaches us, and we stop the child in order
-                self.procs[spec.name] = subprocess.Popen(
-                    spec.argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=spec.env,
-                    cwd=REPO_ROOT,
-                    start_new_session=True,
-                    preexec_fn=_affinity(spec.cpus),
-                )
+            self._spawn(spec)
         try:
             await asyncio.gather(*(self._wait_healthy(s) for s in self.specs))
         except BaseException:
             await self.stop()
             raise
+        self._watcher = asyncio.create_task(self._watch(), name="supervisor-watch")
+
+    async def _watch(self) -> None:
+        owned = [s for s in self.specs if s.name in self.procs]
+        backoff = {s.name: 1.0 for s in owned}
+        while True:
+            await asyncio.sleep(0.5)
+            for spec in owned:
+                proc = self.procs[spec.name]
+                if proc.poll() is None:
+                    continue
+                log.error(
+                    "%s exited with code %s; restarting in %.0fs:\n%s",
+                    spec.name, proc.returncode, backoff[spec.name], self.tail(spec.name),
+                )  # fmt: skip
+                await asyncio.sleep(backoff[spec.name])
+                backoff[spec.name] = min(backoff[spec.name] * 2, self._max_backoff_s)
+                self._spawn(spec)
+                self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
 
     async def _wait_healthy(self, spec: ServiceSpec) -> None:
         deadline = time.monotonic() + spec.startup_timeout_s
@@ -145,6 +173,10 @@ class Supervisor:
         return "\n".join(f"  {name}| {line}" for line in text)
 
     async def stop(self, timeout_s: float = 15.0) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -8,7 +8,6 @@ import pytest
 
 from configs import load_settings
 from services.provision import ProvisionError, artifacts, provision, require
-from services.supervisor import ServiceError, ServiceSpec, Supervisor
 
 
 def test_second_run_does_nothing(settings):
@@ -52,16 +51,3 @@ def test_cli_reports_missing_models_in_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("halfsec: error: missing models: whisper tiny.en")
-
-
-async def test_supervisor_reports_a_service_that_dies_on_start(tmp_path):
-    spec = ServiceSpec(
-        "broken",
-        [sys.executable, "-c", "import sys; print('cannot load model'); sys.exit(3)"],
-        "http://127.0.0.1:9/health",
-        startup_timeout_s=20,
-    )
-    sup = Supervisor([spec], tmp_path)
-    with pytest.raises(ServiceError, match=r"broken exited with code 3(.|\n)*cannot load model"):
-        await sup.start()
-    assert sup.procs == {}
