@@ -117,6 +117,13 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         ),
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
+
+    def asr_failed(exc: Exception) -> None:
+        log.warning("ASR failed (%s): speaking the fallback", exc)
+        tracer.mark("fallback")
+        session.say(settings.asr.fallback_text)
+
+    stt.on_failure = asr_failed
     return session, HalfsecAgent(settings, tracer, [stt, kokoro])
 
 

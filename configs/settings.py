@@ -48,6 +48,8 @@ class AsrSettings(ServiceAddress):
     # Decodes that wait longer than this are refused with 503 rather than queued without bound.
     max_queue: int = Field(default=16, ge=1)
     max_audio_s: float = Field(default=60.0, gt=0)
+    # Spoken when a turn cannot be transcribed (service down or erroring).
+    fallback_text: str = "Sorry, I didn't catch that. Could you say it again?"
 
 
 class TtsSettings(ServiceAddress):

@@ -22,3 +22,15 @@ async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, set
         marks = turn["marks_ms"]
         # failing fast: no retry back-off between the request and the apology going to TTS
         assert marks["tts_request"] - marks["llm_request"] < 500, marks
+
+
+async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(
+    services, settings, speech, tmp_path
+):
+    dead = settings.model_copy(update={"asr": settings.asr.model_copy(update={"port": free_port()})})
+    call = await run_call(dead, [wav for wav, _ in speech[3:5]], tmp_path)
+    assert len(call.turns) == 2
+    for turn in call.turns:
+        assert turn["fallback"] is True and turn["user_text"] == ""
+        assert turn["agent_text"] == settings.asr.fallback_text
+        assert turn["v2v_ms"] is not None

@@ -35,11 +35,23 @@ def to_pcm16_mono(buffer: AudioBuffer, rate: int = SAMPLE_RATE) -> bytes:
 
 
 class HalfsecSTT(stt.STT):
-    def __init__(self, client: AsrClient, *, language: str = "en", on_mark: Mark | None = None):
+    """`on_failure`, when given, takes ASR failures: the turn then yields an empty transcript
+    (so LiveKit neither retries into silence nor counts it toward closing the session) and the
+    owner decides what the caller hears. Without it, failures raise as LiveKit expects."""
+
+    def __init__(
+        self,
+        client: AsrClient,
+        *,
+        language: str = "en",
+        on_mark: Mark | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
+    ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self._client = client
         self._language = LanguageCode(language)
         self._mark = on_mark or (lambda _: None)
+        self.on_failure = on_failure
 
     @property
     def model(self) -> str:
@@ -61,12 +73,18 @@ class HalfsecSTT(stt.STT):
         try:
             result = await asyncio.wait_for(self._client.transcribe(pcm), conn_options.timeout)
         except (AsrError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise APIConnectionError(f"ASR service: {exc}") from exc
+            if self.on_failure is None:
+                raise APIConnectionError(f"ASR service: {exc}") from exc
+            self.on_failure(exc)
+            return self._final("")
         self._mark("final_transcript")
+        return self._final(result.text)
+
+    def _final(self, text: str) -> stt.SpeechEvent:
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=utils.shortuuid(),
-            alternatives=[stt.SpeechData(language=self._language, text=result.text)],
+            alternatives=[stt.SpeechData(language=self._language, text=text)],
         )
 
     async def aclose(self) -> None:
