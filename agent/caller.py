@@ -128,6 +128,8 @@ class CallerEar(io.AudioOutput):
         self._seg_dur = 0.0  # seconds of audio in the current segment
         self._finish: asyncio.TimerHandle | None = None
         self.segments_finished = 0
+        self.heard: list[np.ndarray] = []  # everything the agent said, at its own rate
+        self.heard_rate = 0
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
@@ -139,7 +141,10 @@ class CallerEar(io.AudioOutput):
             self.on_playback_started(created_at=time.time())
         # a frame plays right after the previous one, or now if playout had caught up
         play_at = max(now, self._seg_start + self._seg_dur)
-        self._recorder.add("agent", play_at, np.frombuffer(frame.data, np.int16), frame.sample_rate)
+        pcm = np.frombuffer(frame.data, np.int16)
+        self._recorder.add("agent", play_at, pcm, frame.sample_rate)
+        self.heard.append(pcm.copy())
+        self.heard_rate = frame.sample_rate
         self._seg_dur += frame.duration
 
     def flush(self) -> None:
@@ -148,6 +153,11 @@ class CallerEar(io.AudioOutput):
             return
         remaining = self._seg_start + self._seg_dur - time.monotonic()
         self._finish = asyncio.get_running_loop().call_later(max(0.0, remaining), self._finished, False)
+
+    def write_heard(self, path: Path) -> None:
+        """The agent's speech alone, back to back (no silences), as a WAV."""
+        audio = np.concatenate(self.heard) if self.heard else np.zeros(0, np.int16)
+        sf.write(str(path), audio, self.heard_rate or 24000, subtype="PCM_16")
 
     def clear_buffer(self) -> None:
         if self._seg_start is None:

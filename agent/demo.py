@@ -2,7 +2,8 @@
 
 Each audio file is one user turn, fed at real-time pace; the next turn starts after the agent's
 reply has finished playing. Writes OUT/turns.jsonl (one record per turn, flushed as it lands),
-OUT/call.wav (caller left, agent right, on one timeline) and prints the latency table.
+OUT/call.wav (caller left, agent right, on one timeline), OUT/agent.wav (the agent's speech alone)
+and prints the latency table.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ async def run_call(
             await agent.aclose_clients()
             tracer.close_turn()
             recorder.write(out_dir / "call.wav")
+            ear.write_heard(out_dir / "agent.wav")
     return CallResult(session_id, records, out_dir)
 
 
@@ -90,4 +92,4 @@ def print_summary(result: CallResult, settings: Settings, console: Console) -> N
             f"v2v P50 {v2v['p50']:.0f} ms, P95 {v2v['p95']:.0f} ms: P50 {verdict} the "
             f"{settings.latency.target_ms:.0f} ms target ({v2v['n']} turns)"
         )
-    console.print(f"wrote {result.out_dir / 'turns.jsonl'} and {result.out_dir / 'call.wav'}")
+    console.print(f"wrote turns.jsonl, call.wav and agent.wav to {result.out_dir}", soft_wrap=True)

@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from livekit import rtc
 
 from agent.caller import last_voiced_sample
 from agent.demo import run_call
+from agent.plugins.asr_stt import to_pcm16_mono
 from latency import read_turns
+from services.asr.client import AsrClient
 
 RECORD_FIELDS = {"session_id", "turn", "user_text", "agent_text", "endpoint_ms", "stt_ms",
                  "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms"}  # fmt: skip
@@ -27,6 +30,18 @@ async def test_every_turn_is_answered_and_recorded(call):
         assert not missing, (row["turn"], missing)
         assert 0 < row["endpoint_ms"] < 2000 and 0 < row["v2v_ms"] < 15000
         assert row["session_id"] == call.session_id
+
+
+async def test_agent_audio_is_written_and_is_speech(call, settings, services):
+    audio, rate = sf.read(call.out_dir / "agent.wav", dtype="int16")
+    assert rate == 24000 and len(audio) / rate > 2.0
+    first = audio[: rate * 6]  # Whisper reads back the start of what the agent said
+    asr = AsrClient(settings.asr.url)
+    heard = (await asr.transcribe(to_pcm16_mono(rtc.AudioFrame(first.tobytes(), rate, 1, len(first))))).text
+    await asr.aclose()
+    spoken = " ".join(t["agent_text"] for t in call.turns).lower()
+    words = [w for w in heard.lower().replace(",", " ").replace(".", " ").split() if len(w) > 3]
+    assert words and sum(w in spoken for w in words) / len(words) > 0.6, (heard, spoken[:200])
 
 
 async def test_transcripts_match_what_the_caller_said(call, speech):
