@@ -3,7 +3,6 @@ test session; they need the offline models, which `make test` provisions first."
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,8 +42,3 @@ async def services(settings: Settings):
     await sup.start()
     yield sup
     await sup.stop()
-
-
-@pytest.fixture
-def loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
