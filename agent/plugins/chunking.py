@@ -1,8 +1,8 @@
 """Where reply text is cut for TTS: the first chunk at the first clause, the rest by sentence.
 
 Kokoro's time to first audio grows with the chunk (measured on the cpu profile: ~0.25 s fixed +
-~0.43 s per second of speech), and the LLM needs time to finish a sentence too. So the first chunk of a reply
-ends at the earliest clause boundary that still sounds natural ("Sure, I can do that," rather than
+~0.43 s per second of speech), and the LLM needs time to finish a sentence too. So the first
+chunk of a reply ends at the earliest clause boundary that still sounds natural ("Sure, I can do that," rather than
 "Sure,"); after that, whole sentences keep the prosody. Sentence splitting is LiveKit's blingfire
 tokenizer; only the first cut is ours.
 """
