@@ -34,8 +34,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     from services.provision import require
 
-    if settings.profile == "cpu":
-        require(settings)
+    require(settings)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -56,8 +55,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from .demo import print_summary, run_call
 
-    if settings.profile == "cpu":
-        require(settings)
+    require(settings)
     files = [Path(f) for f in args.audio] if args.audio else demo_audio(settings)[: args.turns]
     for f in files:
         if not f.is_file():

