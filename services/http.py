@@ -1,13 +1,16 @@
-"""What the HTTP services share: JSON errors and a run loop that stops cleanly on SIGTERM/SIGINT."""
+"""What the HTTP services and their clients share: JSON errors both ways, and a run loop that
+stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 
 from configs import Settings, load_settings
@@ -16,6 +19,16 @@ from configs.settings import ServiceAddress
 
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+async def error_text(resp: aiohttp.ClientResponse) -> str:
+    """A failed response's message: our JSON `error`, or whatever text aiohttp itself sent
+    (e.g. its plain-text 413 for an oversized body)."""
+    body = await resp.text(errors="replace")
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body.strip()[:200] or resp.reason or "no message"
 
 
 async def serve(app: web.Application, host: str, port: int) -> None:

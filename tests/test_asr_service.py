@@ -48,6 +48,13 @@ async def test_bad_audio_gets_clear_400(settings, services, body, params, messag
             assert message in (await resp.json())["error"]
 
 
+async def test_oversized_audio_is_a_clear_client_error(asr, settings):
+    # aiohttp refuses the body itself, in plain text: the client must still raise its own error
+    too_long = b"\x00\x00" * int(settings.asr.max_audio_s * 16000 + 16000)
+    with pytest.raises(AsrError, match="ASR service 413"):
+        await asr.transcribe(too_long)
+
+
 async def test_service_keeps_serving_after_bad_input(asr, speech):
     with pytest.raises(AsrError, match="400"):
         await asr.transcribe(b"\x01")

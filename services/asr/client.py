@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from ..http import error_text
 from .protocol import SAMPLE_RATE, TRANSCRIBE_PATH, Transcript
 
 
@@ -28,10 +29,9 @@ class AsrClient:
         async with self._http().post(
             url, data=pcm16, params={"sample_rate": str(sample_rate)}
         ) as resp:
-            body = await resp.json(content_type=None)
             if resp.status != 200:
-                raise AsrError(f"ASR service {resp.status}: {body.get('error', body)}")
-            return Transcript.model_validate(body)
+                raise AsrError(f"ASR service {resp.status}: {await error_text(resp)}")
+            return Transcript.model_validate(await resp.json())
 
     async def aclose(self) -> None:
         if self._session is not None:

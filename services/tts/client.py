@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from ..http import error_text
 from .protocol import SAMPLE_RATE_HEADER, SYNTHESIZE_PATH, VOICES_PATH, SynthesizeRequest
 
 
@@ -28,7 +29,8 @@ class TtsClient:
         self, text: str, *, voice: str | None = None, speed: float | None = None
     ) -> AsyncIterator[tuple[int, bytes]]:
         """Yield (sample_rate, pcm16 bytes) as the service produces audio. Closing the iterator
-        early closes the connection, which stops the service's work on this text."""
+        early closes the connection; the service then stops at its next write (after the piece
+        it is synthesising) and drops the pieces not yet started."""
         body = SynthesizeRequest(text=text, voice=voice, speed=speed).model_dump_json()
         async with self._http().post(
             f"{self.base_url}{SYNTHESIZE_PATH}",
@@ -36,8 +38,7 @@ class TtsClient:
             headers={"Content-Type": "application/json"},
         ) as resp:
             if resp.status != 200:
-                err = await resp.json(content_type=None)
-                raise TtsError(f"TTS service {resp.status}: {err.get('error', err)}")
+                raise TtsError(f"TTS service {resp.status}: {await error_text(resp)}")
             rate = int(resp.headers[SAMPLE_RATE_HEADER])
             carry = b""
             async for chunk in resp.content.iter_any():
