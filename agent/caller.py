@@ -127,7 +127,6 @@ class CallerEar(io.AudioOutput):
         self._seg_start: float | None = None  # when the current segment started playing
         self._seg_dur = 0.0  # seconds of audio in the current segment
         self._finish: asyncio.TimerHandle | None = None
-        self.segments_finished = 0
         self.heard: list[np.ndarray] = []  # everything the agent said, at its own rate
         self.heard_rate = 0
 
@@ -174,7 +173,6 @@ class CallerEar(io.AudioOutput):
         self._tracer.mark("agent_speech_end")
         if interrupted:
             self._tracer.mark("interrupted")
-        self.segments_finished += 1
         self.on_playback_finished(playback_position=played, interrupted=interrupted)
 
 

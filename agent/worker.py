@@ -41,7 +41,7 @@ def prewarm(proc: JobProcess) -> None:
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    settings = ctx.proc.userdata.get("settings") or load_settings(os.environ.get(PROFILE_ENV, "cpu"))
+    settings = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
     runs = Path(os.environ.get(RUNS_ENV, "runs")) / "rooms"
     turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
     tracer = TurnTracer(ctx.room.name, turn_log.write, target_ms=settings.latency.target_ms)

@@ -15,7 +15,7 @@ import numpy as np
 from aiohttp import web
 
 from configs import Settings
-from configs.settings import AsrSettings
+from configs.settings import HUB_PREFIX, AsrSettings
 
 from ..http import json_error, service_main
 from .protocol import HEALTH_PATH, SAMPLE_RATE, TRANSCRIBE_PATH, Transcript
@@ -29,7 +29,7 @@ class WhisperEngine:
 
         opts = settings.asr
         path = settings.model_path(opts.model)
-        if not opts.model.startswith("hf:") and not (Path(path) / "model.bin").is_file():
+        if not opts.model.startswith(HUB_PREFIX) and not (Path(path) / "model.bin").is_file():
             raise FileNotFoundError(
                 f"ASR model not found at {path} (asr.model={opts.model!r}); run `halfsec models`"
             )
