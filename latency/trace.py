@@ -22,6 +22,7 @@ MILESTONES = (
     "speech_start",  # VAD: user started speaking
     "last_voiced",  # the last voiced input sample was fed (ground truth, from the audio input)
     "end_of_turn",  # VAD/endpointing: the user's turn is over
+    "preflight_transcript",  # transcript decoded in the early silence (services/asr)
     "stt_request",  # audio sent to services/asr
     "final_transcript",  # transcript back from services/asr
     "llm_request",  # chat request sent to the LLM

@@ -1,18 +1,31 @@
-"""Wire protocol of services/asr, version 1.
+"""Wire protocol of services/asr, version 2.
 
-POST /v1/transcribe?sample_rate=16000   body: raw PCM, signed 16-bit little-endian, mono
-  200 -> {"text": str, "language": str, "audio_s": float, "decode_ms": float}
-  4xx/5xx -> {"error": str}
-GET /health -> {"status": "ok", "model": str}
+Streaming, one WebSocket per call (the agent's STT plugin, the bench):
+  GET /v1/stream?sample_rate=16000&channels=1&encoding=pcm_s16le   (anything else: 400 + JSON error)
+  client -> server  binary: raw PCM, signed 16-bit little-endian mono, at most `asr.max_frame_s`
+                    text:   {"type": "end"}  no more audio: finish the utterance, report, close
+  server -> client  text: one JSON event per message, `StreamEvent` below, in this order per turn:
+                    speech_start, interim*, preflight?, end_of_speech, final
+  A frame that is not PCM gets an `error` event (fatal: false) and is dropped; an oversize frame
+  gets a fatal `error` and the socket is closed (1009).
+
+Offline, one request per utterance:
+  POST /v1/transcribe?sample_rate=16000   body: PCM as above
+    200 -> Transcript    4xx/5xx -> {"error": str}
+GET /health -> {"status": "ok", "model": str, "streams": int, "queued": int}
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
 
 SAMPLE_RATE = 16000
 TRANSCRIBE_PATH = "/v1/transcribe"
+STREAM_PATH = "/v1/stream"
 HEALTH_PATH = "/health"
+STREAM_PARAMS = {"sample_rate": str(SAMPLE_RATE), "channels": "1", "encoding": "pcm_s16le"}
 
 
 class Transcript(BaseModel):
@@ -20,3 +33,62 @@ class Transcript(BaseModel):
     language: str = "en"
     audio_s: float = 0.0
     decode_ms: float = 0.0
+
+
+class Ready(BaseModel):
+    type: Literal["ready"] = "ready"
+    model: str
+
+
+class SpeechStarted(BaseModel):
+    type: Literal["speech_start"] = "speech_start"
+    stream_s: float  # stream time (seconds of audio received) where the utterance starts
+
+
+class Interim(BaseModel):
+    type: Literal["interim"] = "interim"
+    text: str
+
+
+class Preflight(BaseModel):
+    """Decoded in the early silence; becomes the final unless the caller speaks again."""
+
+    type: Literal["preflight"] = "preflight"
+    text: str
+
+
+class EndOfSpeech(BaseModel):
+    type: Literal["end_of_speech"] = "end_of_speech"
+    stream_s: float  # where the endpoint was detected
+    last_voiced_s: float  # end of the last voiced audio
+    forced: bool = False  # max utterance length, or the stream ended mid-speech
+
+
+class Final(BaseModel):
+    type: Literal["final"] = "final"
+    text: str
+    audio_s: float
+    after_endpoint_ms: float  # endpoint detected -> this transcript ready, at the service
+    reused_preflight: bool
+
+
+class Error(BaseModel):
+    type: Literal["error"] = "error"
+    message: str
+    fatal: bool = False
+
+
+class Closed(BaseModel):
+    """Answer to the client's `end`: what this stream cost."""
+
+    type: Literal["closed"] = "closed"
+    received_s: float  # audio received
+    decoded_s: float  # audio decoded (pieces overlap: interims, then the final)
+    compute_s: float  # time spent decoding
+
+
+StreamEvent = Annotated[
+    Ready | SpeechStarted | Interim | Preflight | EndOfSpeech | Final | Error | Closed,
+    Field(discriminator="type"),
+]
+STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)

@@ -1,112 +1,171 @@
-"""services/asr: one faster-whisper model, many calls, over HTTP (see protocol.py).
+"""services/asr: one faster-whisper model, many calls (see protocol.py).
 
-Decodes run one at a time in a worker thread (CTranslate2 already uses every core it is given);
-callers beyond `asr.max_queue` get 503 instead of an unbounded queue.
+Streams (WebSocket) are the agent's path; POST /v1/transcribe is the offline path, kept for
+whole recordings and as the bench's reference. All decodes share one fair queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
-import time
-from pathlib import Path
 
 import numpy as np
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import BaseModel
 
 from configs import Settings
-from configs.settings import HUB_PREFIX, AsrSettings
+from configs.settings import AsrSettings
 
 from ..http import json_error, service_main
-from .protocol import HEALTH_PATH, SAMPLE_RATE, TRANSCRIBE_PATH, Transcript
+from .endpointer import Endpointer
+from .engine import WhisperEngine
+from .protocol import (
+    HEALTH_PATH,
+    SAMPLE_RATE,
+    STREAM_PARAMS,
+    STREAM_PATH,
+    TRANSCRIBE_PATH,
+    Error,
+    Ready,
+)
+from .scheduler import DecodeScheduler, Kind
+from .stream import StreamSession
 
 log = logging.getLogger("halfsec.asr")
 
-
-class WhisperEngine:
-    def __init__(self, settings: Settings) -> None:
-        from faster_whisper import WhisperModel  # heavy import: only in the service process
-
-        opts = settings.asr
-        path = settings.model_path(opts.model)
-        if not opts.model.startswith(HUB_PREFIX) and not (Path(path) / "model.bin").is_file():
-            raise FileNotFoundError(
-                f"ASR model not found at {path} (asr.model={opts.model!r}); run `halfsec models`"
-            )
-        t0 = time.perf_counter()
-        self.model = WhisperModel(
-            path, device=opts.device, compute_type=opts.compute_type, cpu_threads=opts.cpu_threads
-        )
-        self.name = opts.model
-        self.language = opts.language
-        self.beam_size = opts.beam_size
-        log.info("loaded %s in %.2fs", path, time.perf_counter() - t0)
-
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        t0 = time.perf_counter()
-        segments, info = self.model.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self.beam_size,
-            # Each request is one user turn: text from an earlier turn must not steer this one.
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,  # the agent's Silero VAD already cut the turn
-        )
-        text = " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.6).strip()
-        return Transcript(
-            text=text,
-            language=info.language,
-            audio_s=len(audio) / SAMPLE_RATE,
-            decode_ms=(time.perf_counter() - t0) * 1000.0,
-        )
+# Containers people send by mistake instead of raw samples.
+_CONTAINERS = {b"RIFF": "WAV", b"OggS": "Ogg", b"fLaC": "FLAC", b"ID3": "MP3", b"\xff\xfb": "MP3"}
 
 
 def decode_pcm16(body: bytes, max_audio_s: float) -> np.ndarray:
     if not body:
         raise ValueError("empty body: expected 16-bit PCM samples")
     if len(body) % 2:
-        raise ValueError("body length is odd: expected whole 16-bit PCM samples")
+        raise ValueError("length is odd: expected whole 16-bit PCM samples")
     if len(body) > max_audio_s * SAMPLE_RATE * 2:
-        raise ValueError(f"audio longer than {max_audio_s:.0f} s")
+        raise ValueError(f"audio longer than {max_audio_s:g} s")
+    for magic, name in _CONTAINERS.items():
+        if body.startswith(magic):
+            raise ValueError(f"this is a {name} file, not raw PCM: send 16-bit mono samples")
     return np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def make_app(engine: WhisperEngine, max_queue: int, max_audio_s: float) -> web.Application:
-    lock = asyncio.Lock()
-    waiting = 0
+def stream_params_problem(query: dict[str, str]) -> str | None:
+    for key, want in STREAM_PARAMS.items():
+        got = query.get(key, want)
+        if got != want:
+            return f"{key} must be {want}, got {got!r} (resample/downmix to 16 kHz mono PCM16)"
+    return None
+
+
+def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
+    opts: AsrSettings = settings.asr
+    scheduler = DecodeScheduler(engine.decode, workers=opts.num_workers)
+    sessions: dict[int, StreamSession] = {}
+    ids = itertools.count(1)
+    max_frame = int(opts.max_frame_s * SAMPLE_RATE * 2)
+
+    async def on_startup(_: web.Application) -> None:
+        scheduler.start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await scheduler.stop()
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "model": engine.name})
+        return web.json_response(
+            {"status": "ok", "model": engine.name, "streams": len(sessions), "queued": scheduler.queued}
+        )
 
     async def transcribe(request: web.Request) -> web.Response:
-        nonlocal waiting
         rate = request.query.get("sample_rate", str(SAMPLE_RATE))
         if rate != str(SAMPLE_RATE):
             return json_error(400, f"sample_rate must be {SAMPLE_RATE}, got {rate!r}")
         try:
-            audio = decode_pcm16(await request.read(), max_audio_s)
+            audio = decode_pcm16(await request.read(), opts.max_audio_s)
         except ValueError as exc:
             return json_error(400, str(exc))
-        if waiting >= max_queue:
+        if scheduler.queued >= opts.max_queue:
             return json_error(503, "busy: too many transcriptions queued")
-        waiting += 1
-        try:
-            async with lock:
-                result = await asyncio.to_thread(engine.transcribe, audio)
-        finally:
-            waiting -= 1
+        # the whole recording as one job in the shared queue, ranked like a final
+        job = scheduler.submit(-next(ids), Kind.FINAL, audio, run=engine.transcribe)
+        result = await job.future
         return web.json_response(result.model_dump())
 
-    app = web.Application(client_max_size=int(max_audio_s * SAMPLE_RATE * 2) + 1024)
+    async def stream(request: web.Request) -> web.StreamResponse:
+        # aiohttp itself closes (1009) on anything far beyond our limit, before buffering it
+        ws = web.WebSocketResponse(max_msg_size=4 * max_frame, heartbeat=20.0)
+        await ws.prepare(request)
+        # Refusals are an error event and a close code, which every WebSocket client can read.
+        problem = stream_params_problem(dict(request.query))
+        if problem or len(sessions) >= opts.max_streams:
+            message = problem or f"busy: {opts.max_streams} streams open, try again later"
+            await ws.send_str(Error(message=message, fatal=True).model_dump_json())
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION if problem else WSCloseCode.TRY_AGAIN_LATER)
+            return ws
+        out: asyncio.Queue[BaseModel | None] = asyncio.Queue()
+
+        async def writer() -> None:
+            while (event := await out.get()) is not None:
+                if ws.closed:
+                    continue
+                try:
+                    await ws.send_str(event.model_dump_json())
+                except ConnectionError:
+                    pass
+
+        sid = next(ids)
+        session = StreamSession(
+            sid, Endpointer(settings.vad, opts), scheduler, engine.decode, opts, out.put_nowait
+        )
+        sessions[sid] = session
+        writing = asyncio.create_task(writer())
+        out.put_nowait(Ready(model=engine.name))
+        close_code = WSCloseCode.OK
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    if len(msg.data) > max_frame:
+                        out.put_nowait(Error(message=f"frame of {len(msg.data)} bytes: at most "
+                                             f"{max_frame} ({opts.max_frame_s:g} s) per frame", fatal=True))
+                        close_code = WSCloseCode.MESSAGE_TOO_BIG
+                        break
+                    try:
+                        session.feed(decode_pcm16(msg.data, opts.max_frame_s))
+                    except ValueError as exc:
+                        out.put_nowait(Error(message=f"frame dropped: {exc}"))
+                elif msg.type == WSMsgType.TEXT:
+                    try:
+                        kind = json.loads(msg.data).get("type")
+                    except (ValueError, AttributeError):
+                        kind = None
+                    if kind == "end":
+                        out.put_nowait(await session.finish())
+                        break
+                    out.put_nowait(Error(message='unknown message: send binary PCM, or {"type": "end"}'))
+                elif msg.type == WSMsgType.ERROR:
+                    log.info("stream %d: %s", sid, ws.exception())
+                    break
+        finally:
+            session.close()
+            del sessions[sid]
+            out.put_nowait(None)
+            await writing
+            await ws.close(code=close_code)
+        return ws
+
+    app = web.Application(client_max_size=int(opts.max_audio_s * SAMPLE_RATE * 2) + 1024)
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_post(TRANSCRIBE_PATH, transcribe)
+    app.router.add_get(STREAM_PATH, stream)
     return app
 
 
 def build(settings: Settings) -> tuple[web.Application, AsrSettings]:
-    app = make_app(WhisperEngine(settings), settings.asr.max_queue, settings.asr.max_audio_s)
-    return app, settings.asr
+    return make_app(WhisperEngine(settings), settings), settings.asr
 
 
 if __name__ == "__main__":
