@@ -82,7 +82,12 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         prefix_padding_duration=settings.vad.prefix_padding_s,
         activation_threshold=settings.vad.activation_threshold,
     )
-    stt = HalfsecSTT(AsrClient(settings.asr.url), language=settings.asr.language or "en", on_mark=tracer.mark)
+    stt = HalfsecSTT(
+        AsrClient(settings.asr.url),
+        language=settings.asr.language or "en",
+        on_mark=tracer.mark,
+        fallback_vad=vad,  # finds the caller's turns while services/asr is away
+    )
     model = openai.LLM(
         model=settings.llm.served_model_name,
         base_url=f"{settings.llm.url}/v1",
