@@ -21,7 +21,8 @@ COMPONENTS = ("preflight_ms", "llm_ttft_ms", "llm_first_sentence_ms", "tts_ttfb_
 
 
 def _quantiles(values: list[float]) -> dict[str, Any]:
-    return {"n": len(values), **{f"p{q}": percentile(values, q) for q in QUANTILES}}
+    ps = {f"p{q}": percentile(values, q) for q in QUANTILES}
+    return {"n": len(values), **{k: None if v is None else round(v, 1) for k, v in ps.items()}}
 
 
 def summarize(records: Sequence[dict[str, Any]], budget: Budget, *, worst: int = 5) -> dict[str, Any]:
