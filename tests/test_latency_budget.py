@@ -44,3 +44,18 @@ def test_inconsistent_budgets_are_refused():
     with pytest.raises(ValueError, match="unknown .*'tts'"):
         Budget({**DEFAULT_STAGE_BUDGETS_MS, "tts": 5})
     assert Budget.from_json(Budget(total_ms=800).to_json()) == Budget(total_ms=800)
+
+
+def test_latency_imports_none_of_the_app():
+    # Everything imports latency; it must import none of agent/, services/, configs/.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, latency, latency.records, latency.report, latency.plots, latency.metrics, latency.dashboard\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'agent', 'services', 'configs'}))"
+    )
+    repo = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
+    assert out.stdout.strip() == "[]"
