@@ -35,14 +35,6 @@ def upgrade(record: Mapping[str, Any], budget: Budget) -> dict[str, Any]:
     return out
 
 
-def record_budget(record: Mapping[str, Any], default: Budget) -> Budget:
-    """The budget a record was judged against (its own, when it carries one)."""
-    try:
-        return Budget.from_json(record["budget_ms"])
-    except (KeyError, TypeError, ValueError):
-        return default
-
-
 def turn_files(source: str | os.PathLike[str]) -> list[Path]:
     """A turns.jsonl itself, or every turns.jsonl under a run directory (a worker writes one per
     room), oldest first."""
