@@ -6,12 +6,12 @@ VENV := .venv
 VLLM_VENV := .venv-vllm
 PROFILE ?= cpu
 
-.PHONY: demo test setup models clean
+.PHONY: demo test setup models browser clean
 
 demo: models
 	$(VENV)/bin/halfsec demo --profile $(PROFILE)
 
-test: models
+test: models browser
 	$(VENV)/bin/python -m pytest -q -rs tests
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
@@ -34,6 +34,14 @@ $(VLLM_VENV)/.installed: services/llm/requirements-cpu.txt
 	$(VLLM_VENV)/bin/pip install -q -r services/llm/requirements-cpu.txt
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $@
+
+# The dashboard test drives headless Chromium: Debian's, so no browser download from elsewhere.
+# If it cannot be installed, that one test skips and says why.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; } || \
+	  echo "chromium could not be installed: the dashboard browser test will be skipped"
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV)

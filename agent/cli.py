@@ -1,9 +1,10 @@
-"""The `halfsec` command: models, services, demo, up."""
+"""The `halfsec` command: models, services, demo, up, report, dashboard."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -87,6 +88,46 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _budget(settings: Settings):  # -> latency.Budget
+    from latency import Budget
+
+    return Budget(*settings.latency.budget_values())
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from latency.records import load_records
+    from latency.report import render, summarize
+
+    # Records carry the budget they were judged against; older ones get the profile's.
+    budget = _budget(settings)
+    records = load_records(args.source, budget)
+    summary = summarize(records, budget, worst=args.worst)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        render(summary, Console(), source=str(args.source))
+    if args.plot:
+        from latency.plots import write_plots
+
+        written = write_plots(records, budget, args.plot)
+        console.print(f"wrote {' and '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
+    return 0 if records else 1
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from latency.dashboard import serve
+
+    serve(
+        args.run,
+        _budget(settings),
+        host=args.host,
+        port=args.port or settings.latency.dashboard_port,
+        window=args.window,
+        announce=lambda line: console.print(line, highlight=False, soft_wrap=True),
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="halfsec", description="real-time voice agent on one GPU")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -105,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
     add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
+    report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
+    report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    report.add_argument("--plot", metavar="FILE.png", help="also write FILE-waterfall.png and FILE-histogram.png")
+    report.add_argument("--worst", type=int, default=5, help="how many worst turns to list (default 5)")
+    dash = add("dashboard", cmd_dashboard, "a local web page following turns.jsonl live, with /metrics")
+    dash.add_argument("--run", default="runs", metavar="DIR_OR_JSONL", help="what to follow (default: runs/)")
+    dash.add_argument("--port", type=int, help="port (default: latency.dashboard_port, 8110)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dash.add_argument("--window", type=int, default=100, help="turns in the rolling percentiles (default 100)")
     return parser
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from configs import Settings
-from latency import TurnLog, TurnRecord, TurnTracer
+from latency import Budget, TurnLog, TurnRecord, TurnTracer
 from latency.summary import render_table, stage_percentiles
 
 from .caller import CallerEar, CallerMouth, CallRecorder, load_speech
@@ -54,10 +54,13 @@ async def run_call(
             records.append(record.to_json())
             turn_done.set()
 
-        tracer = TurnTracer(session_id, on_record, target_ms=settings.latency.target_ms)
+        tracer = TurnTracer(session_id, on_record, budget=Budget(*settings.latency.budget_values()))
         recorder = CallRecorder()
         mouth, ear = CallerMouth(tracer, recorder), CallerEar(tracer, recorder)
         session, agent = build_session(settings, tracer)
+        # LiveKit's per-speech metrics (EOU, LLM, TTS), joined to turns by speech id. The event is
+        # deprecated (LiveKit logs a warning) but is the only one that carries the speech id.
+        session.on("metrics_collected", tracer.on_metrics_collected)
         session.input.audio = mouth
         session.output.audio = ear
         await session.start(agent=agent)

@@ -12,7 +12,7 @@ from pathlib import Path
 from livekit.agents import AgentServer, JobContext, JobProcess
 
 from configs import load_settings
-from latency import TurnLog, TurnTracer
+from latency import Budget, TurnLog, TurnTracer
 
 from .session import HalfsecAgent, build_session
 
@@ -44,8 +44,9 @@ async def entrypoint(ctx: JobContext) -> None:
     settings = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
     runs = Path(os.environ.get(RUNS_ENV, "runs")) / "rooms"
     turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
-    tracer = TurnTracer(ctx.room.name, turn_log.write, target_ms=settings.latency.target_ms)
+    tracer = TurnTracer(ctx.room.name, turn_log.write, budget=Budget(*settings.latency.budget_values()))
     session, agent = build_session(settings, tracer)
+    session.on("metrics_collected", tracer.on_metrics_collected)  # LiveKit's metrics, by speech id
     ctx.add_shutdown_callback(lambda: _close(tracer, turn_log, agent))
     await session.start(agent=agent, room=ctx.room)
     await ctx.connect()

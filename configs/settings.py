@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -141,8 +141,34 @@ class TurnSettings(_Section):
     aec_warmup_s: float = Field(default=0.0, ge=0)
 
 
+class StageBudgets(_Section):
+    """Milliseconds each stage of a turn's critical path may take (latency/budget.py says where each
+    starts and ends). They sum to the 500 ms voice-to-voice target."""
+
+    endpoint: float = Field(default=200.0, ge=0)  # last voiced sample -> end of turn detected
+    stt: float = Field(default=30.0, ge=0)  # -> final transcript
+    llm_first_token: float = Field(default=150.0, ge=0)  # -> first LLM token
+    first_sentence: float = Field(default=60.0, ge=0)  # -> first clause/sentence sent to TTS
+    tts_first_audio: float = Field(default=50.0, ge=0)  # -> first TTS audio
+    transport: float = Field(default=10.0, ge=0)  # -> first frame handed to the room
+
+
 class LatencySettings(_Section):
-    target_ms: float = Field(default=500.0, gt=0)
+    target_ms: float = Field(default=500.0, gt=0)  # the voice-to-voice total
+    budget_ms: StageBudgets = Field(default_factory=StageBudgets)
+    dashboard_port: int = Field(default=8110, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _stages_fit_the_total(self) -> LatencySettings:
+        # A turn over the total must have a stage over its own budget to blame.
+        total = sum(self.budget_ms.model_dump().values())
+        if total > self.target_ms:
+            raise ValueError(f"budget_ms stages sum to {total:g} ms, over target_ms {self.target_ms:g}")
+        return self
+
+    def budget_values(self) -> tuple[dict[str, float], float]:
+        """(stage budgets, total) as plain numbers, for `latency.Budget(*...)`."""
+        return self.budget_ms.model_dump(), self.target_ms
 
 
 class Settings(BaseSettings):

@@ -3,10 +3,13 @@
 Imported by every other package; imports none of them.
 """
 
+from .budget import BUDGET_STAGES, Budget
 from .trace import MILESTONES, SCHEMA_VERSION, STAGES, TurnRecord, TurnTracer
 from .turnlog import TurnLog, read_turns
 
 __all__ = [
+    "BUDGET_STAGES",
+    "Budget",
     "MILESTONES",
     "SCHEMA_VERSION",
     "STAGES",

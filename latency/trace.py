@@ -5,17 +5,25 @@ session events (end of turn, transcripts), the agent's LLM/TTS nodes, the plugin
 request/response) and the audio output (first frame out). The first mark of a name in a turn wins,
 so later sentences of the same reply do not overwrite the first one.
 
+LiveKit's own metrics (end of utterance, LLM, TTS) carry the id of the speech they belong to; the
+tracer joins them to the turn whose reply that speech was (`add_livekit_event`).
+
 This module imports nothing from the rest of halfsec: everything else imports it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+from .budget import Budget, critical_path, over_budget
+
+# 2: preflight_transcript/preflight_ms, stages_ms, budget_ms, over_budget, livekit.speech_id/metrics.
+# Records of older versions are read through `latency.records.upgrade`.
+SCHEMA_VERSION = 2
 
 # Milestones in pipeline order. A turn's record holds whichever of them were seen.
 MILESTONES = (
@@ -24,6 +32,9 @@ MILESTONES = (
     "end_of_turn",  # VAD/endpointing: the user's turn is over
     "preflight_transcript",  # transcript decoded in the early silence (services/asr)
     "stt_request",  # audio sent to services/asr
+    # A streaming ASR's early transcript, good enough to start the LLM on (preemptive generation);
+    # it may land before end_of_turn.
+    "preflight_transcript",
     "final_transcript",  # transcript back from services/asr
     "llm_request",  # chat request sent to the LLM
     "llm_first_token",
@@ -36,9 +47,12 @@ MILESTONES = (
     "fallback",  # a component failed and the caller heard the fallback instead
 )
 
-# Stage durations in milliseconds: name -> (from milestone, to milestone).
+# Component durations in milliseconds: name -> (from milestone, to milestone). They may overlap;
+# `budget.critical_path` is the split of v2v_ms into stages that do not.
 STAGES: dict[str, tuple[str, str]] = {
     "endpoint_ms": ("last_voiced", "end_of_turn"),
+    # how soon after the caller stopped a transcript existed to start the LLM on
+    "preflight_ms": ("last_voiced", "preflight_transcript"),
     "stt_ms": ("end_of_turn", "final_transcript"),
     "llm_ttft_ms": ("llm_request", "llm_first_token"),
     "llm_first_sentence_ms": ("llm_request", "llm_first_sentence"),
@@ -56,6 +70,7 @@ class TurnRecord:
     user_text: str = ""
     agent_text: str = ""
     endpoint_ms: float | None = None
+    preflight_ms: float | None = None
     stt_ms: float | None = None
     llm_ttft_ms: float | None = None
     llm_first_sentence_ms: float | None = None
@@ -63,10 +78,18 @@ class TurnRecord:
     v2v_ms: float | None = None
     interrupted: bool = False
     fallback: bool = False
+    # v2v_ms within the total budget (None: no agent audio this turn).
     within_target: bool | None = None
+    # v2v_ms split into the budget stages (budget.BUDGET_STAGES); sums to v2v_ms.
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    # The stages over their budget, worst overrun first: over_budget[0] is the one to blame.
+    over_budget: list[str] = field(default_factory=list)
+    # The budget this turn was judged against (stage -> ms, and "total").
+    budget_ms: dict[str, float] = field(default_factory=dict)
     # Milestones as milliseconds after the turn's first milestone, for waterfalls.
     marks_ms: dict[str, float] = field(default_factory=dict)
-    # LiveKit's own per-message metrics, kept as reported, for cross-checking.
+    # LiveKit's own metrics, kept as reported, for cross-checking: per message ("user",
+    # "assistant"), and those of the turn's speech ("speech_id"; "metrics": by type).
     livekit: dict[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
     schema: int = SCHEMA_VERSION
@@ -81,6 +104,13 @@ class _Turn:
     user_text: str = ""
     agent_text: str = ""
     livekit: dict[str, Any] = field(default_factory=dict)
+    speech_ids: list[str] = field(default_factory=list)  # in the order LiveKit reported them
+    eou_speech_id: str | None = None
+
+
+# LiveKit metrics are kept per speech until its turn closes; a preemptive generation that was
+# thrown away leaves its metrics behind, so only this many speeches are kept.
+_MAX_PENDING_SPEECHES = 16
 
 
 class TurnTracer:
@@ -92,14 +122,17 @@ class TurnTracer:
         sink: Callable[[TurnRecord], None],
         *,
         target_ms: float = 500.0,
+        budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session_id = session_id
         self._sink = sink
-        self._target_ms = target_ms
+        self._budget = budget or Budget(total_ms=target_ms)
         self._clock = clock
         self._turn: _Turn | None = None
         self._count = 0
+        self._speech_metrics: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._written_speeches: deque[str] = deque(maxlen=_MAX_PENDING_SPEECHES)
 
     def now(self) -> float:
         return self._clock()
@@ -125,6 +158,47 @@ class TurnTracer:
         if self._turn is not None and metrics:
             self._turn.livekit[role] = metrics
 
+    def add_livekit_event(self, metrics: Mapping[str, Any]) -> None:
+        """One of LiveKit's metrics (as a dict, e.g. `EOUMetrics.model_dump()`), joined by speech id.
+
+        The turn's speech is the one its end-of-utterance metrics name (LiveKit creates it for the
+        user's turn); failing that, the last speech of the turn that produced TTS audio, else the
+        last one seen. Metrics that arrive after their turn was written are dropped.
+        """
+        speech_id, kind = metrics.get("speech_id"), str(metrics.get("type", "metrics"))
+        if not speech_id or speech_id in self._written_speeches:
+            return  # STT/VAD metrics belong to no speech
+        per_speech = self._speech_metrics.setdefault(speech_id, {})
+        self._speech_metrics.move_to_end(speech_id)
+        while len(self._speech_metrics) > _MAX_PENDING_SPEECHES:
+            self._speech_metrics.popitem(last=False)
+        if kind in per_speech:  # e.g. one TTS metric per spoken chunk: keep them all
+            previous = per_speech[kind]
+            per_speech[kind] = [*(previous if isinstance(previous, list) else [previous]), dict(metrics)]
+        else:
+            per_speech[kind] = dict(metrics)
+        turn = self._turn
+        if turn is None:
+            return  # kept until a turn claims it (its end-of-utterance metrics name it)
+        if speech_id not in turn.speech_ids:
+            turn.speech_ids.append(speech_id)
+        if kind == "eou_metrics" and turn.eou_speech_id is None:
+            turn.eou_speech_id = speech_id
+
+    def on_metrics_collected(self, event: Any) -> None:
+        """Handler for AgentSession's "metrics_collected" event (a MetricsCollectedEvent)."""
+        metrics = event.metrics
+        self.add_livekit_event(metrics.model_dump() if hasattr(metrics, "model_dump") else dict(metrics))
+
+    def _join_speech(self, turn: _Turn) -> None:
+        spoke = [s for s in turn.speech_ids if "tts_metrics" in self._speech_metrics.get(s, {})]
+        speech_id = turn.eou_speech_id or (spoke or turn.speech_ids or [None])[-1]
+        if speech_id is None:
+            return
+        turn.livekit["speech_id"] = speech_id
+        turn.livekit["metrics"] = self._speech_metrics.pop(speech_id, {})
+        self._written_speeches.append(speech_id)
+
     @property
     def open(self) -> bool:
         return self._turn is not None
@@ -135,7 +209,8 @@ class TurnTracer:
         if turn is None or not turn.marks:
             return None
         self._count += 1
-        record = build_record(self.session_id, self._count, turn.marks, self._target_ms)
+        self._join_speech(turn)
+        record = build_record(self.session_id, self._count, turn.marks, self._budget)
         record.user_text, record.agent_text, record.livekit = (
             turn.user_text,
             turn.agent_text,
@@ -146,8 +221,10 @@ class TurnTracer:
 
 
 def build_record(
-    session_id: str, turn: int, marks: dict[str, float], target_ms: float
+    session_id: str, turn: int, marks: dict[str, float], budget: Budget | float
 ) -> TurnRecord:
+    if not isinstance(budget, Budget):  # a bare v2v target, as schema 1 took
+        budget = Budget(total_ms=budget)
     record = TurnRecord(session_id=session_id, turn=turn, wall_time=time.time())
     for stage, (start, end) in STAGES.items():
         if start in marks and end in marks:
@@ -158,6 +235,9 @@ def build_record(
     }
     record.interrupted = "interrupted" in marks
     record.fallback = "fallback" in marks
+    record.stages_ms = critical_path(marks)
+    record.over_budget = over_budget(record.stages_ms, budget)
+    record.budget_ms = budget.to_json()
     if record.v2v_ms is not None:
-        record.within_target = record.v2v_ms <= target_ms
+        record.within_target = record.v2v_ms <= budget.total_ms
     return record

@@ -47,3 +47,18 @@ def test_unknown_key_and_profile_and_yaml(tmp_path):
     broken.write_text("asr: [1, 2\n")
     with pytest.raises(SettingsError, match="not valid YAML"):
         load_settings(broken)
+
+
+def test_latency_budgets_default_and_override(monkeypatch):
+    s = load_settings("cpu")
+    stages, total = s.latency.budget_values()
+    assert stages == {"endpoint": 200, "stt": 30, "llm_first_token": 150, "first_sentence": 60,
+                      "tts_first_audio": 50, "transport": 10} and total == 500  # fmt: skip
+    monkeypatch.setenv("HALFSEC_LATENCY__BUDGET_MS__STT", "20")
+    assert load_settings("cpu").latency.budget_values()[0]["stt"] == 20
+
+
+def test_stage_budgets_over_the_target_are_refused(monkeypatch):
+    monkeypatch.setenv("HALFSEC_LATENCY__TARGET_MS", "450")
+    with pytest.raises(SettingsError, match=r"latency: .*stages sum to 500 ms, over target_ms 450"):
+        load_settings("cpu")

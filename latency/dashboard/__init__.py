@@ -1,0 +1,5 @@
+"""The live latency dashboard: an aiohttp server following turns.jsonl, and its page."""
+
+from .server import Dashboard, make_app, serve
+
+__all__ = ["Dashboard", "make_app", "serve"]
