@@ -128,6 +128,40 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from rich.table import Table
+
+    from services.asr.bench import run_bench
+    from services.supervisor import Supervisor, ServiceError, service_specs
+
+    specs = [s for s in service_specs(settings, args.profile) if s.name == "asr"]
+    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+
+    async def run() -> dict[str, float | int]:
+        async with Supervisor(specs, settings.cache_dir / "logs"):
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(f"{settings.asr.url}/health") as resp:
+                running = (await resp.json())["model"]
+            if running != settings.asr.model:  # a reused service must be the model asked for
+                raise ServiceError(f"the ASR service at {settings.asr.url} runs {running!r}, "
+                                   f"not {settings.asr.model!r}: stop it or pick another asr.port")
+            return await run_bench(settings.asr.url, audio_dir)
+
+    figures = asyncio.run(run())
+    table = Table(title=f"ASR streaming bench: {settings.asr.model}, {figures['files']} files in {audio_dir}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
+    Console().print(table)
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="halfsec", description="real-time voice agent on one GPU")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -146,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
     add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
+    bench_asr = bench.add_parser("asr", help="stream speech through services/asr: WER, latency, hallucinations")
+    bench_asr.add_argument("--profile", default="cpu", help="settings profile")
+    bench_asr.add_argument("--audio-dir", metavar="DIR", help="audio files with same-stem .txt references "
+                           "(default: the LibriVox speech `halfsec models` fetched)")
+    bench_asr.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    bench_asr.set_defaults(fn=cmd_bench_asr)
     report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
