@@ -1,0 +1,87 @@
+"""The ASR service's endpointer and decode queue, with scripted VAD probabilities and a fake
+decode: the timing rules, without a model."""
+
+import asyncio
+
+import numpy as np
+
+from configs.settings import AsrSettings, VadSettings
+from services.asr.endpointer import FRAME, Endpoint, Endpointer, Pause, Resume, SpeechStart
+from services.asr.engine import Decoded
+from services.asr.scheduler import DecodeScheduler, Kind
+
+
+def run(probs: list[float], **vad: float) -> tuple[Endpointer, list[tuple[int, object]]]:
+    """Feed one frame per probability; the frame's samples carry its index, to check pre-roll."""
+    script = iter(probs)
+    ep = Endpointer(
+        VadSettings(min_silence_s=0.2, min_speech_s=0.064, prefix_padding_s=0.128, **vad),
+        AsrSettings(preflight_after_s=0.064),
+        model=lambda _frame: next(script),
+    )
+    events = []
+    for i in range(len(probs)):
+        for event in ep.push(np.full(FRAME, i, np.float32)):
+            events.append((i, event))
+    return ep, events
+
+
+def test_speech_start_keeps_preroll_then_pause_resume_and_endpoint():
+    probs = [0.0] * 10 + [0.9] * 10 + [0.1] * 2 + [0.9] * 5 + [0.0] * 8
+    ep, events = run(probs)
+    kinds = [(i, type(e).__name__) for i, e in events]
+    # two voiced frames (64 ms) start speech; 4 frames of pre-roll come along
+    assert kinds[0] == (11, "SpeechStart")
+    assert events[0][1].stream_s == (12 - 6) * FRAME / 16000
+    # 2 silent frames: a pause (the preflight moment); speech again: a resume
+    assert kinds[1] == (21, "Pause") and kinds[2] == (22, "Resume")
+    # 200 ms = 6 silent frames after the last voiced one: the endpoint
+    assert kinds[3] == (28, "Pause") and kinds[4] == (32, "Endpoint")
+    end = events[4][1]
+    assert isinstance(end, Endpoint) and not end.forced
+    assert end.last_voiced == (26 - 6 + 1) * FRAME  # frames 6..26 of the stream
+
+
+def test_preroll_audio_is_in_the_utterance():
+    probs = [0.0] * 10 + [0.9] * 10 + [0.0] * 3
+    ep, _ = run(probs)
+    first = ep.audio(0, FRAME)
+    assert first[0] == 6  # frames 6..9 of silence before speech start at frame 10
+
+
+def test_max_utterance_forces_an_endpoint():
+    probs = [0.9] * 100
+    _, events = run(probs, max_utterance_s=2.0)
+    ends = [e for _, e in events if isinstance(e, Endpoint)]
+    assert ends and ends[0].forced
+    assert len([e for _, e in events if isinstance(e, SpeechStart)]) >= 2  # and speech goes on
+
+
+def test_silence_gives_no_events():
+    _, events = run([0.05] * 200)
+    assert events == []
+
+
+async def test_queue_serves_a_waiting_final_before_a_long_talkers_interims():
+    order: list[str] = []
+
+    def decode(audio: np.ndarray) -> Decoded:
+        order.append(str(int(audio[0])))
+        import time
+
+        time.sleep(0.02)
+        return Decoded(text="x", audio_s=len(audio) / 16000, decode_ms=20)
+
+    scheduler = DecodeScheduler(decode)
+    scheduler.start()
+    jobs = [scheduler.submit(1, Kind.INTERIM, np.full(160, 1, np.float32))]
+    await asyncio.sleep(0.005)  # stream 1's first interim is running
+    jobs.append(scheduler.submit(2, Kind.INTERIM, np.full(160, 2, np.float32)))
+    replaced = scheduler.submit(3, Kind.INTERIM, np.full(160, 3, np.float32))
+    jobs.append(scheduler.submit(3, Kind.INTERIM, np.full(160, 4, np.float32)))  # replaces it
+    jobs.append(scheduler.submit(4, Kind.FINAL, np.full(160, 5, np.float32)))
+    await asyncio.gather(*(j.future for j in jobs))
+    await scheduler.stop()
+    assert replaced.future.cancelled()
+    # the final jumps the queue; interims go oldest first; stream 3 has one interim only
+    assert order == ["1", "5", "2", "4"]

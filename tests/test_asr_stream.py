@@ -1,0 +1,168 @@
+"""services/asr streaming over a real WebSocket with real Whisper tiny.en: the events of a turn,
+the preflight reused as the final, no words from silence/noise/music, a turn longer than
+Whisper's 30 s window, and every kind of bad input."""
+
+import asyncio
+
+import aiohttp
+import numpy as np
+import pytest
+import soundfile as sf
+from aiohttp.test_utils import TestServer
+
+from services.asr.bench import noise, stream_audio
+from services.asr.client import AsrClient
+from services.asr.engine import WhisperEngine
+from services.asr.protocol import STREAM_PATH, Closed, Error, Final
+from services.asr.server import make_app
+
+from .conftest import _normalize as normalize
+from .conftest import normalized_wer
+
+SILENCE = np.zeros(16000, np.int16)
+
+
+@pytest.fixture
+async def asr(services, settings):
+    client = AsrClient(settings.asr.url)
+    yield client
+    await client.aclose()
+
+
+def pcm(path) -> np.ndarray:
+    audio, rate = sf.read(path, dtype="int16")
+    assert rate == 16000
+    return audio
+
+
+async def events_of(client: AsrClient, audio: np.ndarray, *, realtime: bool = True) -> list:
+    stream = await client.stream()
+    sent = asyncio.get_running_loop().time()
+
+    async def send() -> None:
+        for i in range(0, len(audio), 320):
+            await stream.send(audio[i : i + 320].tobytes())
+            if realtime:
+                await asyncio.sleep(max(0.0, sent + (i + 320) / 16000 - asyncio.get_running_loop().time()))
+        await stream.end()
+
+    sending = asyncio.create_task(send())
+    events = [ev async for ev in stream.events()]
+    await sending
+    return events
+
+
+async def test_a_turn_streams_every_event_and_the_preflight_is_the_final(asr, speech):
+    wav, reference = speech[0]  # 7 s
+    events = await events_of(asr, np.concatenate([SILENCE[:8000], pcm(wav), SILENCE]))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "ready" and kinds[-1] == "closed"
+    turn = [k for k in kinds if k != "interim"][1:-1]
+    assert turn == ["speech_start", "preflight", "end_of_speech", "final"] or turn == [
+        "speech_start", "end_of_speech", "preflight", "final"], kinds
+    assert kinds.count("interim") >= 2  # while the caller talks
+    final = next(e for e in events if e.type == "final")
+    preflight = next(e for e in events if e.type == "preflight")
+    assert final.reused_preflight and final.text == preflight.text  # nothing decoded after the endpoint
+    assert normalized_wer(reference, final.text) < 0.15, final.text
+    end = next(e for e in events if e.type == "end_of_speech")
+    assert 0.5 + 6.5 < end.last_voiced_s < end.stream_s  # the speech ends near 7.6 s of stream
+
+
+async def test_silence_noise_music_and_breath_produce_no_words(asr):
+    t = np.arange(16000 * 8) / 16000
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (262, 330, 392)) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    music = (chord / 3 * 0.3 * 32767).astype(np.int16)
+    breath = (noise(8, seed=3) * np.tile(np.r_[np.hanning(16000 * 3 // 2), np.zeros(16000 // 2)], 4)[: 16000 * 8]).astype(np.int16)
+    audio = np.concatenate([np.zeros(16000 * 8, np.int16), noise(8), music, breath])
+    events = await events_of(asr, audio, realtime=False)
+    words = [e.text for e in events if e.type in ("interim", "preflight", "final") and e.text]
+    assert words == [], words
+    assert isinstance(events[-1], Closed) and events[-1].received_s == pytest.approx(32.0, abs=0.05)
+
+
+async def test_a_turn_longer_than_whispers_window_loses_and_doubles_no_words(settings, speech):
+    # One 35 s turn: the five utterances and the first again, without pauses long enough to end
+    # it (a 1.5 s endpoint for this service). Pieces are cut and settled at phrase boundaries.
+    long_turn = settings.model_copy(update={"vad": settings.vad.model_copy(update={"min_silence_s": 1.5})})
+    parts = speech + speech[:2]
+    audio = np.concatenate([pcm(w) for w, _ in parts])
+    reference = " ".join(text for _, text in parts)
+    assert len(audio) / 16000 > 30
+    server = TestServer(make_app(WhisperEngine(long_turn), long_turn))
+    await server.start_server()
+    client = AsrClient(str(server.make_url("")))
+    try:
+        events = await events_of(client, np.concatenate([audio, SILENCE, SILENCE]))
+    finally:
+        await client.aclose()
+        await server.close()
+    finals = [e for e in events if isinstance(e, Final)]
+    assert len(finals) == 1 and finals[0].audio_s > 30
+    hyp = finals[0].text
+    assert normalized_wer(reference, hyp) < 0.15, hyp
+    # a doubled or dropped phrase at a seam would shift the count (the reader's extra "a" is one)
+    assert abs(len(normalize(hyp).split()) - len(normalize(reference).split())) <= 2, hyp
+
+
+async def _refused(settings, **params: str) -> tuple[Error, int | None]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+        f"{settings.asr.url}{STREAM_PATH}", params=params
+    ) as ws:
+        msg = await ws.receive_json()
+        await ws.receive()
+        return Error.model_validate(msg), ws.close_code
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [({"sample_rate": "48000"}, "sample_rate must be 16000"), ({"channels": "2"}, "channels must be 1"),
+     ({"encoding": "opus"}, "encoding must be pcm_s16le")],
+)
+async def test_wrong_format_is_refused_with_a_clear_error(asr, settings, params, words):
+    error, code = await _refused(settings, **params)
+    assert error.fatal and words in error.message
+    assert code == 1008
+
+
+async def test_bad_frames_get_errors_and_the_stream_goes_on(asr, speech):
+    stream = await asr.stream()
+    wav_bytes = open(speech[1][0], "rb").read()[:32000]
+    await stream.send(wav_bytes)  # a WAV file, header and all, instead of samples
+    await stream.send(b"\x01\x02\x03")  # odd length
+    await stream._ws.send_str("hello")  # not a control message
+    audio = np.concatenate([SILENCE[:4000], pcm(speech[1][0]), SILENCE])
+    for i in range(0, len(audio), 3200):
+        await stream.send(audio[i : i + 3200].tobytes())
+    await stream.end()
+    events = [e async for e in stream.events()]
+    errors = [e.message for e in events if isinstance(e, Error)]
+    assert any("WAV file, not raw PCM" in m for m in errors), errors
+    assert any("odd" in m for m in errors), errors
+    assert any("unknown message" in m for m in errors), errors
+    assert not any(isinstance(e, Error) and e.fatal for e in events)
+    finals = [e for e in events if isinstance(e, Final)]
+    assert finals and normalized_wer(speech[1][1], finals[-1].text) < 0.4, finals
+
+
+async def test_an_oversize_frame_closes_the_stream_with_1009(asr, settings):
+    stream = await asr.stream()
+    await stream.send(np.zeros(int(16000 * (settings.asr.max_frame_s + 1)), np.int16).tobytes())
+    events = []
+    with pytest.raises(Exception, match="1009"):
+        async for e in stream.events():
+            events.append(e)
+    assert any(isinstance(e, Error) and e.fatal and "at most" in e.message for e in events)
+
+
+async def test_an_abrupt_disconnect_leaves_the_service_serving(asr, settings, speech):
+    stream = await asr.stream()
+    audio = pcm(speech[0][0])
+    for i in range(0, 16000 * 3, 3200):  # mid-utterance, decodes queued
+        await stream.send(audio[i : i + 3200].tobytes())
+    stream._ws._response.connection.transport.abort()  # no close handshake
+    await asyncio.sleep(0.5)
+    events = await events_of(asr, np.concatenate([pcm(speech[4][0]), SILENCE]), realtime=False)
+    assert any(isinstance(e, Final) and e.text for e in events)
+    async with aiohttp.ClientSession() as http, http.get(f"{settings.asr.url}/health") as resp:
+        assert (await resp.json())["streams"] == 0
