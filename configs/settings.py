@@ -54,7 +54,7 @@ class AsrSettings(ServiceAddress):
     decode_pad_s: float = Field(default=1.0, ge=0.5, le=5.0)
     # Decode as soon as the VAD has seen this much silence: if no speech follows before the
     # endpoint, that decode (the preflight) is the final transcript and nothing is left to do.
-    preflight_after_s: float = Field(default=0.064, gt=0)
+    preflight_after_s: float = Field(default=0.032, gt=0)  # one VAD frame
     # Interim transcripts while the caller talks without pausing (0: only at pauses).
     interim_interval_s: float = Field(default=1.0, ge=0)
     # A pause at least `commit_pause_s` long after at least `commit_min_s` of speech commits the

@@ -30,7 +30,6 @@ MILESTONES = (
     "speech_start",  # VAD: user started speaking
     "last_voiced",  # the last voiced input sample was fed (ground truth, from the audio input)
     "end_of_turn",  # VAD/endpointing: the user's turn is over
-    "preflight_transcript",  # transcript decoded in the early silence (services/asr)
     "stt_request",  # audio sent to services/asr
     # A streaming ASR's early transcript, good enough to start the LLM on (preemptive generation);
     # it may land before end_of_turn.
