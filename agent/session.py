@@ -144,7 +144,7 @@ def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: f
         if ev.new_state == "speaking":
             tracer.mark("speech_start")
         elif ev.old_state == "speaking":
-            # with VAD turn detection and no endpointing delay, this is the end of the turn
+            # with STT or VAD turn detection and no endpointing delay, this is the end of the turn
             now = tracer.now()
             tracer.mark("last_voiced", now - vad_silence_s)  # estimate: VAD waited this long
             tracer.mark("end_of_turn", now)

@@ -59,6 +59,7 @@ class AsrSettings(ServiceAddress):
     interim_interval_s: float = Field(default=1.0, ge=0)
     # A pause at least `commit_pause_s` long after at least `commit_min_s` of speech commits the
     # words before it, so later decodes cover only the rest; cut at silence, no word is split.
+    # Interims shorter than `commit_min_s` never settle phrases either (short pieces loop).
     commit_min_s: float = Field(default=2.0, gt=0)
     commit_pause_s: float = Field(default=0.096, gt=0)
     # Without such a pause, cut anyway before Whisper's 30 s window, at the quietest frame.

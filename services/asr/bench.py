@@ -19,7 +19,7 @@ import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from .client import AsrClient
-from .protocol import SAMPLE_RATE, Closed, EndOfSpeech, Final
+from .protocol import SAMPLE_RATE, Closed, Final
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
 LEAD_S, TRAIL_S = 0.5, 1.5
@@ -79,9 +79,8 @@ async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
 
     sending = asyncio.create_task(send())
     async for event in stream.events():
-        if isinstance(event, EndOfSpeech):
-            pass  # the service times endpoint -> final itself (after_endpoint_ms)
-        elif isinstance(event, Final):
+        # endpoint -> final is timed at the service (`after_endpoint_ms`), free of network jitter
+        if isinstance(event, Final):
             result.finals.append(event)
             result.endpoint_to_final_ms.append(event.after_endpoint_ms)
         elif isinstance(event, Closed):

@@ -12,17 +12,17 @@ the cores it has). Which piece next:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-import logging
-
 import numpy as np
 
 from .engine import Decoded
+from .protocol import SAMPLE_RATE
 
 log = logging.getLogger("halfsec.asr")
 
@@ -46,12 +46,12 @@ class Job:
 
     @property
     def audio_s(self) -> float:
-        return len(self.audio) / 16000
+        return len(self.audio) / SAMPLE_RATE
 
 
 class DecodeScheduler:
     def __init__(self, decode: Callable[[np.ndarray], Decoded], workers: int = 1) -> None:
-        self._decode = decode
+        self.decode = decode  # the default; a job may bring its own (`run`)
         self._workers = workers
         self._queue: list[Job] = []
         self._running: set[int] = set()
@@ -86,10 +86,6 @@ class DecodeScheduler:
         self._wake.set()
         return job
 
-    def reprioritise(self, job: Job, kind: Kind) -> None:
-        """A queued preflight that turned into a segment to commit or an interim."""
-        job.kind = kind
-
     def drop_stream(self, stream: int) -> None:
         """The stream went away: its queued decodes are cancelled (a running one finishes)."""
         for job in [j for j in self._queue if j.stream == stream]:
@@ -114,7 +110,7 @@ class DecodeScheduler:
             self._running.add(job.stream)
             started = time.monotonic()
             try:
-                result = await asyncio.to_thread(job.run or self._decode, job.audio)
+                result = await asyncio.to_thread(job.run or self.decode, job.audio)
                 log.debug("stream %d %s %.1fs: waited %.0f ms, decoded in %.0f ms", job.stream,
                           job.kind.name, job.audio_s, (started - job.queued_at) * 1000,
                           (time.monotonic() - started) * 1000)

@@ -116,9 +116,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
                     pass
 
         sid = next(ids)
-        session = StreamSession(
-            sid, Endpointer(settings.vad, opts), scheduler, engine.decode, opts, out.put_nowait
-        )
+        session = StreamSession(sid, Endpointer(settings.vad, opts), scheduler, opts, out.put_nowait)
         sessions[sid] = session
         writing = asyncio.create_task(writer())
         out.put_nowait(Ready(model=engine.name))

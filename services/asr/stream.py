@@ -1,14 +1,16 @@
 """One call's transcription: audio in, the events of protocol.py out.
 
 What gets decoded when (all through the shared DecodeScheduler):
-  - at a pause (`asr.preflight_after_s` of silence): everything since the last committed segment.
+  - at a pause (`asr.preflight_after_s` of silence): everything since the last settled segment.
     If the caller stays silent until the endpoint, that decode is the final: sent as `preflight`
     when ready, and reused as `final` at the endpoint, so normally nothing is left to decode then;
   - if the caller speaks again after a long enough pause and enough speech, that decode is
     committed (the words before a silence are settled), otherwise it counts as an interim;
-  - while the caller talks without pausing: an interim every `asr.interim_interval_s`;
-  - a segment nearing Whisper's 30 s window is cut at its quietest frame and committed.
-A final is the committed segments plus the last piece, joined in order.
+  - while the caller talks on: interims with Whisper's phrase timestamps, at least
+    `asr.interim_interval_s` apart and further apart as the piece grows; phrases that ended well
+    before the newest audio settle, so later decodes cover only the rest;
+  - a piece nearing Whisper's 30 s window is cut at its quietest frame and committed.
+A final is the settled segments plus the last piece, joined in order.
 """
 
 from __future__ import annotations
@@ -51,11 +53,9 @@ class StreamSession:
         sid: int,
         endpointer: Endpointer,
         scheduler: DecodeScheduler,
-        decode: Callable[..., Decoded],
         opts: AsrSettings,
         emit: Emit,
     ) -> None:
-        self._decode = decode
         self.sid = sid
         self._ep = endpointer
         self._scheduler = scheduler
@@ -126,7 +126,7 @@ class StreamSession:
         ):
             self._commit(job)
         else:
-            self._scheduler.reprioritise(job, Kind.INTERIM)
+            job.kind = Kind.INTERIM
             self._spawn(self._send_interim(job, list(self._segments)))
 
     def _endpoint(self, event: Endpoint) -> None:
@@ -196,7 +196,7 @@ class StreamSession:
 
     def _submit(self, kind: Kind, start: int, end: int, timestamps: bool = False) -> Job:
         audio = self._ep.audio(start, end)
-        run = partial(self._decode, timestamps=True) if timestamps else None
+        run = partial(self._scheduler.decode, timestamps=True) if timestamps else None
         job = self._scheduler.submit(self.sid, kind, audio, end, run=run)
         job.future.add_done_callback(self._count)
         self._last_job = job
@@ -209,7 +209,7 @@ class StreamSession:
             self.compute_s += future.result().decode_ms / 1000.0
 
     def _commit(self, job: Job) -> None:
-        self._scheduler.reprioritise(job, Kind.COMMIT)
+        job.kind = Kind.COMMIT
         self._segments.append(job)
         self._seg_start = job.end
 
@@ -234,7 +234,7 @@ class StreamSession:
         if job.kind == Kind.PREFLIGHT and text:  # not demoted: the caller did not speak again
             self._emit(Preflight(text=text))
 
-    async def _send_interim(self, job: Job | None, segments: list[Job | str]) -> None:
+    async def _send_interim(self, job: Job, segments: list[Job | str]) -> None:
         utterance = self._utterance
         try:
             text = await self._text(segments, job)
@@ -248,8 +248,6 @@ class StreamSession:
     ) -> None:
         try:
             text = await self._text(segments, tail)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             log.exception("stream %d: decode failed", self.sid)
             self._emit(Error(message=f"decode failed: {exc}"))
