@@ -85,3 +85,11 @@ async def test_queue_serves_a_waiting_final_before_a_long_talkers_interims():
     assert replaced.future.cancelled()
     # the final jumps the queue; interims go oldest first; stream 3 has one interim only
     assert order == ["1", "5", "2", "4"]
+
+
+def test_only_finished_phrases_settle():
+    from services.asr.stream import _finished
+
+    assert _finished("He was not an ill-disposed young man.") and _finished("Well,")
+    for unsure in ("He was not an old-s-y-y-y-y-", "He was not an ill...", "rather selfish is to be"):
+        assert not _finished(unsure), unsure

@@ -47,6 +47,13 @@ _CUT_SEARCH_S = 3.0  # a forced cut looks this far back for the quietest frame
 _SETTLE_GUARD_S = 1.0  # a phrase ending closer than this to the newest audio may still change
 
 
+def _finished(phrase: str) -> bool:
+    """A phrase Whisper closed with punctuation. One ending in a cut word ("old-s-y-y-y-") or
+    trailing off ("ill...") is unsure of its words, and its end timestamp may lie past words it
+    swallowed: settling it would lose them (seen in a call: "young man" vanished so)."""
+    return phrase[-1:] in ".?!,;:" and not phrase.endswith("...") and not phrase.rstrip(".?!,;:").endswith("-")
+
+
 class StreamSession:
     def __init__(
         self,
@@ -187,7 +194,11 @@ class StreamSession:
         texts = [text for _, text in phrases]
         if piece_s < self._opts.commit_min_s or len(set(texts)) < len(texts):
             return  # short pieces loop ("He was not. He was not."): never settle from those
-        settled = [(end, text) for end, text in phrases if end <= piece_s - _SETTLE_GUARD_S]
+        settled: list[tuple[float, str]] = []
+        for end, text in phrases:  # the leading run of finished phrases, nothing after a doubt
+            if end > piece_s - _SETTLE_GUARD_S or not _finished(text):
+                break
+            settled.append((end, text))
         if settled:
             self._segments.extend(text for _, text in settled)
             self._seg_start = start + round(settled[-1][0] * SAMPLE_RATE / FRAME) * FRAME
