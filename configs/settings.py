@@ -131,9 +131,12 @@ class VadSettings(_Section):
 
 
 class TurnSettings(_Section):
-    # "stt": services/asr's endpointer ends the turn (its final is ready then); "vad": the
-    # session's own VAD does, and the STT is then asked for the whole utterance afterwards.
-    detection: Literal["vad", "stt"] = "stt"
+    # "vad": the session's Silero VAD ends the turn and the session waits for services/asr's
+    # final (normally its preflight, already decoded). "stt": services/asr's endpointer ends
+    # it. Measured in tests/test_call.py: with "stt", the caller's second turn (spoken while
+    # the agent still talks) came back as "He was not an old-s-s-y-y-y-" in 2 of 3 runs; with
+    # "vad" it was right. Not yet understood, so "vad" is the default.
+    detection: Literal["vad", "stt"] = "vad"
     endpointing_min_delay_s: float = Field(default=0.0, ge=0)
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
     preemptive_generation: bool = True
