@@ -86,7 +86,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         AsrClient(settings.asr.url),
         language=settings.asr.language or "en",
         on_mark=tracer.mark,
-        fallback_vad=vad,  # finds the caller's turns while services/asr is away
+        survive_outages=True,  # while services/asr is away, each turn gets the fallback below
     )
     model = openai.LLM(
         model=settings.llm.served_model_name,
@@ -129,6 +129,12 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         session.say(settings.asr.fallback_text)
 
     stt.on_failure = asr_failed
+
+    @session.on("user_state_changed")
+    def _answer_turns_during_an_outage(ev: UserStateChangedEvent) -> None:
+        # registered after the tracer's handler: the turn has ended when the fallback starts
+        if ev.old_state == "speaking" and stt.outage is not None:
+            asr_failed(stt.outage)
     return session, HalfsecAgent(settings, tracer, [stt, kokoro])
 
 

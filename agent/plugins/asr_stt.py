@@ -5,9 +5,9 @@ Service events map onto LiveKit's: speech_start -> START_OF_SPEECH, interim -> I
 preflight -> PREFLIGHT (the session may start the LLM on it), end_of_speech -> END_OF_SPEECH,
 final -> FINAL. With `turn_detection="stt"` the service's endpoint ends the turn.
 
-If the service cannot be reached, the call degrades instead of going deaf: a local Silero VAD
-finds the caller's turns, each gets `on_failure` (the session speaks a short fallback), and the
-plugin reconnects at the next turn.
+If the service cannot be reached, the call degrades instead of going deaf: the plugin records
+the outage in `outage` (the session answers each turn with a short fallback) and reconnects every
+`_RETRY_S`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from livekit import rtc
-from livekit.agents import APIConnectionError, APIConnectOptions, stt, utils, vad
+from livekit.agents import APIConnectionError, APIConnectOptions, stt, utils
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer
@@ -38,6 +38,7 @@ log = logging.getLogger("halfsec.agent")
 
 Mark = Callable[[str], None]
 Frames = Callable[[], Awaitable[rtc.AudioFrame | None]]
+_RETRY_S = 2.0  # while the service is away, try it again this often
 _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -54,9 +55,9 @@ def to_pcm16_mono(buffer: AudioBuffer, rate: int = SAMPLE_RATE) -> bytes:
 
 
 class HalfsecSTT(stt.STT):
-    """`on_failure`, when given, takes ASR failures (the owner decides what the caller hears)
-    and `fallback_vad` finds turns while the service is away. Without them, failures raise as
-    LiveKit expects."""
+    """`on_failure`, when given, takes a failed one-shot recognition (the owner decides what the
+    caller hears); `survive_outages` keeps a stream alive while the service is away, with the
+    failure in `outage`. Without them, failures raise as LiveKit expects."""
 
     def __init__(
         self,
@@ -65,14 +66,15 @@ class HalfsecSTT(stt.STT):
         language: str = "en",
         on_mark: Mark | None = None,
         on_failure: Callable[[Exception], None] | None = None,
-        fallback_vad: vad.VAD | None = None,
+        survive_outages: bool = False,
     ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
         self._client = client
         self._language = LanguageCode(language)
         self._mark = on_mark or (lambda _: None)
         self.on_failure = on_failure
-        self._fallback_vad = fallback_vad
+        self.survive_outages = survive_outages
+        self.outage: Exception | None = None  # set while the service cannot be reached
 
     @property
     def model(self) -> str:
@@ -131,6 +133,7 @@ class AsrSpeechStream(stt.RecognizeStream):
                 if not await self._degraded(exc, frames):
                     return
                 continue
+            self._owner.outage = None
             try:
                 if await self._pump(stream, frames):
                     return
@@ -193,26 +196,18 @@ class AsrSpeechStream(stt.RecognizeStream):
             log.warning("ASR service: %s", event.message)
 
     async def _degraded(self, exc: Exception, frames: Frames) -> bool:
-        """The service is away: a local VAD finds the caller's next turn, which gets the
-        fallback; then try the service again. False once the input has ended."""
-        if self._owner.on_failure is None or self._owner._fallback_vad is None:
+        """The service is away: record the outage (the session answers each turn the caller
+        finishes meanwhile with a short fallback; its VAD, not ours, decides where turns end),
+        drop audio for `_RETRY_S`, then try again. False once the input has ended."""
+        if not self._owner.survive_outages:
             raise APIConnectionError(f"ASR service: {exc}") from exc
-        log.warning("ASR service unavailable (%s): fallback until it is back", exc)
-        vad_stream = self._owner._fallback_vad.stream()
+        if self._owner.outage is None:
+            log.warning("ASR service unavailable (%s): fallback until it is back", exc)
+        self._owner.outage = exc
         try:
-            async def feed() -> None:
-                while (frame := await frames()) is not None:
-                    vad_stream.push_frame(frame)
-                vad_stream.end_input()
-
-            feeding = asyncio.create_task(feed())
-            try:
-                async for ev in vad_stream:
-                    if ev.type == vad.VADEventType.END_OF_SPEECH:
-                        self._owner.on_failure(exc)
-                        return True
+            async with asyncio.timeout(_RETRY_S):
+                while await frames() is not None:
+                    pass
                 return False
-            finally:
-                await utils.aio.cancel_and_wait(feeding)
-        finally:
-            await vad_stream.aclose()
+        except TimeoutError:
+            return True
