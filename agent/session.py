@@ -87,6 +87,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         language=settings.asr.language or "en",
         on_mark=tracer.mark,
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
+        streaming=settings.asr.streaming,
     )
     model = openai.LLM(
         model=settings.llm.served_model_name,

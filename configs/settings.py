@@ -69,6 +69,13 @@ class AsrSettings(ServiceAddress):
     no_speech_threshold: float = Field(default=0.6, gt=0, le=1)
     log_prob_threshold: float = Field(default=-1.0)
     compression_ratio_threshold: float = Field(default=2.4, gt=0)
+    # The agent streams the call to the service (transcript ready at the endpoint) instead of
+    # sending each utterance after it ends. Off by default for now: in the 3-turn call test
+    # (tests/test_call.py) the second turn, spoken while the agent was busy, came back as
+    # "He was not an old-s-y-y-y-y-" in 3 of 3 fresh-clone runs (the service alone, and
+    # `halfsec bench asr`, transcribe that utterance right). Turn it on with
+    # HALFSEC_ASR__STREAMING=true to measure; not yet understood.
+    streaming: bool = False
     # Parallel decodes (CTranslate2 workers): 1 on a small CPU, more on a GPU.
     num_workers: int = Field(default=1, ge=1)
     max_streams: int = Field(default=32, ge=1)

@@ -67,8 +67,11 @@ class HalfsecSTT(stt.STT):
         on_mark: Mark | None = None,
         on_failure: Callable[[Exception], None] | None = None,
         survive_outages: bool = False,
+        streaming: bool = True,
     ) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
+        # streaming=False: LiveKit cuts each utterance with the session's VAD and calls
+        # `_recognize_impl` (the service's one-shot HTTP path) after it ends
+        super().__init__(capabilities=stt.STTCapabilities(streaming=streaming, interim_results=streaming))
         self._client = client
         self._language = LanguageCode(language)
         self._mark = on_mark or (lambda _: None)
