@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -55,6 +56,9 @@ def service_main(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profile", default="cpu")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    # HALFSEC_LOG_LEVEL=DEBUG shows each stream's events (services/asr) when chasing a bad turn.
+    level = os.environ.get("HALFSEC_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
     app, address = build(load_settings(args.profile))  # loads the model: slow, before we listen
     asyncio.run(serve(app, address.host, address.port))

@@ -180,6 +180,7 @@ class AsrSpeechStream(stt.RecognizeStream):
 
     def _on(self, event: object) -> None:
         mark, emit, kind = self._owner._mark, self._event_ch.send_nowait, stt.SpeechEventType
+        log.debug("ASR event: %r", event)
         if isinstance(event, SpeechStarted):
             emit(self._owner.event(kind.START_OF_SPEECH))
         elif isinstance(event, Interim):

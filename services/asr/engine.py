@@ -3,14 +3,17 @@
 `transcribe` is the offline path (faster-whisper's own loop over 30 s windows): the HTTP endpoint
 and the bench's reference WER. `decode` is the streaming path: one piece of an utterance (never
 longer than a Whisper window), encoded at its own length plus a little padding instead of a
-padded 30 s window, which is most of the cost of a short decode. Both drop what Whisper's own
-rules call silence or a repetition loop, so silence, noise and music yield no words.
+padded 30 s window, which is most of the cost of a short decode. A short window is less sure of
+itself, though: a decode that stutters or breaks off ("an old-s-y-y-y-") is done again over the
+full window, which Whisper was trained on. Both paths drop what Whisper's own rules call silence
+or a repetition loop, so silence, noise and music yield no words.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -27,6 +30,16 @@ log = logging.getLogger("halfsec.asr")
 
 WINDOW_S = 30.0  # Whisper's input window
 _FRAMES_PER_S = 100  # mel frames per second; the encoder halves them
+# Signs a short-window decode went astray. Measured on one LibriVox sentence ("He was not an
+# ill-disposed young man") cut at 80 slightly different places: with 1 s of padding, 30 decodes
+# stuttered into "an old-s-y-y-y-y" and lost "young man"; over the full window all 80 kept it.
+_STUTTER = re.compile(r"(?:\b\w{1,2}-){2,}")  # "s-y-y-", "s-s-y-"
+_TRAILING_OFF = re.compile(r"(?:\.\.\.|\u2026|-)\W*$")
+
+
+def doubtful(text: str) -> bool:
+    """A decode that stutters or trails off: words may be missing from it."""
+    return bool(_STUTTER.search(text) or _TRAILING_OFF.search(text))
 
 
 @dataclass
@@ -38,6 +51,7 @@ class Decoded:
     avg_logprob: float = 0.0
     compression_ratio: float = 0.0
     dropped: str | None = None  # why the text was dropped, if it was
+    redecoded: bool = False  # the short window's decode was doubtful: this is the full window's
     # with timestamps: Whisper's phrases as (end in seconds, text); the last may be unfinished
     phrases: list[tuple[float, str]] = field(default_factory=list)
 
@@ -100,16 +114,35 @@ class WhisperEngine:
             decode_ms=(time.perf_counter() - t0) * 1000.0,
         )
 
-    def decode(self, audio: np.ndarray, timestamps: bool = False) -> Decoded:
+    def decode(self, audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True) -> Decoded:
         """One piece of speech (at most a Whisper window), greedy, gated. With `timestamps`,
-        also where Whisper ends each phrase: a few tokens more, and safe places to cut."""
+        also where Whisper ends each phrase: a few tokens more, and safe places to cut. With
+        `retry_doubtful`, a doubtful decode is done again over the full 30 s window (costs
+        ~3x; worth it for transcripts a reply is built on, not for interims)."""
         t0 = time.perf_counter()
         audio_s = len(audio) / SAMPLE_RATE
         if audio_s > WINDOW_S:
             raise ValueError(f"a streamed piece is at most {WINDOW_S:.0f} s, got {audio_s:.1f} s")
         features = self.model.feature_extractor(audio)
+        out = self._decode(features, audio_s, self.opts.decode_pad_s, timestamps)
+        if retry_doubtful and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
+            log.info("doubtful %r: decoding again over the full window", out.text)
+            out = self._decode(features, audio_s, WINDOW_S, timestamps)
+            out.redecoded = True
+        if self._silence(out.no_speech_prob, out.avg_logprob):
+            out.dropped = "no speech"
+        elif out.compression_ratio > self.opts.compression_ratio_threshold:
+            out.dropped = "repetition"
+        if out.dropped:
+            log.info("dropped %r (%s, no_speech %.2f, logprob %.2f, ratio %.2f)", out.text, out.dropped,
+                     out.no_speech_prob, out.avg_logprob, out.compression_ratio)
+            out.text, out.phrases = "", []
+        out.decode_ms = (time.perf_counter() - t0) * 1000.0
+        return out
+
+    def _decode(self, features: np.ndarray, audio_s: float, pad_s: float, timestamps: bool) -> Decoded:
         # an even number of mel frames (the encoder's stride is 2), padded with silence
-        frames = min(int(WINDOW_S * _FRAMES_PER_S), 2 * math.ceil((audio_s + self.opts.decode_pad_s) * _FRAMES_PER_S / 2))
+        frames = min(int(WINDOW_S * _FRAMES_PER_S), 2 * math.ceil((audio_s + pad_s) * _FRAMES_PER_S / 2))
         features = features[:, :frames]
         features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
         encoded = self.model.encode(features)
@@ -131,7 +164,7 @@ class WhisperEngine:
         text = " ".join(t for _, t in phrases) if timestamps else self._tokenizer.decode(tokens).strip()
         # CTranslate2's score is the log-prob summed over tokens and divided by their number
         avg_logprob = result.scores[0] if tokens else 0.0
-        out = Decoded(
+        return Decoded(
             text=text,
             audio_s=audio_s,
             decode_ms=0.0,
@@ -140,16 +173,6 @@ class WhisperEngine:
             compression_ratio=compression_ratio(text),
             phrases=phrases,
         )
-        if self._silence(out.no_speech_prob, out.avg_logprob):
-            out.dropped = "no speech"
-        elif out.compression_ratio > self.opts.compression_ratio_threshold:
-            out.dropped = "repetition"
-        if out.dropped:
-            log.info("dropped %r (%s, no_speech %.2f, logprob %.2f, ratio %.2f)", text, out.dropped,
-                     out.no_speech_prob, out.avg_logprob, out.compression_ratio)
-            out.text, out.phrases = "", []
-        out.decode_ms = (time.perf_counter() - t0) * 1000.0
-        return out
 
     def _phrases(self, tokens: list[int]) -> list[tuple[float, str]]:
         """Text between timestamp tokens, each with the timestamp that closes it."""

@@ -108,6 +108,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
 
         async def writer() -> None:
             while (event := await out.get()) is not None:
+                log.debug("stream %d: %r", sid, event)
                 if ws.closed:
                     continue
                 try:

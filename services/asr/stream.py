@@ -207,12 +207,20 @@ class StreamSession:
 
     def _submit(self, kind: Kind, start: int, end: int, timestamps: bool = False) -> Job:
         audio = self._ep.audio(start, end)
-        run = partial(self._scheduler.decode, timestamps=True) if timestamps else None
+        # interims are throw-away: not worth a second decode when doubtful (see engine.doubtful)
+        run = partial(self._scheduler.decode, timestamps=True, retry_doubtful=False) if timestamps else None
         job = self._scheduler.submit(self.sid, kind, audio, end, run=run)
         job.future.add_done_callback(self._count)
+        if log.isEnabledFor(logging.DEBUG):
+            job.future.add_done_callback(partial(self._trace, kind, start, end))
         self._last_job = job
         self._interim_at = max(self._interim_at, end)
         return job
+
+    def _trace(self, kind: Kind, start: int, end: int, future: asyncio.Future[Decoded]) -> None:
+        result = "cancelled" if future.cancelled() else future.exception() or repr(future.result().text)
+        log.debug("stream %d: %s %.2f-%.2f s of utterance %d: %s", self.sid, kind.name,
+                  start / SAMPLE_RATE, end / SAMPLE_RATE, self._utterance, result)
 
     def _count(self, future: asyncio.Future[Decoded]) -> None:
         if not future.cancelled() and future.exception() is None:
