@@ -128,6 +128,41 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.plan import current_plan, spare_calls
+
+    plan = current_plan(settings, budget_gb=args.budget_gb, gpu_gb=args.gpu_gb)
+    out = Console()
+    if not plan.uses_gpu:
+        out.print(f"VRAM plan for {plan.profile}: {plan.note}")
+    else:
+        table = Table(title=f"VRAM plan: {plan.profile}, {plan.budget_gb:g} GiB budget on a {plan.gpu_gb:g} GiB card")
+        table.add_column("component")
+        table.add_column("GiB", justify="right")
+        table.add_column("from")
+        for c in plan.components:
+            table.add_row(c.name, f"{c.gib:.2f}", c.source)
+        table.add_section()
+        table.add_row("total", f"{plan.total_gb:.2f}", "fits" if plan.fits else "[red]over budget[/]")
+        table.add_row("budget", f"{plan.budget_gb:.2f}", f"unplanned {plan.budget_gb - plan.total_gb:.2f}")
+        out.print(table)
+        if plan.calls:
+            out.print(f"KV cache: {plan.calls} concurrent calls of {plan.context_tokens} tokens"
+                      + (f" (the unplanned rest would hold {n} more)" if (n := spare_calls(settings, plan)) else ""))
+        if plan.fits and plan.vllm_gpu_memory_utilization is not None:
+            out.print(f"vLLM --gpu-memory-utilization {plan.vllm_gpu_memory_utilization:g} "
+                      f"(a fraction of the {plan.gpu_gb:g} GiB card)")
+        if plan.note:
+            out.print(plan.note)
+    if not plan.fits:
+        console.print(f"[red]halfsec: plan does not fit:[/] {plan.advice}", highlight=False, soft_wrap=True)
+    if args.json:
+        print(json.dumps(plan.as_dict()))
+    return 0 if plan.fits else 1
+
+
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
@@ -180,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
     add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    plan = add("plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
+    plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
+    plan.add_argument("--gpu-gb", type=float, metavar="M",
+                      help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)")
+    plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
     bench_asr = bench.add_parser("asr", help="stream speech through services/asr: WER, latency, hallucinations")
     bench_asr.add_argument("--profile", default="cpu", help="settings profile")
