@@ -197,6 +197,66 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.llm.bench import run_bench
+    from services.supervisor import ServiceError, Supervisor, service_specs
+
+    specs = [s for s in service_specs(settings, args.profile) if s.name == "llm"]
+    o = settings.llm
+
+    async def run() -> dict:
+        async with Supervisor(specs, settings.cache_dir / "logs"):
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(f"{o.url}/v1/models") as resp:
+                running = (await resp.json())["data"][0].get("root")
+            wanted = settings.model_path(o.model)
+            if running != wanted:  # a reused service must be the model asked for
+                raise ServiceError(f"the LLM service at {o.url} runs {running!r}, not {wanted!r}: "
+                                   "stop it or pick another llm.port")
+            return await run_bench(o.url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
+                                   turns=args.turns, requests=args.requests, max_tokens=o.max_tokens,
+                                   temperature=o.temperature)  # fmt: skip
+
+    figures = asyncio.run(run())
+    out = Console()
+    table = Table(title=f"LLM bench: {o.model}, {o.max_tokens} tokens a reply")
+    for name in ("calls", "requests", "TTFT P50 ms", "TTFT P95 ms", "1st sentence P50 ms",
+                 "1st sentence P95 ms", "tok/s per stream", "tok/s total"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for level in figures["levels"].values():
+        table.add_row(*(str(level[k]) for k in (
+            "concurrency", "requests", "ttft_ms_p50", "ttft_ms_p95", "first_sentence_ms_p50",
+            "first_sentence_ms_p95", "tokens_per_s_per_stream", "tokens_per_s")))  # fmt: skip
+    out.print(table)
+    out.print(f"one conversation, {figures['turns']} turns: TTFT turn 1 {figures['ttft_turn1_ms']} ms "
+              f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
+              f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
+              + (f", {figures['cached_tokens_turnN']} cached)" if figures["cached_tokens_turnN"] is not None else ")"),
+              highlight=False)  # fmt: skip
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def _concurrency_levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, like 1,4,8 (got {text!r})")
+    return levels
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number (got {text!r})")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="halfsec", description="real-time voice agent on one GPU")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -227,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: the LibriVox speech `halfsec models` fetched)")
     bench_asr.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     bench_asr.set_defaults(fn=cmd_bench_asr)
+    bench_llm = bench.add_parser("llm", help="stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
+    bench_llm.add_argument("--profile", default="cpu", help="settings profile")
+    bench_llm.add_argument("--concurrency", type=_concurrency_levels, default=[1, 4, 8], metavar="1,4,8",
+                           help="concurrent calls at each level (default 1,4,8)")
+    bench_llm.add_argument("--turns", type=_positive, default=8, metavar="N",
+                           help="turns of the growing conversation (default 8)")
+    bench_llm.add_argument("--requests", type=_positive, default=3, metavar="R",
+                           help="requests each concurrent caller makes per level (default 3)")
+    bench_llm.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
+    bench_llm.set_defaults(fn=cmd_bench_llm)
     report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
