@@ -128,6 +128,41 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.plan import current_plan, spare_calls
+
+    plan = current_plan(settings, budget_gb=args.budget_gb, gpu_gb=args.gpu_gb)
+    out = Console()
+    if not plan.uses_gpu:
+        out.print(f"VRAM plan for {plan.profile}: {plan.note}")
+    else:
+        table = Table(title=f"VRAM plan: {plan.profile}, {plan.budget_gb:g} GiB budget on a {plan.gpu_gb:g} GiB card")
+        table.add_column("component")
+        table.add_column("GiB", justify="right")
+        table.add_column("from")
+        for c in plan.components:
+            table.add_row(c.name, f"{c.gib:.2f}", c.source)
+        table.add_section()
+        table.add_row("total", f"{plan.total_gb:.2f}", "fits" if plan.fits else "[red]over budget[/]")
+        table.add_row("budget", f"{plan.budget_gb:.2f}", f"unplanned {plan.budget_gb - plan.total_gb:.2f}")
+        out.print(table)
+        if plan.calls:
+            out.print(f"KV cache: {plan.calls} concurrent calls of {plan.context_tokens} tokens"
+                      + (f" (the unplanned rest would hold {n} more)" if (n := spare_calls(settings, plan)) else ""))
+        if plan.fits and plan.vllm_gpu_memory_utilization is not None:
+            out.print(f"vLLM --gpu-memory-utilization {plan.vllm_gpu_memory_utilization:g} "
+                      f"(a fraction of the {plan.gpu_gb:g} GiB card)")
+        if plan.note:
+            out.print(plan.note)
+    if not plan.fits:
+        console.print(f"[red]halfsec: plan does not fit:[/] {plan.advice}", highlight=False, soft_wrap=True)
+    if args.json:
+        print(json.dumps(plan.as_dict()))
+    return 0 if plan.fits else 1
+
+
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
@@ -162,6 +197,66 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.llm.bench import run_bench
+    from services.supervisor import ServiceError, Supervisor, service_specs
+
+    specs = [s for s in service_specs(settings, args.profile) if s.name == "llm"]
+    o = settings.llm
+
+    async def run() -> dict:
+        async with Supervisor(specs, settings.cache_dir / "logs"):
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(f"{o.url}/v1/models") as resp:
+                running = (await resp.json())["data"][0].get("root")
+            wanted = settings.model_path(o.model)
+            if running != wanted:  # a reused service must be the model asked for
+                raise ServiceError(f"the LLM service at {o.url} runs {running!r}, not {wanted!r}: "
+                                   "stop it or pick another llm.port")
+            return await run_bench(o.url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
+                                   turns=args.turns, requests=args.requests, max_tokens=o.max_tokens,
+                                   temperature=o.temperature)  # fmt: skip
+
+    figures = asyncio.run(run())
+    out = Console()
+    table = Table(title=f"LLM bench: {o.model}, {o.max_tokens} tokens a reply")
+    for name in ("calls", "requests", "TTFT P50 ms", "TTFT P95 ms", "1st sentence P50 ms",
+                 "1st sentence P95 ms", "tok/s per stream", "tok/s total"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for level in figures["levels"].values():
+        table.add_row(*(str(level[k]) for k in (
+            "concurrency", "requests", "ttft_ms_p50", "ttft_ms_p95", "first_sentence_ms_p50",
+            "first_sentence_ms_p95", "tokens_per_s_per_stream", "tokens_per_s")))  # fmt: skip
+    out.print(table)
+    out.print(f"one conversation, {figures['turns']} turns: TTFT turn 1 {figures['ttft_turn1_ms']} ms "
+              f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
+              f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
+              + (f", {figures['cached_tokens_turnN']} cached)" if figures["cached_tokens_turnN"] is not None else ")"),
+              highlight=False)  # fmt: skip
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def _concurrency_levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, like 1,4,8 (got {text!r})")
+    return levels
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number (got {text!r})")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="halfsec", description="real-time voice agent on one GPU")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -180,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
     add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    plan = add("plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
+    plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
+    plan.add_argument("--gpu-gb", type=float, metavar="M",
+                      help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)")
+    plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
     bench_asr = bench.add_parser("asr", help="stream speech through services/asr: WER, latency, hallucinations")
     bench_asr.add_argument("--profile", default="cpu", help="settings profile")
@@ -187,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: the LibriVox speech `halfsec models` fetched)")
     bench_asr.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     bench_asr.set_defaults(fn=cmd_bench_asr)
+    bench_llm = bench.add_parser("llm", help="stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
+    bench_llm.add_argument("--profile", default="cpu", help="settings profile")
+    bench_llm.add_argument("--concurrency", type=_concurrency_levels, default=[1, 4, 8], metavar="1,4,8",
+                           help="concurrent calls at each level (default 1,4,8)")
+    bench_llm.add_argument("--turns", type=_positive, default=8, metavar="N",
+                           help="turns of the growing conversation (default 8)")
+    bench_llm.add_argument("--requests", type=_positive, default=3, metavar="R",
+                           help="requests each concurrent caller makes per level (default 3)")
+    bench_llm.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
+    bench_llm.set_defaults(fn=cmd_bench_llm)
     report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")

@@ -27,6 +27,7 @@ from latency import TurnTracer
 from services.asr.client import AsrClient
 from services.tts.client import TtsClient
 
+from .conversation import HistoryWindow, history_budget, speakable, token_counter
 from .plugins import HalfsecSTT, HalfsecTTS
 from .plugins.chunking import FirstClauseTokenizer
 
@@ -37,14 +38,20 @@ _SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
 
 
 class HalfsecAgent(Agent):
-    """The assistant. Wraps the default LLM node to timestamp its first token and sentence, and to
-    speak a short fallback when the LLM fails, so the caller is never left in silence."""
+    """The assistant. Wraps the default LLM node to send a history trimmed to the context budget
+    (`conversation.py`), to timestamp its first token and sentence, and to speak a short fallback
+    when the LLM fails, so the caller is never left in silence. The transcript is the speakable
+    text, the same the TTS is given."""
 
     def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
+        # the same text every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt)
         self._tracer = tracer
         self._clients = clients
         self._fallback = settings.llm.fallback_text
+        count, how = token_counter(settings)
+        self._history = HistoryWindow(history_budget(settings), count)
+        log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
 
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
@@ -55,6 +62,7 @@ class HalfsecAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
         self._tracer.mark("llm_request")
+        chat_ctx = self._history.trim(chat_ctx)
         text: str | None = ""  # None once the first sentence is complete
         spoke = False
         try:
@@ -73,6 +81,13 @@ class HalfsecAgent(Agent):
             self._tracer.mark("fallback")
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback
+
+    def transcription_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[str]:
+        # what was spoken (the session filters the TTS's text the same way): the history, the
+        # room's transcript and the turn record then hold no markdown for the model to copy
+        return Agent.default.transcription_node(self, speakable(text), model_settings)
 
 
 def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
@@ -117,6 +132,8 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
             "preemptive_generation": {"enabled": turn.preemptive_generation},
         },
         aec_warmup_duration=turn.aec_warmup_s or None,
+        # LiveKit's markdown and emoji filters, plus list markers (conversation.speakable)
+        tts_text_transforms=[speakable],
         user_away_timeout=None,
         conn_options=SessionConnectOptions(
             llm_conn_options=APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)

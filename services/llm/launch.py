@@ -12,6 +12,22 @@ import os
 from configs import Settings
 from configs.settings import HUB_PREFIX
 
+from ..plan import current_plan
+
+
+def gpu_memory_utilization(settings: Settings) -> float | None:
+    """vLLM's fraction of the card: the setting when given, else the VRAM plan's (None on CPU).
+
+    Only the fraction is passed, not --kv-cache-memory-bytes: vLLM measures its own weights and
+    activations, then fills the rest of its share with KV cache, so an activation estimate that
+    is off changes how many tokens it caches, never how much VRAM it takes. A fixed KV size
+    would hold the plan's token count but take more than the share if the estimate were low.
+    """
+    o = settings.llm
+    if o.gpu_memory_utilization is not None or o.device != "cuda":
+        return o.gpu_memory_utilization
+    return current_plan(settings).vllm_gpu_memory_utilization
+
 
 def vllm_command(settings: Settings) -> list[str]:
     o = settings.llm
@@ -31,8 +47,8 @@ def vllm_command(settings: Settings) -> list[str]:
         cmd.append("--enable-prefix-caching")
     if o.quantization:
         cmd += ["--quantization", o.quantization]
-    if o.gpu_memory_utilization is not None:
-        cmd += ["--gpu-memory-utilization", str(o.gpu_memory_utilization)]
+    if (utilization := gpu_memory_utilization(settings)) is not None:
+        cmd += ["--gpu-memory-utilization", str(utilization)]
     if o.tool_call_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
     return cmd + list(o.extra_args)

@@ -1,0 +1,178 @@
+"""`halfsec bench llm`: what the LLM service gives a voice turn, alone and under concurrent calls.
+
+At each concurrency level, that many callers each send `requests` chat requests one after the
+other (each a different question after the same system prompt, as calls share it) and stream the
+replies: time to first token, time to the first sentence end (what the first spoken chunk waits
+for), decode tokens/s per stream, and the level's total tokens/s. Replies run to `max_tokens`
+(vLLM's `ignore_eos`) so every level decodes the same amount. Then one conversation grows for
+`turns` turns: with the prefix cache, the last turn's time to first token should stay near the
+first one's although its prompt is several times longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from openai import AsyncOpenAI
+
+# A sentence end after a few characters: the same test as agent/session.py's first-sentence mark.
+_SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.DOTALL)
+
+QUESTIONS = [
+    "Hi, I'd like to move my dentist appointment from Tuesday to Thursday. Is that possible?",
+    "What are your opening hours on the weekend?",
+    "Can you tell me how long delivery takes to Leeds?",
+    "My internet has been dropping out every evening this week. What should I try first?",
+    "I was charged twice for the same order. How do I get the second charge refunded?",
+    "Do you have any tables for four free tonight around eight?",
+    "How do I reset the password on my account?",
+    "Is there parking near your office, and is it free?",
+    "I need to cancel my subscription. What happens to the months I already paid for?",
+    "Could you explain the difference between the basic and the premium plan?",
+    "My parcel says delivered but it isn't here. What can I do?",
+    "Can I bring my dog to the hotel, and does it cost extra?",
+]
+
+
+@dataclass
+class Reply:
+    text: str
+    ttft_ms: float | None  # request sent -> first content token
+    first_sentence_ms: float | None  # request sent -> first sentence end in the text
+    tokens: int  # completion tokens (the server's usage count when it sends one)
+    decode_s: float  # first token -> last token
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache, if reported
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return (self.tokens - 1) / self.decode_s if self.tokens > 1 and self.decode_s > 0 else None
+
+
+async def stream_reply(
+    client: AsyncOpenAI, model: str, messages: list[dict[str, str]], *, max_tokens: int,
+    temperature: float, fixed_length: bool,
+) -> Reply:  # fmt: skip
+    t0 = time.perf_counter()
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=messages,  # type: ignore[arg-type]
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True} if fixed_length else None,
+    )
+    text, chunks = "", 0
+    first = sentence = last = None
+    usage: Any = None
+    async for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        delta = chunk.choices[0].delta.content if chunk.choices else None
+        if not delta:
+            continue
+        now = time.perf_counter()
+        first = first or now
+        last, chunks = now, chunks + 1
+        text += delta
+        if sentence is None and _SENTENCE_END.search(text):
+            sentence = now
+    def ms(t: float | None) -> float | None:
+        return None if t is None else (t - t0) * 1000
+
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return Reply(
+        text=text,
+        ttft_ms=ms(first),
+        first_sentence_ms=ms(sentence),
+        tokens=usage.completion_tokens if usage else chunks,
+        decode_s=(last - first) if first and last else 0.0,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        cached_tokens=getattr(details, "cached_tokens", None),
+    )
+
+
+def _pct(values: list[float | None], q: float) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(float(np.percentile(present, q)), 1) if present else None
+
+
+async def bench_level(
+    client: AsyncOpenAI, model: str, system_prompt: str, *, concurrency: int, requests: int,
+    max_tokens: int, temperature: float,
+) -> dict[str, Any]:  # fmt: skip
+    async def caller(index: int) -> list[Reply]:
+        replies = []
+        for r in range(requests):
+            question = QUESTIONS[(index * requests + r) % len(QUESTIONS)]
+            messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
+            replies.append(await stream_reply(client, model, messages, max_tokens=max_tokens,
+                                              temperature=temperature, fixed_length=True))  # fmt: skip
+        return replies
+
+    t0 = time.perf_counter()
+    replies = [r for rs in await asyncio.gather(*(caller(i) for i in range(concurrency))) for r in rs]
+    wall_s = time.perf_counter() - t0
+    ttft = [r.ttft_ms for r in replies]
+    return {
+        "concurrency": concurrency,
+        "requests": len(replies),
+        "ttft_ms_p50": _pct(ttft, 50),
+        "ttft_ms_p95": _pct(ttft, 95),
+        "first_sentence_ms_p50": _pct([r.first_sentence_ms for r in replies], 50),
+        "first_sentence_ms_p95": _pct([r.first_sentence_ms for r in replies], 95),
+        "tokens_per_s_per_stream": _pct([r.tokens_per_s for r in replies], 50),  # median stream
+        "tokens_per_s": round(sum(r.tokens for r in replies) / wall_s, 1),  # all streams together
+    }
+
+
+async def bench_conversation(
+    client: AsyncOpenAI, model: str, system_prompt: str, *, turns: int, max_tokens: int, temperature: float,
+) -> list[Reply]:  # fmt: skip
+    """One call growing turn by turn; each turn's prompt is the previous one plus two messages."""
+    messages = [{"role": "system", "content": system_prompt}]
+    replies = []
+    for n in range(turns):
+        messages.append({"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]})
+        reply = await stream_reply(client, model, messages, max_tokens=max_tokens,
+                                   temperature=temperature, fixed_length=False)  # fmt: skip
+        replies.append(reply)
+        messages.append({"role": "assistant", "content": reply.text})
+    return replies
+
+
+async def run_bench(
+    base_url: str, model: str, system_prompt: str, *, concurrency: list[int], turns: int,
+    requests: int = 3, max_tokens: int = 120, temperature: float = 0.3,
+) -> dict[str, Any]:  # fmt: skip
+    if not concurrency or min(concurrency) < 1 or turns < 1 or requests < 1:
+        raise ValueError("concurrency levels, turns and requests must be positive")
+    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key="halfsec-local", max_retries=0)
+    try:
+        # a first request pays for warm-up (CUDA graphs, allocator); keep it out of the figures
+        await stream_reply(client, model, [{"role": "user", "content": "Hello."}], max_tokens=8,
+                           temperature=temperature, fixed_length=True)  # fmt: skip
+        levels = {}
+        for c in concurrency:
+            levels[str(c)] = await bench_level(client, model, system_prompt, concurrency=c, requests=requests,
+                                               max_tokens=max_tokens, temperature=temperature)  # fmt: skip
+        talk = await bench_conversation(client, model, system_prompt, turns=turns, max_tokens=max_tokens,
+                                        temperature=temperature)  # fmt: skip
+    finally:
+        await client.close()
+    return {
+        "levels": levels,
+        "turns": turns,
+        "ttft_turn1_ms": _pct([talk[0].ttft_ms], 50),
+        "ttft_turnN_ms": _pct([talk[-1].ttft_ms], 50),
+        "prompt_tokens_turn1": talk[0].prompt_tokens,
+        "prompt_tokens_turnN": talk[-1].prompt_tokens,
+        "cached_tokens_turnN": talk[-1].cached_tokens,  # None unless vLLM reports prompt details
+        "ttft_ms_by_turn": [_pct([r.ttft_ms], 50) for r in talk],
+    }
