@@ -206,3 +206,25 @@ class CallRecorder:
                 seg = pcm[: len(out) - i]
                 out[i : i + len(seg), ch] = seg
         sf.write(str(path), out, self.RATE, subtype="PCM_16")
+
+
+def measured_v2v_ms(call_wav: str | Path, sources: list[str | Path]) -> list[float | None]:
+    """Voice-to-voice per turn, measured from the call recording alone: from where each source
+    file's last voiced sample landed on the caller channel to the agent's next sound. The
+    independent clock the trace's `v2v_ms` is checked against (tests, `halfsec bench calls`).
+
+    Each utterance's end of voice comes from its source file (the caller's own definition); the
+    recording only says where that file's audio, and the agent's first sound, landed in time.
+    """
+    audio, rate = sf.read(str(call_wav), dtype="int16")
+    caller, agent_on = audio[:, 0], audio[:, 1] != 0  # nothing but agent frames on channel 2
+    cursor, out = 0, []
+    for path in sources:
+        source = load_speech(path, rate)
+        onset = int(np.argmax(np.abs(source) > 500))  # first clearly audible sample
+        placed = cursor + int(np.argmax(np.abs(caller[cursor:]) > 500))
+        end = placed - onset + last_voiced_sample(source, rate)
+        answer = agent_on[end:]
+        out.append(float(np.argmax(answer)) / rate * 1000 if answer.any() else None)
+        cursor = placed + len(source)
+    return out

@@ -169,7 +169,7 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     from services.asr.bench import run_bench
-    from services.supervisor import Supervisor, ServiceError, service_specs
+    from services.supervisor import ServiceError, Supervisor, service_specs
 
     specs = [s for s in service_specs(settings, args.profile) if s.name == "asr"]
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
@@ -241,6 +241,50 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.provision import require
+
+    from .bench_calls import run_bench
+    from .caller import load_speech
+
+    require(settings)
+    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    audio = sorted(p for p in audio_dir.glob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
+    if not audio:
+        raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
+    for f in audio:
+        load_speech(f)  # a bad file stops the bench here, not as a failed call later
+    out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def run() -> dict:
+        async with _supervisor(settings, args.profile):
+            return await run_bench(settings, args.concurrency, args.calls, audio, args.turns, out)
+
+    figures = asyncio.run(run())
+    table = Table(title=f"{args.calls} calls of {args.turns} turns at each concurrency, ms "
+                        f"(target v2v <= {settings.latency.target_ms:.0f})")
+    stages = list(figures["stages"])
+    for name in ("calls at once", "turns", "failed", "v2v P50", "v2v P95", *(f"{s} P50/P95" for s in stages),
+                 "v2v vs audio"):
+        table.add_column(name, justify="right")
+    def pair(level: dict, stage: str) -> str:
+        return "/".join("-" if v is None else f"{v:.0f}" for v in level["stages"][stage].values())
+
+    for level in figures["levels"].values():
+        table.add_row(str(level["concurrency"]), str(level["turns"]), str(level["failed_turns"]),
+                      f"{level['v2v_p50_ms']}", f"{level['v2v_p95_ms']}", *(pair(level, s) for s in stages),
+                      f"{level['v2v_vs_audio_max_ms']}")  # fmt: skip
+    Console().print(table)
+    Console().print(f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the "
+                    f"turn log's flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. "
+                    f"Turn records under {out}", highlight=False, soft_wrap=True)
+    if args.json:
+        print(json.dumps(figures))
+    return 0 if figures["failed_turns"] == 0 else 1
+
+
 def _concurrency_levels(text: str) -> list[int]:
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
@@ -297,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
                            help="requests each concurrent caller makes per level (default 3)")
     bench_llm.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
     bench_llm.set_defaults(fn=cmd_bench_llm)
+    bench_calls = bench.add_parser("calls", help="N simulated callers at once through the whole stack: v2v and "
+                                   "per-stage P50/P95, failed turns")
+    bench_calls.add_argument("--profile", default="cpu", help="settings profile")
+    bench_calls.add_argument("--concurrency", type=_concurrency_levels, default=[1], metavar="N[,N...]",
+                             help="calls at once; several levels run one after the other (default 1)")
+    bench_calls.add_argument("--calls", type=_positive, default=4, metavar="M", help="calls at each level (default 4)")
+    bench_calls.add_argument("--turns", type=_positive, default=3, help="turns per call (default 3)")
+    bench_calls.add_argument("--audio-dir", metavar="DIR", help="speech files, one per turn "
+                             "(default: the LibriVox speech `halfsec models` fetched)")
+    bench_calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    bench_calls.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
+    bench_calls.set_defaults(fn=cmd_bench_calls)
     report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")

@@ -1,0 +1,153 @@
+"""`halfsec bench calls`: N simulated callers at once through the whole stack, M calls in all.
+
+Each call is `halfsec demo`'s call (`run_call`: LiveKit's AgentSession, real services) in a
+process of its own, as LiveKit runs each room's job in its own process; at most N run at once.
+The first N start a little apart (`_SPREAD_S` in all), as callers do; later ones start when a
+slot frees. Per concurrency level the bench reports v2v and per-stage P50/P95 from the turn
+records, failed turns (no reply, a fallback, or a call that crashed), and how far each recorded
+v2v is from the same turn measured on the call's recording (the independent clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from configs import Settings
+from latency import TurnLog, TurnTracer
+from latency.summary import COLUMNS, stage_percentiles
+
+log = logging.getLogger("halfsec.bench")
+
+_SPREAD_S = 2.0  # the first wave of callers starts over this long, not all in the same frame
+
+
+@dataclass
+class CallOutcome:
+    call: int
+    files: list[Path]
+    turns: list[dict[str, Any]]
+    audio_v2v_ms: list[float | None]  # measured on the call recording
+    error: str | None = None
+
+
+def _one_call(settings: Settings, call: int, files: list[Path], out_dir: Path, delay_s: float) -> CallOutcome:
+    """One call, in a worker process."""
+    from .caller import measured_v2v_ms
+    from .demo import run_call
+
+    logging.basicConfig(level=logging.WARNING, format=f"call {call}: %(levelname)s %(name)s %(message)s")
+    time.sleep(delay_s)
+    try:
+        result = asyncio.run(run_call(settings, files, out_dir))
+    except Exception as exc:  # a crashed call fails its turns; the bench goes on
+        log.exception("call %d failed", call)
+        return CallOutcome(call, files, [], [], error=f"{type(exc).__name__}: {exc}")
+    return CallOutcome(call, files, result.turns, measured_v2v_ms(out_dir / "call.wav", files))
+
+
+def failed(turn: dict[str, Any]) -> bool:
+    """No agent audio this turn, or the caller heard a fallback instead of an answer."""
+    return turn.get("v2v_ms") is None or bool(turn.get("fallback"))
+
+
+def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call: int) -> dict[str, Any]:
+    turns = [t for o in outcomes for t in o.turns]
+    answered = [t for t in turns if not failed(t)]
+    failed_turns = len(outcomes) * turns_per_call - len(answered)
+    stats = stage_percentiles(answered)
+    gaps = [
+        abs(t["v2v_ms"] - ms)
+        for o in outcomes
+        for t, ms in zip(o.turns, o.audio_v2v_ms)
+        if not failed(t) and ms is not None
+    ]
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "concurrency": concurrency,
+        "calls": len(outcomes),
+        "turns": len(outcomes) * turns_per_call,
+        "failed_turns": failed_turns,
+        "failed_calls": sum(o.error is not None for o in outcomes),
+        "v2v_p50_ms": ms(stats["v2v_ms"]["p50"]),
+        "v2v_p95_ms": ms(stats["v2v_ms"]["p95"]),
+        "stages": {
+            s.removesuffix("_ms"): {"p50_ms": ms(stats[s]["p50"]), "p95_ms": ms(stats[s]["p95"])}
+            for s in COLUMNS
+            if s != "v2v_ms"
+        },
+        # recorded v2v against the call recording's own clock, worst turn
+        "v2v_vs_audio_max_ms": ms(max(gaps)) if gaps else None,
+        "within_target": sum(t.get("within_target") is True for t in answered),
+    }
+
+
+async def run_level(
+    settings: Settings, concurrency: int, calls: int, audio: list[Path], turns_per_call: int, out_dir: Path
+) -> dict[str, Any]:
+    """M calls, N at once, each in its own process; call i takes turns from the audio list
+    starting at file i, so concurrent callers do not say the same thing at the same moment."""
+    loop = asyncio.get_running_loop()
+    plans = [[audio[(i + k) % len(audio)] for k in range(turns_per_call)] for i in range(calls)]
+    # spawn, not fork: a forked child would inherit this process's event loop and threads
+    with ProcessPoolExecutor(max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = await asyncio.gather(*(
+            loop.run_in_executor(pool, _one_call, settings, i, files, out_dir / f"call-{i:03d}",
+                                 _SPREAD_S * i / concurrency if i < concurrency else 0.0)
+            for i, files in enumerate(plans)
+        ))  # fmt: skip
+    for o in outcomes:
+        if o.error:
+            log.warning("call %d failed: %s", o.call, o.error)
+    return level_figures(concurrency, list(outcomes), turns_per_call)
+
+
+def trace_overhead_ms(turns: int = 2000) -> dict[str, float]:
+    """What tracing costs a turn: every milestone marked and the record built (on the event
+    loop, during the turn), and the durable write (flush + fsync, after the reply has played)."""
+    from latency.trace import MILESTONES
+
+    tracer = TurnTracer("bench", lambda record: None)
+    t0 = time.perf_counter()
+    for _ in range(turns):
+        for name in MILESTONES:
+            tracer.mark(name)
+        tracer.set_user_text("How late are you open today?")
+        tracer.set_agent_text("We are open until nine tonight.")
+        tracer.close_turn()
+    marking = (time.perf_counter() - t0) * 1000 / turns
+    with tempfile.TemporaryDirectory() as tmp, TurnLog(Path(tmp) / "turns.jsonl") as turn_log:
+        records: list[Any] = []
+        tracer = TurnTracer("bench", records.append)
+        tracer.mark("last_voiced")
+        tracer.mark("first_frame_out")
+        tracer.close_turn()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            turn_log.write(records[0])
+        writing = (time.perf_counter() - t0) * 1000 / 200
+    return {"trace_ms_per_turn": round(marking, 4), "turnlog_write_ms": round(writing, 3)}
+
+
+async def run_bench(
+    settings: Settings, levels: list[int], calls: int, audio: list[Path], turns_per_call: int, out_dir: Path
+) -> dict[str, Any]:
+    """Every level in turn. The top-level figures are those of the last level, so
+    `--concurrency N` alone prints N's figures at the top."""
+    results: dict[str, Any] = {}
+    for n in levels:
+        log.info("concurrency %d: %d calls of %d turns", n, calls, turns_per_call)
+        results[str(n)] = await run_level(settings, n, calls, audio, turns_per_call, out_dir / f"c{n}")
+    last = results[str(levels[-1])]
+    return {**last, "levels": results, **trace_overhead_ms(), "out_dir": os.fspath(out_dir)}

@@ -1,0 +1,50 @@
+"""`halfsec bench calls`: how turns are counted, and two calls at once through the real stack."""
+
+import json
+
+import pytest
+
+from agent.bench_calls import CallOutcome, failed, level_figures, run_level, trace_overhead_ms
+from agent.cli import main
+
+
+def turn(v2v, fallback=False, **stages):
+    return {"v2v_ms": v2v, "fallback": fallback, "within_target": v2v is not None and v2v <= 500, **stages}
+
+
+def test_failed_turns_count_silence_fallbacks_and_crashed_calls():
+    outcomes = [
+        CallOutcome(0, [], [turn(400, stt_ms=20), turn(None), turn(900, fallback=True)], [401, None, 905]),
+        CallOutcome(1, [], [turn(600, stt_ms=40)], [640]),  # 2 of its 3 turns never happened
+        CallOutcome(2, [], [], [], error="RuntimeError: boom"),
+    ]
+    figures = level_figures(2, outcomes, turns_per_call=3)
+    assert figures["turns"] == 9 and figures["failed_turns"] == 7 and figures["failed_calls"] == 1
+    assert figures["v2v_p50_ms"] == 500.0 and figures["stages"]["stt"]["p50_ms"] == 30.0
+    assert figures["v2v_vs_audio_max_ms"] == 40.0  # answered turns only
+    assert figures["within_target"] == 1
+    assert failed(turn(None)) and failed(turn(300, fallback=True)) and not failed(turn(300))
+
+
+def test_tracing_costs_well_under_a_millisecond_a_turn():
+    figures = trace_overhead_ms(turns=200)
+    assert 0 < figures["trace_ms_per_turn"] < 1.0
+    assert figures["turnlog_write_ms"] > 0
+
+
+def test_bad_audio_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["bench", "calls", "--audio-dir", str(tmp_path)]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    assert main(["bench", "calls", "--audio-dir", str(tmp_path)]) == 2
+    assert "not a readable audio file" in capsys.readouterr().err
+
+
+async def test_two_callers_at_once_through_the_real_stack(services, settings, speech, tmp_path):
+    figures = await run_level(settings, 2, 2, [wav for wav, _ in speech[:2]], 1, tmp_path)
+    assert figures["calls"] == 2 and figures["turns"] == 2
+    assert figures["failed_turns"] == 0, figures
+    assert 0 < figures["v2v_p50_ms"] <= figures["v2v_p95_ms"]
+    assert figures["v2v_vs_audio_max_ms"] < 20  # the trace agrees with each call's recording
+    assert sorted(p.parent.name for p in tmp_path.rglob("turns.jsonl")) == ["call-000", "call-001"]
+    json.dumps(figures)  # the --json line
