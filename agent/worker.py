@@ -1,5 +1,9 @@
 """`halfsec up`: the LiveKit worker. Each call (room job) gets its own process and session; the
 models stay in the services, so a job process holds only thin clients and the Silero VAD.
+
+Each job writes its turns to RUNS/rooms/<room>-<id>/turns.jsonl. The worker's own process follows
+them and serves the latency dashboard and Prometheus' /metrics (`latency.dashboard_port`), so one
+scrape covers every call, whichever job process it ran in.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from pathlib import Path
 
 from livekit.agents import AgentServer, JobContext, JobProcess
 
-from configs import load_settings
+from configs import Settings, load_settings
 from latency import Budget, TurnLog, TurnTracer
+from latency.dashboard import running
 
 from .session import HalfsecAgent, build_session
 
@@ -42,7 +47,7 @@ def prewarm(proc: JobProcess) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     settings = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
-    runs = Path(os.environ.get(RUNS_ENV, "runs")) / "rooms"
+    runs = rooms_dir()
     turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
     tracer = TurnTracer(ctx.room.name, turn_log.write, budget=Budget(*settings.latency.budget_values()))
     session, agent = build_session(settings, tracer)
@@ -58,6 +63,23 @@ async def _close(tracer: TurnTracer, turn_log: TurnLog, agent: HalfsecAgent) -> 
     await agent.aclose_clients()
 
 
+def rooms_dir() -> Path:
+    return Path(os.environ.get(RUNS_ENV, "runs")) / "rooms"
+
+
+def watch_rooms(settings: Settings):  # -> an async context manager serving the dashboard
+    """The dashboard and /metrics over every room's turns, while the worker runs."""
+    rooms = rooms_dir()
+    rooms.mkdir(parents=True, exist_ok=True)
+    o = settings.latency
+    return running(rooms, Budget(*o.budget_values()), host=o.dashboard_host, port=o.dashboard_port)
+
+
+async def _serve(settings: Settings) -> None:
+    async with watch_rooms(settings):
+        await make_server().run()
+
+
 def make_server() -> AgentServer:
     server = AgentServer(setup_fnc=prewarm)
     server.rtc_session(entrypoint)
@@ -66,6 +88,6 @@ def make_server() -> AgentServer:
 
 def run_worker(profile: str) -> None:
     check_env()
-    load_settings(profile)  # a bad profile fails here, not in every job process
+    settings = load_settings(profile)  # a bad profile fails here, not in every job process
     os.environ[PROFILE_ENV] = profile
-    asyncio.run(make_server().run())
+    asyncio.run(_serve(settings))

@@ -178,6 +178,8 @@ class LatencySettings(_Section):
     target_ms: float = Field(default=500.0, gt=0)  # the voice-to-voice total
     budget_ms: StageBudgets = Field(default_factory=StageBudgets)
     dashboard_port: int = Field(default=8110, ge=1, le=65535)
+    # `halfsec up` serves the dashboard and /metrics here; 0.0.0.0 lets a Prometheus elsewhere scrape.
+    dashboard_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _stages_fit_the_total(self) -> LatencySettings:

@@ -27,3 +27,36 @@ def test_caller_token_grants_the_room():
     claims = api.TokenVerifier("devkey", "secret-secret-secret-secret-0123").verify(token)
     assert claims.identity == "caller-1"
     assert claims.video.room == "support-42" and claims.video.room_join
+
+
+async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatch, settings):
+    """Job processes write turns per room; the worker's /metrics counts them all."""
+    import asyncio
+    import socket
+
+    import aiohttp
+
+    from agent.worker import RUNS_ENV, rooms_dir, watch_rooms
+    from latency import TurnLog, TurnTracer
+
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = settings.model_copy(update={"latency": settings.latency.model_copy(update={"dashboard_port": port})})
+    async with watch_rooms(settings), aiohttp.ClientSession() as http:
+        for room in ("support-1", "support-2"):  # as two job processes would
+            with TurnLog(rooms_dir() / room / "turns.jsonl") as log:
+                tracer = TurnTracer(room, log.write)
+                tracer.mark("last_voiced", 0.0)
+                tracer.mark("first_frame_out", 0.4)
+                tracer.close_turn()
+        body = ""
+        for _ in range(40):  # the follower polls every 0.25 s
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                body = await resp.text()
+            if "halfsec_turns_total 2.0" in body:
+                break
+            await asyncio.sleep(0.1)
+    assert "halfsec_turns_total 2.0" in body
+    assert "halfsec_turn_v2v_seconds_count 2.0" in body

@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,21 @@ def make_app(dashboard: Dashboard) -> web.Application:
     app.cleanup_ctx.append(start_following)
     app.on_shutdown.append(end_streams)
     return app
+
+
+@asynccontextmanager
+async def running(
+    source: str | os.PathLike[str], budget: Budget, *, host: str = "127.0.0.1", port: int = 8110, window: int = 100
+) -> AsyncIterator[Dashboard]:
+    """The dashboard and /metrics served beside other work on this event loop (`halfsec up`)."""
+    dashboard = Dashboard(source, budget, window=window)
+    runner = web.AppRunner(make_app(dashboard), shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield dashboard
+    finally:
+        await runner.cleanup()
 
 
 def serve(
