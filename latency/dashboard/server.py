@@ -79,7 +79,7 @@ class Dashboard:
                 log.warning("reading %s: %s", self.source, exc)
             try:
                 await asyncio.wait_for(stop.wait(), POLL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
