@@ -42,6 +42,7 @@ from services.tts.pieces import MAX_PIECE_CHARS, split_pieces
         # percentages and units
         ("About 45% agree, 3.5% do not.", "About forty-five percent agree, three point five percent do not."),
         ("It is 5 km away, 1 km more.", "It is five kilometers away, one kilometer more."),
+        ("Walk 200 m, or 1 m.", "Walk two hundred meters, or one meter."),
         ("Drive at 60 mph or 100 km/h.", "Drive at sixty miles per hour or one hundred kilometers per hour."),
         ("It is 20°C, 68°F, 1°C warmer.", "It is twenty degrees Celsius, sixty-eight degrees Fahrenheit, one degree Celsius warmer."),
         ("Weighs 2.5 kg, 500 g, 1 lb.", "Weighs two point five kilograms, five hundred grams, one pound."),

@@ -185,7 +185,7 @@ def _time(m: re.Match[str]) -> str:
 
 _UNITS = {
     "km/h": ("kilometer per hour", "kilometers per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
-    "mph": ("mile per hour", "miles per hour"), "km": ("kilometer", "kilometers"),
+    "mph": ("mile per hour", "miles per hour"), "km": ("kilometer", "kilometers"), "m": ("meter", "meters"),
     "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"), "mi": ("mile", "miles"),
     "ft": ("foot", "feet"), "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"),
     "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
