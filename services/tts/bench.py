@@ -8,6 +8,9 @@ last byte), what a sentence-by-sentence TTS would make the caller wait. RTF is s
 per second of audio over all chunks. Then Whisper base, in this process, transcribes each reply's
 audio, and the round-trip WER compares that with the reply text through Whisper's English
 normaliser (the ASR bench's: "$5.99" and "five dollars and ninety-nine cents" compare equal).
+That normaliser still counts written forms as errors ("9am" vs Whisper's "9 a.m." is 1 word
+against 3), so `roundtrip_wer_spoken` also compares both sides after our own `speakable`, where
+such forms meet ("nine AM"); the difference between the two is formatting, not speech.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..asr.bench import wer
 from .client import TtsClient
+from .normalize import speakable
 
 REPLIES_FILE = Path(__file__).with_name("bench_replies.txt")
 EAR_MODEL = "whisper-base"  # under <cache_dir>/models; `halfsec models` assembles it
@@ -141,6 +145,7 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, ear_dir:
         "rtf": round(synth_s / audio_s, 3),
         "audio_s": round(audio_s, 1),
         "roundtrip_wer": round(wer(replies, heard), 4),
+        "roundtrip_wer_spoken": round(wer([speakable(r) for r in replies], [speakable(h) for h in heard]), 4),
     }
     figures["ttfa_share_of_first_sentence"] = round(figures["ttfa_ms_p50"] / figures["first_sentence_ms_p50"], 3)
     per_reply = [(r, h, round(wer([r], [h]), 3)) for r, h in zip(replies, heard, strict=True)]
