@@ -1,4 +1,4 @@
-"""The `halfsec` command: models, services, demo, up, report, dashboard."""
+"""The `halfsec` command: models, services, demo, up, bench, report, dashboard."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     from services.asr.bench import run_bench
     from services.supervisor import ServiceError, Supervisor, service_specs
 
-    specs = [s for s in service_specs(settings, args.profile) if s.name == "asr"]
+    specs = service_specs(settings, args.profile, ("asr",))
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
 
     async def run() -> dict[str, float | int]:
@@ -203,7 +203,7 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
     from services.llm.bench import run_bench
     from services.supervisor import ServiceError, Supervisor, service_specs
 
-    specs = [s for s in service_specs(settings, args.profile) if s.name == "llm"]
+    specs = service_specs(settings, args.profile, ("llm",))
     o = settings.llm
 
     async def run() -> dict:
@@ -236,6 +236,46 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
               f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
               + (f", {figures['cached_tokens_turnN']} cached)" if figures["cached_tokens_turnN"] is not None else ")"),
               highlight=False)  # fmt: skip
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from services.supervisor import ServiceError, Supervisor, service_specs
+    from services.tts.bench import EAR_MODEL, REPLIES_FILE, load_replies, run_bench
+
+    from .plugins.chunking import FirstClauseTokenizer
+
+    replies_file = Path(args.replies) if args.replies else REPLIES_FILE
+    replies = load_replies(replies_file)
+    ear_dir = Path(settings.model_path(EAR_MODEL))
+
+    async def run():  # -> BenchResult
+        async with Supervisor(service_specs(settings, args.profile, ("tts",)), settings.cache_dir / "logs"):
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(f"{settings.tts.url}/health") as resp:
+                health = await resp.json()
+            if "pieces" not in health or health.get("backend") != settings.tts.backend:
+                raise ServiceError(f"the TTS service at {settings.tts.url} is not this version with the "
+                                   f"{settings.tts.backend!r} backend: stop it or pick another tts.port")
+            # the agent's own chunker: the bench times what a caller would hear
+            return await run_bench(settings.tts.url, replies, FirstClauseTokenizer().tokenize, ear_dir)
+
+    result = asyncio.run(run())
+    figures = result.figures
+    table = Table(title=f"TTS bench: Kokoro {settings.tts.backend}, {figures['replies']} replies in {replies_file.name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
+    Console().print(table)
+    worst = sorted(result.heard, key=lambda h: h[2], reverse=True)[: args.worst]
+    for text, heard, reply_wer in (w for w in worst if w[2] > 0):
+        Console().print(f"WER {reply_wer:.0%}: {text!r}\n       heard: {heard!r}", highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps(figures))
     return 0
@@ -353,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     bench_calls.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
     bench_calls.set_defaults(fn=cmd_bench_calls)
+    bench_tts = bench.add_parser("tts", help="agent-style replies through services/tts: first audio, RTF, round-trip WER")
+    bench_tts.add_argument("--profile", default="cpu", help="settings profile")
+    bench_tts.add_argument("--replies", metavar="FILE", help="one reply per line (default: services/tts/bench_replies.txt)")
+    bench_tts.add_argument("--worst", type=int, default=5, help="replies Whisper heard worst to print (default 5)")
+    bench_tts.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    bench_tts.set_defaults(fn=cmd_bench_tts)
     report = add("report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")

@@ -87,7 +87,7 @@ class TtsSettings(ServiceAddress):
     model: str = "kokoro/kokoro-v1.0.int8.onnx"
     voices: str = "kokoro/voices-en.npz"
     voice: str = "af_heart"
-    speed: float = Field(default=1.0, gt=0.25, le=4.0)
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)  # Kokoro's range
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(default=2, ge=1)
     max_text_chars: int = Field(default=2000, ge=1)

@@ -32,9 +32,11 @@ async def error_text(resp: aiohttp.ClientResponse) -> str:
         return body.strip()[:200] or resp.reason or "no message"
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve `app` until SIGTERM or SIGINT, then finish in-flight requests and return."""
-    runner = web.AppRunner(app, handle_signals=False)
+async def serve(app: web.Application, host: str, port: int, *, handler_cancellation: bool = False) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then finish in-flight requests and return. With
+    `handler_cancellation`, a client that disconnects cancels its request's handler (aiohttp's
+    default is to let it run on until it next writes)."""
+    runner = web.AppRunner(app, handle_signals=False, handler_cancellation=handler_cancellation)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
@@ -51,6 +53,8 @@ def service_main(
     name: str,
     description: str,
     build: Callable[[Settings], tuple[web.Application, ServiceAddress]],
+    *,
+    handler_cancellation: bool = False,
 ) -> None:
     """The `python -m services.X.server --profile P` entry point every HTTP service shares."""
     parser = argparse.ArgumentParser(description=description)
@@ -61,4 +65,4 @@ def service_main(
     logging.basicConfig(level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     app, address = build(load_settings(args.profile))  # loads the model: slow, before we listen
-    asyncio.run(serve(app, address.host, address.port))
+    asyncio.run(serve(app, address.host, address.port, handler_cancellation=handler_cancellation))

@@ -41,7 +41,11 @@ class ServiceSpec:
     cpus: set[int] | None = None  # CPU affinity for the process and everything it starts
 
 
-def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
+def service_specs(
+    settings: Settings, profile: str, names: tuple[str, ...] = ("asr", "tts", "llm")
+) -> list[ServiceSpec]:
+    """The specs of the services `names`, in that order (a bench or a test may need one alone)."""
+
     def python_service(module: str) -> list[str]:
         return [sys.executable, "-m", module, "--profile", profile]
 
@@ -50,23 +54,28 @@ def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
     plan = current_plan(settings)
     if not plan.fits:
         raise ServiceError(f"the VRAM plan for {profile} does not fit: {plan.advice} (see `halfsec plan`)")
-    llm_python = settings.llm_python()
-    if not llm_python.exists():
-        raise ServiceError(
-            f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
-        )
-    return [
-        ServiceSpec("asr", python_service("services.asr.server"), f"{settings.asr.url}/health", 60),
-        ServiceSpec("tts", python_service("services.tts.server"), f"{settings.tts.url}/health", 60),
-        ServiceSpec(
+
+    def llm() -> ServiceSpec:
+        llm_python = settings.llm_python()
+        if not llm_python.exists():
+            raise ServiceError(
+                f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
+            )
+        return ServiceSpec(
             "llm",
             vllm_command(settings),
             f"{settings.llm.url}/health",
             settings.llm.startup_timeout_s,
             vllm_env(settings),
             _usable_cpus(settings.llm.cpu_affinity),
-        ),
-    ]
+        )
+
+    specs = {
+        "asr": lambda: ServiceSpec("asr", python_service("services.asr.server"), f"{settings.asr.url}/health", 60),
+        "tts": lambda: ServiceSpec("tts", python_service("services.tts.server"), f"{settings.tts.url}/health", 60),
+        "llm": llm,
+    }
+    return [specs[name]() for name in names]
 
 
 def _usable_cpus(wanted: list[int] | None) -> set[int] | None:

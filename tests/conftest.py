@@ -42,3 +42,17 @@ async def services(settings: Settings):
     await sup.start()
     yield sup
     await sup.stop()
+
+
+@pytest.fixture(scope="session")
+async def tts_service(settings: Settings):
+    """services/tts alone, for tests that need no other model. One already answering on
+    tts.port (the one `services` started) is reused."""
+    try:
+        require(settings)
+    except ProvisionError as exc:
+        pytest.fail(f"{exc} (make test runs it first)")
+    sup = Supervisor(service_specs(settings, "cpu", ("tts",)), settings.cache_dir / "logs")
+    await sup.start()
+    yield sup
+    await sup.stop()

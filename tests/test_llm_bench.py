@@ -129,7 +129,7 @@ def test_bench_llm_command_json_last_line(monkeypatch, capsys):
         monkeypatch.setenv("HALFSEC_LLM__PORT", str(fake.port))
         # the fake is healthy, so the supervisor reuses it and starts nothing
         spec = ServiceSpec("llm", ["false"], f"{fake.url}/health", 5)
-        monkeypatch.setattr("services.supervisor.service_specs", lambda settings, profile: [spec])
+        monkeypatch.setattr("services.supervisor.service_specs", lambda settings, profile, names=(): [spec])
         rc = main(["bench", "llm", "--concurrency", "1,2", "--turns", "2", "--requests", "1", "--json"])
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -144,7 +144,7 @@ def test_bench_llm_command_refuses_a_service_running_another_model(monkeypatch, 
     with FakeOpenAI("some/other-model") as fake:
         monkeypatch.setenv("HALFSEC_LLM__PORT", str(fake.port))
         spec = ServiceSpec("llm", ["false"], f"{fake.url}/health", 5)
-        monkeypatch.setattr("services.supervisor.service_specs", lambda settings, profile: [spec])
+        monkeypatch.setattr("services.supervisor.service_specs", lambda settings, profile, names=(): [spec])
         assert main(["bench", "llm", "--turns", "1", "--concurrency", "1"]) == 2
     assert "runs 'some/other-model'" in capsys.readouterr().err
 

@@ -17,6 +17,7 @@ from services.tts.client import TtsClient, TtsError
 from services.tts.protocol import SAMPLE_RATE
 
 Mark = Callable[[str], None]
+_FRAME_MS = 20
 
 
 class HalfsecTTS(tts.TTS):
@@ -61,16 +62,26 @@ class _KokoroChunkedStream(tts.ChunkedStream):
             sample_rate=SAMPLE_RATE,
             num_channels=1,
             mime_type="audio/pcm",
-            frame_size_ms=20,  # hand audio on in 20 ms frames, not LiveKit's default 200 ms
+            frame_size_ms=_FRAME_MS,  # hand audio on in 20 ms frames, not LiveKit's default 200 ms
         )
+        if not self.input_text.strip():  # nothing to say: no request, no audio
+            output_emitter.flush()
+            return
         t = self._tts
         t._mark("tts_request")
+        heard = False
         try:
             async for rate, pcm in t._client.stream(self.input_text, voice=t.voice, speed=t.speed):
                 if rate != SAMPLE_RATE:
                     raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
                 t._mark("tts_first_audio")
                 output_emitter.push(pcm)
+                heard = True
         except (TtsError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise APIConnectionError(f"TTS service: {exc}") from exc
+        if not heard:
+            # The service found nothing speakable (an emoji, a markdown rule). LiveKit counts a
+            # chunk of text that produced no audio as a failed synthesis and retries it, so it
+            # gets one frame of silence instead.
+            output_emitter.push(bytes(2 * SAMPLE_RATE * _FRAME_MS // 1000))
         output_emitter.flush()

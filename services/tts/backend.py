@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +16,37 @@ class UnknownVoice(ValueError):
         super().__init__(f"unknown voice {voice!r}; available: {', '.join(voices)}")
 
 
+class SynthesisStopped(Exception):
+    """A synthesis ended early because its `Stop` was set (the caller hung up)."""
+
+
+class Stop:
+    """Set from the event loop when nobody wants a synthesis any more; the backend running it in
+    its thread is told through the callbacks it registered (e.g. to abort an onnxruntime run)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._set, callbacks = True, self._callbacks[:]
+        for callback in callbacks:
+            callback()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the stop is set (at once if it already is)."""
+        with self._lock:
+            if not self._set:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+
 class TtsBackend(Protocol):
     name: str
     sample_rate: int
@@ -21,8 +54,9 @@ class TtsBackend(Protocol):
     @property
     def voices(self) -> list[str]: ...
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
-        """Mono float32 audio at `sample_rate` for `text` (one sentence or clause)."""
+    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
+        """Mono float32 audio at `sample_rate` for `text` (one piece: at most MAX_PIECE_CHARS).
+        Runs in a worker thread; raises SynthesisStopped soon after `stop` is set."""
         ...
 
 

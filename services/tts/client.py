@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
 from ..http import error_text
-from .protocol import SAMPLE_RATE_HEADER, SYNTHESIZE_PATH, VOICES_PATH, SynthesizeRequest
+from .protocol import HEALTH_PATH, SAMPLE_RATE_HEADER, SYNTHESIZE_PATH, VOICES_PATH, SynthesizeRequest
 
 
 class TtsError(RuntimeError):
@@ -28,15 +29,17 @@ class TtsClient:
     async def stream(
         self, text: str, *, voice: str | None = None, speed: float | None = None
     ) -> AsyncIterator[tuple[int, bytes]]:
-        """Yield (sample_rate, pcm16 bytes) as the service produces audio. Closing the iterator
-        early closes the connection; the service then stops at its next write (after the piece
-        it is synthesising) and drops the pieces not yet started."""
+        """Yield (sample_rate, pcm16 bytes) as the service produces audio; nothing at all when the
+        text has nothing speakable. Closing the iterator early closes the connection: the
+        service stops the piece it is synthesising and drops the rest."""
         body = SynthesizeRequest(text=text, voice=voice, speed=speed).model_dump_json()
         async with self._http().post(
             f"{self.base_url}{SYNTHESIZE_PATH}",
             data=body,
             headers={"Content-Type": "application/json"},
         ) as resp:
+            if resp.status == 204:
+                return
             if resp.status != 200:
                 raise TtsError(f"TTS service {resp.status}: {await error_text(resp)}")
             rate = int(resp.headers[SAMPLE_RATE_HEADER])
@@ -48,6 +51,10 @@ class TtsClient:
                     data, carry = data[:-1], data[-1:]
                 if data:
                     yield rate, data
+
+    async def health(self) -> dict[str, Any]:
+        async with self._http().get(f"{self.base_url}{HEALTH_PATH}") as resp:
+            return dict(await resp.json())
 
     async def voices(self) -> list[str]:
         async with self._http().get(f"{self.base_url}{VOICES_PATH}") as resp:

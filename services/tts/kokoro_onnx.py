@@ -5,14 +5,31 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from configs import Settings
 
-from .backend import UnknownVoice
+from .backend import Stop, SynthesisStopped, UnknownVoice
 
 log = logging.getLogger("halfsec.tts")
+
+
+class _StoppableSession:
+    """The onnxruntime session as kokoro-onnx sees it, but every run carries our RunOptions: a
+    barge-in sets its `terminate`, and onnxruntime abandons the run at the next operator (~ms)
+    instead of finishing seconds of audio nobody will hear."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.run_options: Any = None  # set per synthesis; one runs at a time (the service's queue)
+
+    def run(self, output_names: Any, inputs: Any, run_options: Any = None) -> Any:
+        return self._session.run(output_names, inputs, self.run_options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 class KokoroOnnx:
@@ -38,7 +55,10 @@ class KokoroOnnx:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         t0 = time.perf_counter()
         session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        self._ort = ort
+        self._session = _StoppableSession(session)
         self._kokoro = Kokoro.from_session(session, str(voices))
+        self._kokoro.sess = self._session
         self._voices = sorted(self._kokoro.get_voices())
         log.info("loaded %s (%d voices) in %.2fs", model.name, len(self._voices), time.perf_counter() - t0)
 
@@ -46,8 +66,17 @@ class KokoroOnnx:
     def voices(self) -> list[str]:
         return self._voices
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
         if voice not in self._voices:
             raise UnknownVoice(voice, self._voices)
-        audio, _ = self._kokoro.create(text, voice=voice, speed=speed, lang="en-us")
+        options = self._ort.RunOptions()
+        self._session.run_options = options
+        if stop is not None:
+            stop.on_set(lambda: setattr(options, "terminate", True))
+        try:
+            audio, _ = self._kokoro.create(text, voice=voice, speed=speed, lang="en-us")
+        except Exception:
+            if options.terminate:  # onnxruntime's own error for a terminated run
+                raise SynthesisStopped(text) from None
+            raise
         return np.asarray(audio, dtype=np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 
 from configs import Settings
 
-from .backend import UnknownVoice
+from .backend import Stop, SynthesisStopped, UnknownVoice
 
 # The American and British English voices of Kokoro-82M v1.0.
 ENGLISH_VOICES = [
@@ -38,9 +38,16 @@ class KokoroTorch:
     def voices(self) -> list[str]:
         return ENGLISH_VOICES
 
-    def synthesize(self, text: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
         if voice not in ENGLISH_VOICES:
             raise UnknownVoice(voice, ENGLISH_VOICES)
         pipeline = self._pipelines[voice[0]]
-        parts = [r.audio.cpu().numpy() for r in pipeline(text, voice=voice, speed=speed) if r.audio is not None]
+        parts = []
+        # A forward pass cannot be interrupted; on a GPU one takes milliseconds, so a stop is
+        # honoured between the pipeline's chunks.
+        for result in pipeline(text, voice=voice, speed=speed):
+            if stop is not None and stop.is_set():
+                raise SynthesisStopped(text)
+            if result.audio is not None:
+                parts.append(result.audio.cpu().numpy())
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)

@@ -1,12 +1,17 @@
 """Wire protocol of services/tts, version 1.
 
 POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null}
+  The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
          audio is written as each piece of the text is synthesised, so the first bytes arrive
-         before the whole text is done.
+         before the whole text is done. Closing the connection stops the synthesis.
+  204 -> nothing in the text is speakable (whitespace, emoji only): no audio, not an error.
   4xx -> {"error": str}   (unknown voice: the error lists the voices)
 GET /v1/voices -> {"voices": [str], "default": str}
-GET /health    -> {"status": "ok", "backend": str}
+GET /health    -> {"status": "ok", "backend": str, "waiting": int,
+                   "pieces": {"synthesized": int, "stopped": int, "dropped": int}}
+  pieces: since start, pieces synthesised, stopped part-way and never started because the caller
+  hung up; waiting: pieces queued now.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ SYNTHESIZE_PATH = "/v1/synthesize"
 VOICES_PATH = "/v1/voices"
 HEALTH_PATH = "/health"
 SAMPLE_RATE_HEADER = "X-Sample-Rate"
+MIN_SPEED, MAX_SPEED = 0.5, 2.0  # what Kokoro accepts (kokoro-onnx refuses the rest)
 
 
 class SynthesizeRequest(BaseModel):
     text: str = Field(min_length=1)
     voice: str | None = None
-    speed: float | None = Field(default=None, gt=0.25, le=4.0)
+    speed: float | None = Field(default=None, ge=MIN_SPEED, le=MAX_SPEED)

@@ -1,15 +1,17 @@
 """services/tts: one Kokoro model, many calls, PCM streamed back over chunked HTTP (protocol.py).
 
-A request's text is synthesised piece by piece (sentence ends split it) and each piece's audio is
-written as soon as it exists. If the caller hangs up (barge-in closes the connection), the pieces
-not yet started are dropped.
+A request's text is made speakable (normalize.py), cut into pieces at sentence ends (pieces.py),
+and each piece's audio is written as soon as it exists. Pieces of all requests go through one
+queue (scheduler.py) that serves replies' first pieces first. When the caller hangs up (a
+barge-in closes the connection), aiohttp cancels the handler: the piece being synthesised is
+stopped and the rest are never started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import re
 
 import numpy as np
 from aiohttp import web
@@ -20,6 +22,8 @@ from configs.settings import TtsSettings
 
 from ..http import json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
+from .normalize import speakable
+from .pieces import split_pieces
 from .protocol import (
     HEALTH_PATH,
     SAMPLE_RATE_HEADER,
@@ -27,14 +31,10 @@ from .protocol import (
     VOICES_PATH,
     SynthesizeRequest,
 )
+from .scheduler import SynthesisQueue
 
 log = logging.getLogger("halfsec.tts")
-_PIECE_END = re.compile(r"(?<=[.!?;])\s+")
-_SPEAKABLE = re.compile(r"\w")
-
-
-def split_pieces(text: str) -> list[str]:
-    return [p for p in (s.strip() for s in _PIECE_END.split(text)) if _SPEAKABLE.search(p)]
+QUEUE = web.AppKey("queue", SynthesisQueue)
 
 
 def to_pcm16(audio: np.ndarray) -> bytes:
@@ -42,10 +42,19 @@ def to_pcm16(audio: np.ndarray) -> bytes:
 
 
 def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
-    lock = asyncio.Lock()  # one synthesis at a time: the model already uses every core given
+    """The service around `backend`. Serve it with handler cancellation on (see `serve`): that is
+    how a hang-up reaches the queue."""
+    queue = SynthesisQueue(backend)
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "backend": backend.name})
+        return web.json_response(
+            {
+                "status": "ok",
+                "backend": backend.name,
+                "pieces": dataclasses.asdict(queue.counts),
+                "waiting": queue.waiting,
+            }
+        )
 
     async def voices(_: web.Request) -> web.Response:
         return web.json_response({"voices": backend.voices, "default": settings.tts.voice})
@@ -61,23 +70,36 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
         voice = req.voice or settings.tts.voice
         if voice not in backend.voices:
             return json_error(400, str(UnknownVoice(voice, backend.voices)))
-        pieces = split_pieces(req.text)
-        if not pieces:
-            return json_error(400, "nothing speakable in text")
+        pieces = split_pieces(speakable(req.text))
+        if not pieces:  # an emoji, a markdown rule, whitespace: fine, and silent
+            return web.Response(status=204, headers={SAMPLE_RATE_HEADER: str(backend.sample_rate)})
         speed = req.speed or settings.tts.speed
 
         resp = web.StreamResponse(headers={"Content-Type": "audio/pcm"})
         resp.headers[SAMPLE_RATE_HEADER] = str(backend.sample_rate)
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        for piece in pieces:
-            async with lock:
-                audio = await asyncio.to_thread(backend.synthesize, piece, voice, speed)
-            await resp.write(to_pcm16(audio))
+        asked = 0
+        try:
+            for piece in pieces:
+                asked += 1
+                audio = await queue.synthesize(piece, voice, speed, first=asked == 1)
+                await resp.write(to_pcm16(audio))
+        except (asyncio.CancelledError, ConnectionError) as exc:
+            # Hung up. The piece in hand the queue has counted; these were never asked for.
+            queue.counts.dropped += len(pieces) - asked
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return resp
         await resp.write_eof()
         return resp
 
+    async def close_queue(_: web.Application) -> None:
+        await queue.aclose()
+
     app = web.Application(client_max_size=64 * 1024)
+    app[QUEUE] = queue
+    app.on_cleanup.append(close_queue)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_get(VOICES_PATH, voices)
     app.router.add_post(SYNTHESIZE_PATH, synthesize)
@@ -91,4 +113,4 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
 
 
 if __name__ == "__main__":
-    service_main("tts", "halfsec TTS service (Kokoro-82M)", build)
+    service_main("tts", "halfsec TTS service (Kokoro-82M)", build, handler_cancellation=True)

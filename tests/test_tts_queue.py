@@ -1,0 +1,103 @@
+"""services/tts's queue and hang-up handling with a fake model, over real HTTP: replies' first
+pieces go first, and a caller who hangs up stops the work at the service, not only the playback."""
+
+import asyncio
+from contextlib import aclosing
+
+from services.tts.client import TtsClient
+from services.tts.scheduler import SynthesisQueue
+
+from .tts_fakes import FakeKokoro, fake_service
+
+
+async def until(condition, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def health_when(client: TtsClient, condition, timeout_s: float = 5.0) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition(health := await client.health()):
+        assert asyncio.get_running_loop().time() < deadline, health
+        await asyncio.sleep(0.01)
+    return health
+
+
+def accounted(health: dict) -> int:
+    return sum(health["pieces"].values())
+
+
+async def drain(client: TtsClient, text: str) -> int:
+    return sum([len(pcm) async for _, pcm in client.stream(text)])
+
+
+async def test_queue_serves_first_pieces_before_later_ones_fifo_within_each():
+    model = FakeKokoro(held=True)
+    queue = SynthesisQueue(model)
+
+    def ask(text: str, first: bool) -> asyncio.Task:
+        return asyncio.create_task(queue.synthesize(text, "af_heart", 1.0, first=first))
+
+    running = ask("A2", first=False)  # a long reply's second piece, being synthesised
+    await until(lambda: model.started)
+    queued = [ask("A3", first=False), ask("C2", first=False), ask("B1", first=True),
+              ask("C3", first=False), ask("D1", first=True)]  # fmt: skip
+    await until(lambda: queue.waiting == 5)
+    model.release(6)
+    await asyncio.gather(running, *queued)
+    assert model.finished == ["A2", "B1", "D1", "A3", "C2", "C3"]
+    await queue.aclose()
+
+
+async def test_a_new_reply_overtakes_the_later_pieces_of_long_ones():
+    model = FakeKokoro(held=True)
+    async with fake_service(model) as url:
+        client = TtsClient(url)
+        long_a = asyncio.create_task(drain(client, "A one. A two. A three."))
+        await until(lambda: model.started == ["A one."])
+        long_c = asyncio.create_task(drain(client, "C one. C two. C three."))
+        await health_when(client, lambda h: h["waiting"] == 1)
+        model.release()  # A one done: C one starts, A two waits
+        await health_when(client, lambda h: h["waiting"] == 1 and h["pieces"]["synthesized"] == 1)
+        short = asyncio.create_task(drain(client, "B, a short answer."))
+        await health_when(client, lambda h: h["waiting"] == 2)  # A two, B's first piece
+        model.release(100)
+        await asyncio.gather(long_a, long_c, short)
+        await client.aclose()
+    assert model.started[:4] == ["A one.", "C one.", "B, a short answer.", "A two."]
+
+
+async def test_hanging_up_stops_the_piece_in_hand_and_drops_the_rest():
+    model = FakeKokoro(held=True)
+    text = "One piece here. Two pieces here. Three pieces here. Four pieces here. Five pieces here."
+    async with fake_service(model) as url:
+        client = TtsClient(url)
+        model.release()  # only the first piece may finish
+        async with aclosing(client.stream(text)) as audio:
+            async for _ in audio:
+                break  # barge-in at the first audio
+        health = await health_when(client, lambda h: accounted(h) == 5)
+        await client.aclose()
+    assert health["pieces"] == {"synthesized": 1, "stopped": 1, "dropped": 3}, health
+    assert model.started == ["One piece here.", "Two pieces here."]
+    assert model.finished == ["One piece here."]
+
+
+async def test_a_request_whose_caller_left_while_queued_never_runs():
+    model = FakeKokoro(held=True)
+    async with fake_service(model) as url:
+        client = TtsClient(url)
+        busy = asyncio.create_task(drain(client, "Somebody else talking."))
+        await until(lambda: model.started)
+        gone = asyncio.create_task(drain(client, "Never said. Not this either."))
+        await health_when(client, lambda h: h["waiting"] == 1)
+        gone.cancel()  # the caller barged in before its reply got a turn
+        await health_when(client, lambda h: h["pieces"]["dropped"] == 2)
+        model.release(10)
+        await busy
+        health = await client.health()
+        await client.aclose()
+    assert model.started == ["Somebody else talking."]
+    assert health["pieces"] == {"synthesized": 1, "stopped": 0, "dropped": 2}, health

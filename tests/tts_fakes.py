@@ -1,0 +1,61 @@
+"""A Kokoro stand-in with the backend interface, and services/tts served around it on a free
+port: the queue, the HTTP handler and the plugin run for real, the model does not."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+from aiohttp import web
+
+from configs import load_settings
+from services.tts.backend import Stop, SynthesisStopped, UnknownVoice
+from services.tts.server import make_app
+
+
+class FakeKokoro:
+    name = "fake"
+    sample_rate = 24000
+    voices = ["af_heart", "bf_emma"]
+
+    def __init__(self, seconds_per_piece: float = 0.0, *, held: bool = False) -> None:
+        """Each piece takes `seconds_per_piece`; `held` pieces also wait for `release()`, so a
+        test decides exactly when each one finishes."""
+        self.seconds = seconds_per_piece
+        self._gate = threading.Semaphore(0) if held else None
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    def release(self, pieces: int = 1) -> None:
+        assert self._gate is not None
+        self._gate.release(pieces)
+
+    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
+        if voice not in self.voices:
+            raise UnknownVoice(voice, self.voices)
+        self.started.append(text)
+        deadline = time.monotonic() + self.seconds
+        # "computing", and checking for a stop as Kokoro would
+        while time.monotonic() < deadline or (self._gate is not None and not self._gate.acquire(timeout=0.002)):
+            if stop is not None and stop.is_set():
+                raise SynthesisStopped(text)
+            time.sleep(0.001)
+        self.finished.append(text)
+        return np.full(2400, 0.25, np.float32)  # 0.1 s
+
+
+@asynccontextmanager
+async def fake_service(backend: FakeKokoro) -> AsyncIterator[str]:
+    """The service's app around `backend`, served as `services.tts.server` serves it."""
+    runner = web.AppRunner(make_app(backend, load_settings("cpu")), handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
