@@ -140,3 +140,27 @@ async def test_bad_requests_get_clear_errors(settings, tts_service, body, status
         async with http.post(f"{settings.tts.url}/v1/synthesize", data=body) as resp:
             assert resp.status == status
             assert message in (await resp.json())["error"]
+
+
+async def test_chunk_joins_do_not_click(tts, settings):
+    """Reply chunks are played back to back: through the agent's plugin, each starts and ends at
+    silence, and at the room's 48 kHz (LiveKit's resampler) no join jumps more than the speech
+    itself does."""
+    from agent.plugins.kokoro_tts import HalfsecTTS
+
+    plugin = HalfsecTTS(TtsClient(settings.tts.url))
+    chunks = []
+    for text in ("Sure, I can help with that,", "and your table is booked for eight.", "See you then!"):
+        pcm = np.concatenate([np.frombuffer(ev.frame.data, np.int16) async for ev in plugin.synthesize(text)])
+        edge = 24  # 1 ms at 24 kHz
+        assert np.abs(pcm[:edge]).max() < 330 and np.abs(pcm[-edge:]).max() < 330  # within 1 % of full scale
+        chunks.append(pcm)
+    await plugin.aclose()
+    joined = np.concatenate(chunks)
+    resampler = rtc.AudioResampler(24000, 48000, num_channels=1)
+    frames = resampler.push(rtc.AudioFrame(joined.tobytes(), 24000, 1, len(joined))) + resampler.flush()
+    room = np.concatenate([np.frombuffer(f.data, np.int16) for f in frames]).astype(np.int32)
+    jumps = np.abs(np.diff(room))
+    joins = np.cumsum([len(c) for c in chunks[:-1]]) * 2
+    near_joins = np.concatenate([jumps[max(0, j - 100) : j + 100] for j in joins])
+    assert near_joins.max() <= np.percentile(jumps, 99.9), (near_joins.max(), np.percentile(jumps, 99.9))
