@@ -16,8 +16,11 @@ TRICKY = "sense_and_sensibility_01_austen_64kb-0880"  # "He was not an ill-dispo
         ("He was not an old-s-s-y young man?", True),  # stutter
         ("Unless to be rather...", True),  # trailing off
         ("I'll last to be r-", True),  # cut word
+        ("Had he married a more amiable woman? Had he married a more", True),  # ran on, repeating
+        ("He was not. He was not. He was", True),
         ("He was not an ill-disposed young man.", False),
         ("A well-to-do, forty-two-year-old man.", False),  # ordinary hyphens
+        ("Had he married a more amiable woman he might have been made still more respectable.", False),
         ("", False),
     ],
 )
