@@ -93,3 +93,37 @@ def test_only_finished_phrases_settle():
     assert _finished("He was not an ill-disposed young man.") and _finished("Well,")
     for unsure in ("He was not an old-s-y-y-y-y-", "He was not an ill...", "rather selfish is to be"):
         assert not _finished(unsure), unsure
+
+
+async def test_a_doubtful_preflight_is_decoded_again_only_when_it_becomes_the_final():
+    """A pause inside the turn: its doubtful preflight is dropped when the caller speaks on, not
+    decoded twice. The pause that ends the turn: the final is the full-window decode."""
+    from services.asr.protocol import Final, Preflight
+    from services.asr.stream import StreamSession
+
+    calls: list[bool] = []
+
+    def decode(audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True,
+               full_window: bool = False) -> Decoded:  # fmt: skip
+        calls.append(full_window)
+        text = "He was not an ill-disposed young man." if full_window else "He was not. He was not. He"
+        return Decoded(text=text, audio_s=len(audio) / 16000, decode_ms=1, redecoded=full_window)
+
+    probs = [0.0] * 10 + [0.9] * 20 + [0.0] * 2 + [0.9] * 20 + [0.0] * 12
+    script = iter(probs)
+    opts = AsrSettings(preflight_after_s=0.032, interim_interval_s=0, commit_min_s=5.0)
+    ep = Endpointer(VadSettings(min_silence_s=0.2, min_speech_s=0.064, prefix_padding_s=0.128), opts,
+                    model=lambda _frame: next(script))  # fmt: skip
+    scheduler = DecodeScheduler(decode)
+    scheduler.start()
+    events: list = []
+    session = StreamSession(1, ep, scheduler, opts, events.append)
+    for _ in probs:
+        session.feed(np.zeros(FRAME, np.float32))
+        await asyncio.sleep(0.01)  # let the scheduler decode as a real stream would
+    await session.finish()
+    await scheduler.stop()
+    finals = [e for e in events if isinstance(e, Final)]
+    assert [f.text for f in finals] == ["He was not an ill-disposed young man."]
+    assert any(isinstance(e, Preflight) for e in events)  # the quick one went out as it was
+    assert calls.count(True) == 1  # only the preflight that became the final was decoded again

@@ -123,21 +123,28 @@ class WhisperEngine:
             decode_ms=(time.perf_counter() - t0) * 1000.0,
         )
 
-    def decode(self, audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True) -> Decoded:
+    def decode(
+        self, audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True, full_window: bool = False
+    ) -> Decoded:
         """One piece of speech (at most a Whisper window), greedy, gated. With `timestamps`,
         also where Whisper ends each phrase: a few tokens more, and safe places to cut. With
         `retry_doubtful`, a doubtful decode is done again over the full 30 s window (costs
-        ~3x; worth it for transcripts a reply is built on, not for interims)."""
+        ~3x; worth it for transcripts a reply is built on, not for interims); `full_window`
+        decodes over it straight away."""
         t0 = time.perf_counter()
         audio_s = len(audio) / SAMPLE_RATE
         if audio_s > WINDOW_S:
             raise ValueError(f"a streamed piece is at most {WINDOW_S:.0f} s, got {audio_s:.1f} s")
         features = self.model.feature_extractor(audio)
-        out = self._decode(features, audio_s, self.opts.decode_pad_s, timestamps)
-        if retry_doubtful and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
-            log.info("doubtful %r: decoding again over the full window", out.text)
+        if full_window:
             out = self._decode(features, audio_s, WINDOW_S, timestamps)
-            out.redecoded = True
+        else:
+            out = self._decode(features, audio_s, self.opts.decode_pad_s, timestamps)
+            if retry_doubtful and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
+                log.info("doubtful %r: decoding again over the full window", out.text)
+                out = self._decode(features, audio_s, WINDOW_S, timestamps)
+                out.redecoded = True
+        out.redecoded = out.redecoded or full_window
         if self._silence(out.no_speech_prob, out.avg_logprob):
             out.dropped = "no speech"
         elif out.compression_ratio > self.opts.compression_ratio_threshold:

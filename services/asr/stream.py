@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from configs.settings import AsrSettings
 
 from .endpointer import FRAME, Endpoint, Endpointer, Pause, Resume, SpeechStart
-from .engine import Decoded
+from .engine import Decoded, doubtful
 from .protocol import (
     SAMPLE_RATE,
     Closed,
@@ -207,8 +207,13 @@ class StreamSession:
 
     def _submit(self, kind: Kind, start: int, end: int, timestamps: bool = False) -> Job:
         audio = self._ep.audio(start, end)
-        # interims are throw-away: not worth a second decode when doubtful (see engine.doubtful)
-        run = partial(self._scheduler.decode, timestamps=True, retry_doubtful=False) if timestamps else None
+        run = None
+        if timestamps:  # interims are throw-away: not worth a second decode when doubtful
+            run = partial(self._scheduler.decode, timestamps=True, retry_doubtful=False)
+        elif kind == Kind.PREFLIGHT:
+            # Most preflights at a pause inside a turn are never used, and short pieces are often
+            # doubtful ("He was not. He was not."): a final checks them instead (`_sure`).
+            run = partial(self._scheduler.decode, retry_doubtful=False)
         job = self._scheduler.submit(self.sid, kind, audio, end, run=run)
         job.future.add_done_callback(self._count)
         if log.isEnabledFor(logging.DEBUG):
@@ -232,11 +237,27 @@ class StreamSession:
         self._segments.append(job)
         self._seg_start = job.end
 
-    async def _text(self, segments: list[Job | str], tail: Job | None) -> str:
-        parts = [s if isinstance(s, str) else (await s.future).text for s in segments]
-        if tail is not None:
-            parts.append((await tail.future).text)
+    async def _text(self, segments: list[Job | str], tail: Job | None, sure: bool = False) -> str:
+        """The transcript of `segments` and `tail`. With `sure` (a final), a doubtful preflight
+        among them is first decoded again over the full window."""
+        jobs = [*segments, tail] if tail is not None else list(segments)
+        parts = [j if isinstance(j, str) else await (self._sure(j) if sure else self._plain(j)) for j in jobs]
         return " ".join(p for p in parts if p)
+
+    @staticmethod
+    async def _plain(job: Job) -> str:
+        return (await job.future).text
+
+    async def _sure(self, job: Job) -> str:
+        decoded: Decoded = await job.future
+        if decoded.redecoded or not doubtful(decoded.text):
+            return decoded.text
+        log.info("stream %d: doubtful %r: decoding again over the full window", self.sid, decoded.text)
+        redo = self._scheduler.submit(
+            self.sid, Kind.FINAL, job.audio, job.end, run=partial(self._scheduler.decode, full_window=True)
+        )
+        redo.future.add_done_callback(self._count)
+        return (await redo.future).text
 
     # -- events out -----------------------------------------------------------------------
 
@@ -266,7 +287,7 @@ class StreamSession:
         self, segments: list[Job | str], tail: Job | None, t0: float, reused: bool, audio_s: float
     ) -> None:
         try:
-            text = await self._text(segments, tail)
+            text = await self._text(segments, tail, sure=True)
         except Exception as exc:
             log.exception("stream %d: decode failed", self.sid)
             self._emit(Error(message=f"decode failed: {exc}"))
