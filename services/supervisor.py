@@ -55,6 +55,9 @@ def service_specs(settings: Settings, profile: str) -> list[ServiceSpec]:
         raise ServiceError(
             f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
         )
+    template = settings.llm_chat_template()
+    if template is not None and not template.is_file():
+        raise ServiceError(f"chat template not found at {template} (llm.chat_template)")
     return [
         ServiceSpec("asr", python_service("services.asr.server"), f"{settings.asr.url}/health", 60),
         ServiceSpec("tts", python_service("services.tts.server"), f"{settings.tts.url}/health", 60),

@@ -51,6 +51,8 @@ def vllm_command(settings: Settings) -> list[str]:
         cmd += ["--gpu-memory-utilization", str(utilization)]
     if o.tool_call_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
+    if (template := settings.llm_chat_template()) is not None:
+        cmd += ["--chat-template", str(template)]
     return cmd + list(o.extra_args)
 
 
