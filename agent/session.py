@@ -30,6 +30,7 @@ from services.tts.client import TtsClient
 from .conversation import HistoryWindow, history_budget, speakable, token_counter
 from .plugins import HalfsecSTT, HalfsecTTS
 from .plugins.chunking import FirstClauseTokenizer
+from .tools import agent_tools
 
 log = logging.getLogger("halfsec.agent")
 
@@ -44,8 +45,8 @@ class HalfsecAgent(Agent):
     text, the same the TTS is given."""
 
     def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
-        # the same text every turn of the call: vLLM's prefix cache starts with it
-        super().__init__(instructions=settings.llm.system_prompt)
+        # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
+        super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
         self._tracer = tracer
         self._clients = clients
         self._fallback = settings.llm.fallback_text
@@ -90,6 +91,24 @@ class HalfsecAgent(Agent):
         return Agent.default.transcription_node(self, speakable(text), model_settings)
 
 
+def build_llm(settings: Settings, **options: Any) -> openai.LLM:
+    """The session's LLM: LiveKit's OpenAI plugin streaming from services/llm (vLLM). `options`
+    go to the plugin as they are (a test's `extra_body={"ignore_eos": True}`)."""
+    return openai.LLM(
+        model=settings.llm.served_model_name,
+        base_url=f"{settings.llm.url}/v1",
+        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
+        temperature=settings.llm.temperature,
+        max_completion_tokens=settings.llm.max_tokens,
+        **options,
+    )
+
+
+def llm_conn_options(settings: Settings) -> APIConnectOptions:
+    # no retries: each costs seconds of silence; a failure is answered with the fallback instead
+    return APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
+
+
 def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
     vad = silero.VAD.load(
         min_silence_duration=settings.vad.min_silence_s,
@@ -104,13 +123,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
         streaming=settings.asr.streaming,
     )
-    model = openai.LLM(
-        model=settings.llm.served_model_name,
-        base_url=f"{settings.llm.url}/v1",
-        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
-        temperature=settings.llm.temperature,
-        max_completion_tokens=settings.llm.max_tokens,
-    )
+    model = build_llm(settings)
     kokoro = HalfsecTTS(
         TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
     )
@@ -135,9 +148,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         # LiveKit's markdown and emoji filters, plus list markers (conversation.speakable)
         tts_text_transforms=[speakable],
         user_away_timeout=None,
-        conn_options=SessionConnectOptions(
-            llm_conn_options=APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
-        ),
+        conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
 
