@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, ModelSettings, llm
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS, StreamAdapter
@@ -28,6 +29,7 @@ from services.asr.client import AsrClient
 from services.tts.client import TtsClient
 
 from .conversation import HistoryWindow, history_budget, speakable, token_counter
+from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS
 from .plugins.chunking import FirstClauseTokenizer
 from .tools import agent_tools
@@ -44,18 +46,31 @@ class HalfsecAgent(Agent):
     when the LLM fails, so the caller is never left in silence. The transcript is the speakable
     text, the same the TTS is given."""
 
-    def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tracer: TurnTracer,
+        clients: list[STT | TTS],
+        fallback_audio: PrerenderedPhrase | None = None,
+    ) -> None:
         # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
         self._tracer = tracer
         self._clients = clients
         self._fallback = settings.llm.fallback_text
+        self._fallback_audio = fallback_audio
         count, how = token_counter(settings)
         self._history = HistoryWindow(history_budget(settings), count)
         log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
 
+    async def on_enter(self) -> None:
+        if self._fallback_audio is not None:
+            self._fallback_audio.start()
+
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
+        if self._fallback_audio is not None:
+            await self._fallback_audio.aclose()
         for client in self._clients:
             await client.aclose()
 
@@ -82,6 +97,36 @@ class HalfsecAgent(Agent):
             self._tracer.mark("fallback")
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback
+
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterator[rtc.AudioFrame]:
+        """The LLM fallback from its prerendered audio (fallback.py); anything else to the TTS.
+        Only text that could still be the fallback is held back: a reply's first characters."""
+        frames = self._fallback_audio.frames if self._fallback_audio is not None else None
+        chunks = aiter(text)
+        seen = ""
+        if frames is not None:
+            async for chunk in chunks:
+                seen += chunk
+                if not self._fallback.startswith(seen.strip()):
+                    break
+            else:  # the text ended: the fallback, whole?
+                if seen.strip() == self._fallback:
+                    self._tracer.mark("tts_request")
+                    self._tracer.mark("tts_first_audio")
+                    for frame in frames:
+                        yield frame
+                    return
+
+        async def replay() -> AsyncIterator[str]:
+            if seen:
+                yield seen
+            async for chunk in chunks:
+                yield chunk
+
+        async for frame in Agent.default.tts_node(self, replay(), model_settings):
+            yield frame
 
     def transcription_node(
         self, text: AsyncIterable[str], model_settings: ModelSettings
@@ -164,7 +209,10 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         # registered after the tracer's handler: the turn has ended when the fallback starts
         if ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
-    return session, HalfsecAgent(settings, tracer, [stt, kokoro])
+    fallback = PrerenderedPhrase(
+        settings.llm.fallback_text, TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed
+    )
+    return session, HalfsecAgent(settings, tracer, [stt, kokoro], fallback)
 
 
 def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:
