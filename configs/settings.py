@@ -116,6 +116,10 @@ class LlmSettings(ServiceAddress):
     # (on an 80 GB card, vLLM's share of a 24 GB budget is ~0.1). Set, it overrides the plan.
     gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)
     enable_prefix_caching: bool = True
+    # Tokens per KV-cache block (`--block-size`; None: vLLM's default, 128 on CPU). The prefix
+    # cache reuses whole blocks only, so a turn recomputes up to a block of the history it shares
+    # with the last one, besides its own new tokens.
+    block_size: int | None = Field(default=None, ge=1)
     # vLLM's parser for the model's tool-call format (`--tool-call-parser`, e.g. "hermes"). Unset:
     # the agent offers the model no tools, since vLLM refuses tool requests without a parser.
     tool_call_parser: str | None = None

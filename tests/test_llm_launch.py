@@ -33,6 +33,7 @@ def test_cpu_profile_command_is_offline_and_eager():
     cmd, env = vllm_command(s), vllm_env(s)
     assert flag(cmd, "--model").endswith("models/smollm2-135m-instruct")
     assert "--enforce-eager" in cmd and "--quantization" not in cmd
+    assert flag(cmd, "--block-size") == "32"  # whole blocks are what the prefix cache reuses
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert s.llm.cpu_affinity == [0]
 

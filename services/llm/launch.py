@@ -45,6 +45,8 @@ def vllm_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
     if o.enable_prefix_caching:
         cmd.append("--enable-prefix-caching")
+    if o.block_size is not None:
+        cmd += ["--block-size", str(o.block_size)]
     if o.quantization:
         cmd += ["--quantization", o.quantization]
     if (utilization := gpu_memory_utilization(settings)) is not None:
