@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,10 @@ async def run_call(
     *,
     reply_timeout_s: float = 30.0,
     gap_s: float = 0.8,
+    before_turn: Callable[[int], Awaitable[None]] | None = None,
 ) -> CallResult:
+    """`before_turn(n)` is awaited before the caller speaks turn n (from 1), while the call is up:
+    what a test does to the services mid-call (kill one, wait for it to come back)."""
     speech = [load_speech(f) for f in audio_files]  # fail on bad audio before the call starts
     out_dir.mkdir(parents=True, exist_ok=True)
     session_id = uuid.uuid4().hex[:12]
@@ -67,6 +71,8 @@ async def run_call(
         try:
             await asyncio.sleep(0.5)  # let the VAD see some silence first, as on a real line
             for i, pcm in enumerate(speech, 1):
+                if before_turn is not None:
+                    await before_turn(i)
                 turn_done.clear()
                 await mouth.say(pcm)
                 try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, ModelSettings, llm
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS, StreamAdapter
@@ -28,8 +29,10 @@ from services.asr.client import AsrClient
 from services.tts.client import TtsClient
 
 from .conversation import HistoryWindow, history_budget, speakable, token_counter
+from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS
 from .plugins.chunking import FirstClauseTokenizer
+from .tools import agent_tools
 
 log = logging.getLogger("halfsec.agent")
 
@@ -43,18 +46,31 @@ class HalfsecAgent(Agent):
     when the LLM fails, so the caller is never left in silence. The transcript is the speakable
     text, the same the TTS is given."""
 
-    def __init__(self, settings: Settings, tracer: TurnTracer, clients: list[STT | TTS]) -> None:
-        # the same text every turn of the call: vLLM's prefix cache starts with it
-        super().__init__(instructions=settings.llm.system_prompt)
+    def __init__(
+        self,
+        settings: Settings,
+        tracer: TurnTracer,
+        clients: list[STT | TTS],
+        fallback_audio: PrerenderedPhrase | None = None,
+    ) -> None:
+        # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
+        super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
         self._tracer = tracer
         self._clients = clients
         self._fallback = settings.llm.fallback_text
+        self._fallback_audio = fallback_audio
         count, how = token_counter(settings)
         self._history = HistoryWindow(history_budget(settings), count)
         log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
 
+    async def on_enter(self) -> None:
+        if self._fallback_audio is not None:
+            self._fallback_audio.start()
+
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
+        if self._fallback_audio is not None:
+            await self._fallback_audio.aclose()
         for client in self._clients:
             await client.aclose()
 
@@ -82,12 +98,60 @@ class HalfsecAgent(Agent):
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback
 
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterator[rtc.AudioFrame]:
+        """The LLM fallback from its prerendered audio (fallback.py); anything else to the TTS.
+        Only text that could still be the fallback is held back: a reply's first characters."""
+        frames = self._fallback_audio.frames if self._fallback_audio is not None else None
+        chunks = aiter(text)
+        seen = ""
+        if frames is not None:
+            async for chunk in chunks:
+                seen += chunk
+                if not self._fallback.startswith(seen.strip()):
+                    break
+            else:  # the text ended: the fallback, whole?
+                if seen.strip() == self._fallback:
+                    self._tracer.mark("tts_request")
+                    self._tracer.mark("tts_first_audio")
+                    for frame in frames:
+                        yield frame
+                    return
+
+        async def replay() -> AsyncIterator[str]:
+            if seen:
+                yield seen
+            async for chunk in chunks:
+                yield chunk
+
+        async for frame in Agent.default.tts_node(self, replay(), model_settings):
+            yield frame
+
     def transcription_node(
         self, text: AsyncIterable[str], model_settings: ModelSettings
     ) -> AsyncIterable[str]:
         # what was spoken (the session filters the TTS's text the same way): the history, the
         # room's transcript and the turn record then hold no markdown for the model to copy
         return Agent.default.transcription_node(self, speakable(text), model_settings)
+
+
+def build_llm(settings: Settings, **options: Any) -> openai.LLM:
+    """The session's LLM: LiveKit's OpenAI plugin streaming from services/llm (vLLM). `options`
+    go to the plugin as they are (a test's `extra_body={"ignore_eos": True}`)."""
+    return openai.LLM(
+        model=settings.llm.served_model_name,
+        base_url=f"{settings.llm.url}/v1",
+        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
+        temperature=settings.llm.temperature,
+        max_completion_tokens=settings.llm.max_tokens,
+        **options,
+    )
+
+
+def llm_conn_options(settings: Settings) -> APIConnectOptions:
+    # no retries: each costs seconds of silence; a failure is answered with the fallback instead
+    return APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
 
 
 def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
@@ -104,13 +168,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
         streaming=settings.asr.streaming,
     )
-    model = openai.LLM(
-        model=settings.llm.served_model_name,
-        base_url=f"{settings.llm.url}/v1",
-        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
-        temperature=settings.llm.temperature,
-        max_completion_tokens=settings.llm.max_tokens,
-    )
+    model = build_llm(settings)
     kokoro = HalfsecTTS(
         TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
     )
@@ -135,9 +193,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         # LiveKit's markdown and emoji filters, plus list markers (conversation.speakable)
         tts_text_transforms=[speakable],
         user_away_timeout=None,
-        conn_options=SessionConnectOptions(
-            llm_conn_options=APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
-        ),
+        conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
 
@@ -153,7 +209,10 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         # registered after the tracer's handler: the turn has ended when the fallback starts
         if ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
-    return session, HalfsecAgent(settings, tracer, [stt, kokoro])
+    fallback = PrerenderedPhrase(
+        settings.llm.fallback_text, TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed
+    )
+    return session, HalfsecAgent(settings, tracer, [stt, kokoro], fallback)
 
 
 def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:

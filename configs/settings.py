@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -111,7 +113,16 @@ class LlmSettings(ServiceAddress):
     # (on an 80 GB card, vLLM's share of a 24 GB budget is ~0.1). Set, it overrides the plan.
     gpu_memory_utilization: float | None = Field(default=None, gt=0, lt=1)
     enable_prefix_caching: bool = True
+    # Tokens per KV-cache block (`--block-size`; None: vLLM's default, 128 on CPU). The prefix
+    # cache reuses whole blocks only, so a turn recomputes up to a block of the history it shares
+    # with the last one, besides its own new tokens.
+    block_size: int | None = Field(default=None, ge=1)
+    # vLLM's parser for the model's tool-call format (`--tool-call-parser`, e.g. "hermes"). Unset:
+    # the agent offers the model no tools, since vLLM refuses tool requests without a parser.
     tool_call_parser: str | None = None
+    # A Jinja chat template in place of the model's own (`--chat-template`), for a model whose
+    # template cannot render tools; relative paths are taken from the repo root. None: the model's.
+    chat_template: str | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
@@ -128,6 +139,22 @@ class LlmSettings(ServiceAddress):
         "You are a friendly voice assistant on a phone call. Answer in one or two short "
         "spoken sentences. No lists, no markdown."
     )
+
+
+class ToolSettings(_Section):
+    """What the agent's tools (agent/tools.py) need to know."""
+
+    # The caller's time zone, an IANA name: `current_time` answers in it.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name like Europe/London") from None
+        return value
 
 
 class GpuSettings(_Section):
@@ -208,6 +235,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = Field(default_factory=TtsSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     vad: VadSettings = Field(default_factory=VadSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
@@ -241,6 +269,12 @@ class Settings(BaseSettings):
 
     def llm_python(self) -> Path:
         path = Path(self.llm.python).expanduser()
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    def llm_chat_template(self) -> Path | None:
+        if self.llm.chat_template is None:
+            return None
+        path = Path(self.llm.chat_template).expanduser()
         return path if path.is_absolute() else REPO_ROOT / path
 
 

@@ -39,6 +39,7 @@ class ServiceSpec:
     startup_timeout_s: float
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     cpus: set[int] | None = None  # CPU affinity for the process and everything it starts
+    after: tuple[str, ...] = ()  # services that must be healthy before this one starts
 
 
 def service_specs(
@@ -54,6 +55,9 @@ def service_specs(
     plan = current_plan(settings)
     if not plan.fits:
         raise ServiceError(f"the VRAM plan for {profile} does not fit: {plan.advice} (see `halfsec plan`)")
+    # vLLM on a GPU measures the card at startup and counts what other processes allocate
+    # meanwhile against its own share: it starts once Whisper and Kokoro hold their memory.
+    llm_after = tuple(n for n in ("asr", "tts") if n in names) if settings.llm.device == "cuda" else ()
 
     def llm() -> ServiceSpec:
         llm_python = settings.llm_python()
@@ -61,6 +65,9 @@ def service_specs(
             raise ServiceError(
                 f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
             )
+        template = settings.llm_chat_template()
+        if template is not None and not template.is_file():
+            raise ServiceError(f"chat template not found at {template} (llm.chat_template)")
         return ServiceSpec(
             "llm",
             vllm_command(settings),
@@ -68,6 +75,7 @@ def service_specs(
             settings.llm.startup_timeout_s,
             vllm_env(settings),
             _usable_cpus(settings.llm.cpu_affinity),
+            after=llm_after,
         )
 
     specs = {
@@ -132,18 +140,40 @@ class Supervisor:
             )
 
     async def start(self) -> None:
+        """Start every service (each once those it comes `after` are healthy) and wait until all
+        are healthy; on any failure, stop the ones started and raise it."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        names = {s.name for s in self.specs}
         for spec in self.specs:
-            if await is_healthy(spec.health_url):
-                log.info("%s already running at %s: reusing it", spec.name, spec.health_url)
-                continue
-            self._spawn(spec)
+            if unknown := set(spec.after) - names:
+                raise ServiceError(f"{spec.name} starts after {sorted(unknown)}, which are not started here")
+        ready: dict[str, asyncio.Task[None]] = {}
+        for spec in self.specs:  # in order: a service can only come after one listed before it
+            deps = [ready[name] for name in spec.after if name in ready]
+            if len(deps) < len(spec.after):
+                raise ServiceError(f"{spec.name} must come after {list(spec.after)} in the service list")
+            ready[spec.name] = asyncio.create_task(self._start_one(spec, deps), name=f"start-{spec.name}")
         try:
-            await asyncio.gather(*(self._wait_healthy(s) for s in self.specs))
+            # the first failure ends the start; the rest are cancelled, not left starting
+            done, pending = await asyncio.wait(ready.values(), return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
         except BaseException:
+            for task in ready.values():
+                task.cancel()
+            await asyncio.gather(*ready.values(), return_exceptions=True)
             await self.stop()
             raise
         self._watcher = asyncio.create_task(self._watch(), name="supervisor-watch")
+
+    async def _start_one(self, spec: ServiceSpec, after: list[asyncio.Task[None]]) -> None:
+        for dep in after:
+            await asyncio.shield(dep)  # its failure is its own to report; ours is only to wait
+        if await is_healthy(spec.health_url):
+            log.info("%s already running at %s: reusing it", spec.name, spec.health_url)
+            return
+        self._spawn(spec)
+        await self._wait_healthy(spec)
 
     async def _watch(self) -> None:
         owned = [s for s in self.specs if s.name in self.procs]

@@ -22,6 +22,8 @@ async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, set
         marks = turn["marks_ms"]
         # failing fast: no retry back-off between the request and the apology going to TTS
         assert marks["tts_request"] - marks["llm_request"] < 500, marks
+        # heard within 2 s of the end of the turn: its audio was prerendered (agent/fallback.py)
+        assert marks["first_frame_out"] - marks["end_of_turn"] < 2000, marks
 
 
 async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(

@@ -1,7 +1,9 @@
 """vLLM's command line from settings (the gpu-24gb one can be checked without a GPU), and the
 CPU confinement the supervisor applies to it."""
 
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -31,6 +33,7 @@ def test_cpu_profile_command_is_offline_and_eager():
     cmd, env = vllm_command(s), vllm_env(s)
     assert flag(cmd, "--model").endswith("models/smollm2-135m-instruct")
     assert "--enforce-eager" in cmd and "--quantization" not in cmd
+    assert flag(cmd, "--block-size") == "32"  # whole blocks are what the prefix cache reuses
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert s.llm.cpu_affinity == [0]
 
@@ -49,3 +52,81 @@ async def test_supervisor_confines_a_service_and_its_children(tmp_path):
     with pytest.raises(Exception, match="not healthy"):
         await sup.start()  # it never becomes healthy; we only want its output
     assert (tmp_path / "pinned.log").read_text().split() == ["[0]", "[0]"]
+
+
+def test_cpu_profile_renders_tools_with_our_template_and_hermes():
+    # SmolLM2's own template has no tools: vLLM is given ours, and the parser for its format
+    s = load_settings("cpu")
+    cmd = vllm_command(s)
+    template = flag(cmd, "--chat-template")
+    assert template.endswith("services/llm/templates/chatml-tools.jinja") and os.path.isfile(template)
+    assert flag(cmd, "--tool-call-parser") == "hermes" and "--enable-auto-tool-choice" in cmd
+    assert "--chat-template" not in vllm_command(load_settings("gpu-24gb"))  # Qwen2.5's own has tools
+
+
+def test_a_missing_chat_template_is_refused_before_anything_starts(monkeypatch):
+    from services.supervisor import ServiceError, service_specs
+
+    monkeypatch.setenv("HALFSEC_LLM__PYTHON", sys.executable)
+    monkeypatch.setenv("HALFSEC_LLM__CHAT_TEMPLATE", "no/such/template.jinja")
+    with pytest.raises(ServiceError, match=r"chat template not found at .*no/such/template.jinja \(llm.chat_template\)"):
+        service_specs(load_settings("cpu"), "cpu")
+
+
+_RENDER = """
+import json, sys
+from transformers import AutoTokenizer
+model, ours = sys.argv[1:]
+tok = AutoTokenizer.from_pretrained(model)
+plain = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What time is it?"}]
+tools = [{"type": "function", "function": {"name": "current_time", "description": "The time now.",
+          "parameters": {"type": "object", "properties": {}}}}]
+with_tools = plain + [
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+     "function": {"name": "current_time", "arguments": "{}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "3:04 PM"},
+    {"role": "assistant", "content": "It is 3:04 PM."},
+    {"role": "user", "content": "Thanks."},
+]
+def render(messages, tools, template):
+    return tok.apply_chat_template(messages, tools=tools, chat_template=template, tokenize=False,
+                                   add_generation_prompt=True)
+ours = open(ours).read()
+# the model's own template cannot render tool calls at all (it is why ours exists)
+print(json.dumps({"plain": [render(plain, None, ours), render(plain, None, None)],
+                  "tools": render(with_tools, tools, ours)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    """Prompts from our template (and the model's own) as vLLM renders them: transformers, in
+    vLLM's venv (the app's has no jinja)."""
+    s = load_settings("cpu")
+    if not s.llm_python().exists():
+        pytest.skip(f"no vLLM interpreter at {s.llm_python()} (make setup)")
+    model = s.model_path(s.llm.model)
+    if not os.path.isdir(model):
+        pytest.skip(f"no model at {model} (halfsec models)")
+    out = subprocess.run([str(s.llm_python()), "-c", _RENDER, model, str(s.llm_chat_template())],
+                         capture_output=True, text=True, timeout=120, env=vllm_env(s), check=True)  # fmt: skip
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_our_template_is_the_models_own_without_tools(rendered):
+    # so a profile that offers no tools prompts the model exactly as before
+    ours, theirs = rendered["plain"]
+    assert ours == theirs
+
+
+def test_our_template_renders_tools_calls_and_results_in_the_hermes_format(rendered):
+    system, rest = rendered["tools"].split("<|im_end|>\n", 1)
+    assert system.startswith("<|im_start|>system\nBe brief.\n\n")  # the prompt first, then the tools
+    assert '<tools>\n{"name": "current_time", "description": "The time now."' in system
+    assert rest == (
+        "<|im_start|>user\nWhat time is it?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>\n{"name": "current_time", "arguments": {}}\n</tool_call><|im_end|>\n'
+        "<|im_start|>user\n<tool_response>\n3:04 PM\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\nIt is 3:04 PM.<|im_end|>\n"
+        "<|im_start|>user\nThanks.<|im_end|>\n<|im_start|>assistant\n"
+    )

@@ -45,12 +45,16 @@ def vllm_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
     if o.enable_prefix_caching:
         cmd.append("--enable-prefix-caching")
+    if o.block_size is not None:
+        cmd += ["--block-size", str(o.block_size)]
     if o.quantization:
         cmd += ["--quantization", o.quantization]
     if (utilization := gpu_memory_utilization(settings)) is not None:
         cmd += ["--gpu-memory-utilization", str(utilization)]
     if o.tool_call_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
+    if (template := settings.llm_chat_template()) is not None:
+        cmd += ["--chat-template", str(template)]
     return cmd + list(o.extra_args)
 
 
