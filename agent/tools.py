@@ -45,7 +45,8 @@ def current_time_tool(timezone: str, clock: Clock = _now) -> llm.FunctionTool:
 
 def agent_tools(settings: Settings, clock: Clock = _now) -> list[llm.Tool | llm.Toolset]:
     """The tools the agent offers the model: none without a tool-call parser, since vLLM refuses
-    requests with tools then (and a template without tools would not show them anyway)."""
-    if not settings.llm.tool_call_parser:
+    requests with tools then (and a template without tools would not show them anyway), and none
+    when `tools.enabled` is off."""
+    if not settings.tools.enabled or not settings.llm.tool_call_parser:
         return []
     return [current_time_tool(settings.tools.timezone, clock)]

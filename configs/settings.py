@@ -144,6 +144,9 @@ class LlmSettings(ServiceAddress):
 class ToolSettings(_Section):
     """What the agent's tools (agent/tools.py) need to know."""
 
+    # Offer the tools to the model in every turn (they also need llm.tool_call_parser). Their
+    # schema goes into the system prompt.
+    enabled: bool = True
     # The caller's time zone, an IANA name: `current_time` answers in it.
     timezone: str = "UTC"
 

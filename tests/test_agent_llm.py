@@ -31,12 +31,13 @@ async def test_the_current_time_tool_uses_the_settings_zone(settings):
         seen.append(zone)
         return datetime(2026, 1, 2, 9, 30, tzinfo=zone)
 
-    tokyo = settings.model_copy(update={"tools": settings.tools.model_copy(update={"timezone": "Asia/Tokyo"})})
+    assert agent_tools(settings) == []  # the cpu profile's 135M model is not offered tools
+    tokyo = with_tools(settings, timezone="Asia/Tokyo")
     (tool,) = agent_tools(tokyo, clock)
     assert tool.info.name == "current_time"
     assert await tool() == "9:30 AM on Friday, 2 January 2026 (Asia/Tokyo time)"
     assert seen == [ZoneInfo("Asia/Tokyo")]
-    no_parser = settings.model_copy(update={"llm": settings.llm.model_copy(update={"tool_call_parser": None})})
+    no_parser = tokyo.model_copy(update={"llm": settings.llm.model_copy(update={"tool_call_parser": None})})
     assert agent_tools(no_parser) == []  # vLLM would refuse a request with tools
 
 
@@ -46,6 +47,11 @@ def test_an_unknown_time_zone_is_refused_naming_the_key(monkeypatch):
     monkeypatch.setenv("HALFSEC_TOOLS__TIMEZONE", "Mars/Olympus")
     with pytest.raises(SettingsError, match=r"tools.timezone: .*unknown time zone 'Mars/Olympus'.*HALFSEC_TOOLS__TIMEZONE"):
         load_settings("cpu")
+
+
+def with_tools(settings, **tools):
+    """The settings with the agent's tools offered (the cpu profile offers none in normal turns)."""
+    return settings.model_copy(update={"tools": settings.tools.model_copy(update={"enabled": True, **tools})})
 
 
 async def text_session(settings, **llm_options):
@@ -65,7 +71,7 @@ async def test_the_agent_runs_a_tool_and_answers_with_its_result(services, setti
     runs our tool, sends its result back through our template, and the model answers in words.
     Greedy: at the profile's temperature (0.3) the 135M model sometimes pads the forced `{}` with
     whitespace, which the grammar allows, until max_tokens, and no call is parsed."""
-    greedy = settings.model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0})})
+    greedy = with_tools(settings).model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0})})
     session, agent = await text_session(greedy)
     answered = asyncio.Event()
 
