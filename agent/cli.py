@@ -163,10 +163,20 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if plan.fits else 1
 
 
+def _print_figures(title: str, figures: dict) -> None:
+    """A bench's figures as a two-column table (WERs as percentages)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
+    Console().print(table)
+
+
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     import json
-
-    from rich.table import Table
 
     from services.asr.bench import run_bench
     from services.supervisor import ServiceError, Supervisor, service_specs
@@ -186,12 +196,7 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
             return await run_bench(settings.asr.url, audio_dir)
 
     figures = asyncio.run(run())
-    table = Table(title=f"ASR streaming bench: {settings.asr.model}, {figures['files']} files in {audio_dir}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
-    Console().print(table)
+    _print_figures(f"ASR streaming bench: {settings.asr.model}, {figures['files']} files in {audio_dir}", figures)
     if args.json:
         print(json.dumps(figures))
     return 0
@@ -242,7 +247,6 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.table import Table
 
     from services.supervisor import ServiceError, Supervisor, service_specs
     from services.tts.bench import EAR_MODEL, REPLIES_FILE, load_replies, run_bench
@@ -267,12 +271,8 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
 
     result = asyncio.run(run())
     figures = result.figures
-    table = Table(title=f"TTS bench: Kokoro {settings.tts.backend}, {figures['replies']} replies in {replies_file.name}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
-    Console().print(table)
+    _print_figures(f"TTS bench: Kokoro {settings.tts.backend}, {figures['replies']} replies in {replies_file.name}",
+                   figures)  # fmt: skip
     worst = sorted(result.heard, key=lambda h: h[2], reverse=True)[: args.worst]
     for text, heard, reply_wer in (w for w in worst if w[2] > 0):
         Console().print(f"WER {reply_wer:.0%}: {text!r}\n       heard: {heard!r}", highlight=False, soft_wrap=True)
