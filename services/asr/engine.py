@@ -136,15 +136,12 @@ class WhisperEngine:
         if audio_s > WINDOW_S:
             raise ValueError(f"a streamed piece is at most {WINDOW_S:.0f} s, got {audio_s:.1f} s")
         features = self.model.feature_extractor(audio)
-        if full_window:
+        out = self._decode(features, audio_s, WINDOW_S if full_window else self.opts.decode_pad_s, timestamps)
+        out.redecoded = full_window
+        if retry_doubtful and not full_window and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
+            log.info("doubtful %r: decoding again over the full window", out.text)
             out = self._decode(features, audio_s, WINDOW_S, timestamps)
-        else:
-            out = self._decode(features, audio_s, self.opts.decode_pad_s, timestamps)
-            if retry_doubtful and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
-                log.info("doubtful %r: decoding again over the full window", out.text)
-                out = self._decode(features, audio_s, WINDOW_S, timestamps)
-                out.redecoded = True
-        out.redecoded = out.redecoded or full_window
+            out.redecoded = True
         if self._silence(out.no_speech_prob, out.avg_logprob):
             out.dropped = "no speech"
         elif out.compression_ratio > self.opts.compression_ratio_threshold:
