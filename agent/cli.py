@@ -9,7 +9,10 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -175,25 +178,36 @@ def _print_figures(title: str, figures: dict) -> None:
     Console().print(table)
 
 
-def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
-    import json
+@asynccontextmanager
+async def _bench_service(settings: Settings, profile: str, name: str, path: str,
+                         mismatch: Callable[[Any], str | None]) -> AsyncIterator[str]:  # fmt: skip
+    """services/NAME alone for a bench, started or reused; a reused one must be what the bench
+    asks for (`mismatch` reads its JSON at `path` and says what is wrong, else None)."""
+    import aiohttp
 
-    from services.asr.bench import run_bench
     from services.supervisor import ServiceError, Supervisor, service_specs
 
-    specs = service_specs(settings, args.profile, ("asr",))
+    url = getattr(settings, name).url
+    async with Supervisor(service_specs(settings, profile, (name,)), settings.cache_dir / "logs"):
+        async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as resp:
+            problem = mismatch(await resp.json())
+        if problem:
+            raise ServiceError(f"the {name} service at {url} {problem}: stop it or pick another {name}.port")
+        yield url
+
+
+def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
+    from services.asr.bench import run_bench
+
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    model = settings.asr.model
 
     async def run() -> dict[str, float | int]:
-        async with Supervisor(specs, settings.cache_dir / "logs"):
-            import aiohttp
+        def mismatch(health: dict) -> str | None:
+            return None if health["model"] == model else f"runs {health['model']!r}, not {model!r}"
 
-            async with aiohttp.ClientSession() as http, http.get(f"{settings.asr.url}/health") as resp:
-                running = (await resp.json())["model"]
-            if running != settings.asr.model:  # a reused service must be the model asked for
-                raise ServiceError(f"the ASR service at {settings.asr.url} runs {running!r}, "
-                                   f"not {settings.asr.model!r}: stop it or pick another asr.port")
-            return await run_bench(settings.asr.url, audio_dir)
+        async with _bench_service(settings, args.profile, "asr", "/health", mismatch) as url:
+            return await run_bench(url, audio_dir)
 
     figures = asyncio.run(run())
     _print_figures(f"ASR streaming bench: {settings.asr.model}, {figures['files']} files in {audio_dir}", figures)
@@ -206,22 +220,17 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     from services.llm.bench import run_bench
-    from services.supervisor import ServiceError, Supervisor, service_specs
 
-    specs = service_specs(settings, args.profile, ("llm",))
     o = settings.llm
+    wanted = settings.model_path(o.model)
 
     async def run() -> dict:
-        async with Supervisor(specs, settings.cache_dir / "logs"):
-            import aiohttp
+        def mismatch(models: dict) -> str | None:
+            running = models["data"][0].get("root")
+            return None if running == wanted else f"runs {running!r}, not {wanted!r}"
 
-            async with aiohttp.ClientSession() as http, http.get(f"{o.url}/v1/models") as resp:
-                running = (await resp.json())["data"][0].get("root")
-            wanted = settings.model_path(o.model)
-            if running != wanted:  # a reused service must be the model asked for
-                raise ServiceError(f"the LLM service at {o.url} runs {running!r}, not {wanted!r}: "
-                                   "stop it or pick another llm.port")
-            return await run_bench(o.url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
+        async with _bench_service(settings, args.profile, "llm", "/v1/models", mismatch) as url:
+            return await run_bench(url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
                                    turns=args.turns, requests=args.requests, max_tokens=o.max_tokens,
                                    temperature=o.temperature)  # fmt: skip
 
@@ -247,8 +256,6 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
-
-    from services.supervisor import ServiceError, Supervisor, service_specs
     from services.tts.bench import EAR_MODEL, REPLIES_FILE, load_replies, run_bench
 
     from .plugins.chunking import FirstClauseTokenizer
@@ -256,18 +263,16 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
     replies_file = Path(args.replies) if args.replies else REPLIES_FILE
     replies = load_replies(replies_file)
     ear_dir = Path(settings.model_path(EAR_MODEL))
+    backend = settings.tts.backend
 
     async def run():  # -> BenchResult
-        async with Supervisor(service_specs(settings, args.profile, ("tts",)), settings.cache_dir / "logs"):
-            import aiohttp
+        def mismatch(health: dict) -> str | None:
+            ours = "pieces" in health and health.get("backend") == backend
+            return None if ours else f"is not this version with the {backend!r} backend"
 
-            async with aiohttp.ClientSession() as http, http.get(f"{settings.tts.url}/health") as resp:
-                health = await resp.json()
-            if "pieces" not in health or health.get("backend") != settings.tts.backend:
-                raise ServiceError(f"the TTS service at {settings.tts.url} is not this version with the "
-                                   f"{settings.tts.backend!r} backend: stop it or pick another tts.port")
+        async with _bench_service(settings, args.profile, "tts", "/health", mismatch) as url:
             # the agent's own chunker: the bench times what a caller would hear
-            return await run_bench(settings.tts.url, replies, FirstClauseTokenizer().tokenize, ear_dir)
+            return await run_bench(url, replies, FirstClauseTokenizer().tokenize, ear_dir)
 
     result = asyncio.run(run())
     figures = result.figures
