@@ -12,9 +12,16 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, ModelSettings, llm
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    APIConnectOptions,
+    APIError,
+    ModelSettings,
+    llm,
+)
 from livekit.agents.stt import STT
-from livekit.agents.tts import TTS, StreamAdapter
+from livekit.agents.tts import TTS
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
@@ -30,7 +37,7 @@ from services.tts.client import TtsClient
 
 from .conversation import HistoryWindow, history_budget, speakable, token_counter
 from .fallback import PrerenderedPhrase
-from .plugins import HalfsecSTT, HalfsecTTS
+from .plugins import HalfsecSTT, HalfsecTTS, ReplyStreamAdapter
 from .plugins.chunking import FirstClauseTokenizer
 from .tools import agent_tools
 
@@ -172,8 +179,9 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
     kokoro = HalfsecTTS(
         TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
     )
-    # Our own adapter, not the session's default one, so the first chunk is a clause.
-    tts = StreamAdapter(tts=kokoro, sentence_tokenizer=FirstClauseTokenizer())
+    # Our own adapter, not the session's default one, so the first chunk is a clause (and
+    # services/tts knows which chunk opens a reply).
+    tts = ReplyStreamAdapter(tts=kokoro, sentence_tokenizer=FirstClauseTokenizer())
     turn = settings.turn
     session: AgentSession = AgentSession(
         vad=vad,

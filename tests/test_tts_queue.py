@@ -101,3 +101,37 @@ async def test_a_request_whose_caller_left_while_queued_never_runs():
         await client.aclose()
     assert model.started == ["Somebody else talking."]
     assert health["pieces"] == {"synthesized": 1, "stopped": 0, "dropped": 2}, health
+
+
+async def test_the_agents_later_chunks_wait_behind_another_replys_first():
+    """The agent sends each chunk of a reply as its own request (LiveKit's StreamAdapter): the
+    plugin marks all but a reply's first as continuing, so another call's first chunk overtakes."""
+    from agent.plugins import HalfsecTTS, ReplyStreamAdapter
+    from agent.plugins.chunking import FirstClauseTokenizer
+
+    model = FakeKokoro(held=True)
+    async with fake_service(model) as url:
+        client = TtsClient(url)
+
+        async def reply(text: str) -> None:
+            plugin = HalfsecTTS(TtsClient(url))
+            async with ReplyStreamAdapter(tts=plugin, sentence_tokenizer=FirstClauseTokenizer()).stream() as stream:
+                stream.push_text(text)
+                stream.end_input()
+                async for _ in stream:
+                    pass
+            await plugin.aclose()
+
+        a = asyncio.create_task(reply("Well, that depends on the weather, I think so."))
+        await until(lambda: model.started == ["Well, that depends on the weather,"])
+        c = asyncio.create_task(reply("Right, the pharmacy opens at nine, every weekday."))
+        await health_when(client, lambda h: h["waiting"] == 1)  # C's first chunk
+        model.release()  # A's first done: C's first starts, A's second (continuing) waits
+        await health_when(client, lambda h: h["waiting"] == 1 and len(model.started) == 2)
+        b = asyncio.create_task(reply("Sure thing, your table is booked."))
+        await health_when(client, lambda h: h["waiting"] == 2)
+        model.release(100)
+        await asyncio.gather(a, b, c)
+        await client.aclose()
+    assert model.started[:4] == ["Well, that depends on the weather,", "Right, the pharmacy opens at nine,",
+                                 "Sure thing, your table is booked.", "I think so."], model.started

@@ -4,6 +4,6 @@ The LLM needs no plugin of ours: `livekit.plugins.openai.LLM` talks to vLLM's Op
 """
 
 from .asr_stt import HalfsecSTT
-from .kokoro_tts import HalfsecTTS
+from .kokoro_tts import HalfsecTTS, ReplyStreamAdapter
 
-__all__ = ["HalfsecSTT", "HalfsecTTS"]
+__all__ = ["HalfsecSTT", "HalfsecTTS", "ReplyStreamAdapter"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from livekit.agents import APIConnectionError, APIConnectOptions, tts, utils
@@ -35,6 +36,11 @@ class HalfsecTTS(tts.TTS):
         self._client = client
         self.voice, self.speed = voice, speed
         self._mark = on_mark or (lambda _: None)
+        self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
+
+    def start_reply(self) -> None:
+        """The next chunk opens a reply: services/tts serves it before later chunks of others."""
+        self._in_reply = False
 
     @property
     def model(self) -> str:
@@ -69,12 +75,14 @@ class _KokoroChunkedStream(tts.ChunkedStream):
             return
         t = self._tts
         t._mark("tts_request")
+        continues, t._in_reply = t._in_reply, True
         heard = False
         try:
-            async for rate, pcm in t._client.stream(self.input_text, voice=t.voice, speed=t.speed):
+            async for rate, pcm in t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues):
                 if rate != SAMPLE_RATE:
                     raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
-                t._mark("tts_first_audio")
+                if not heard:
+                    t._mark("tts_first_audio")
                 output_emitter.push(pcm)
                 heard = True
         except (TtsError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -85,3 +93,16 @@ class _KokoroChunkedStream(tts.ChunkedStream):
             # gets one frame of silence instead.
             output_emitter.push(bytes(2 * SAMPLE_RATE * _FRAME_MS // 1000))
         output_emitter.flush()
+
+
+class ReplyStreamAdapter(tts.StreamAdapter):
+    """LiveKit's StreamAdapter (the reply cut into chunks, each sent to `synthesize`), opening
+    one stream per reply: it tells the plugin where a reply starts."""
+
+    def __init__(self, *, tts: HalfsecTTS, **kwargs: Any) -> None:
+        super().__init__(tts=tts, **kwargs)
+        self._halfsec = tts
+
+    def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.StreamAdapterWrapper:
+        self._halfsec.start_reply()
+        return super().stream(conn_options=conn_options)

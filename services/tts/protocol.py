@@ -30,3 +30,6 @@ class SynthesizeRequest(BaseModel):
     text: str = Field(min_length=1)
     voice: str | None = None
     speed: float | None = Field(default=None, ge=MIN_SPEED, le=MAX_SPEED)
+    # A later chunk of a reply that is already playing: it waits behind the first chunks of
+    # other replies (a caller waits longest for a reply's first audio).
+    continues: bool = False

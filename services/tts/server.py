@@ -83,7 +83,7 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
         try:
             for piece in pieces:
                 asked += 1
-                audio = await queue.synthesize(piece, voice, speed, first=asked == 1)
+                audio = await queue.synthesize(piece, voice, speed, first=asked == 1 and not req.continues)
                 await resp.write(to_pcm16(audio))
         except (asyncio.CancelledError, ConnectionError) as exc:
             # Hung up. The piece in hand the queue has counted; these were never asked for.
