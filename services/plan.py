@@ -11,6 +11,7 @@ confines vLLM to about a tenth of it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -217,8 +218,10 @@ def _lookup(table: dict[str, Any], value: str, key: str) -> Any:
     return table[name]
 
 
+@functools.cache
 def detect_gpu_gib() -> float | None:
-    """The first visible card's memory in GiB, from nvidia-smi; None without one."""
+    """The first visible card's memory in GiB, from nvidia-smi; None without one. Asked once per
+    process: the services' start and vLLM's command line both plan."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
