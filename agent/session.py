@@ -7,7 +7,6 @@ audio input/output differ.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from livekit.plugins import openai, silero
 from configs import Settings
 from latency import TurnTracer
 from services.asr.client import AsrClient
+from services.llm import FIRST_SENTENCE
 from services.tts.client import TtsClient
 
 from .conversation import HistoryWindow, history_budget, speakable, token_counter
@@ -43,8 +43,6 @@ from .tools import agent_tools
 
 log = logging.getLogger("halfsec.agent")
 
-# Enough text for the first spoken chunk: a sentence end after a few characters.
-_SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.S)
 
 
 class HalfsecAgent(Agent):
@@ -94,7 +92,7 @@ class HalfsecAgent(Agent):
                 if delta and text is not None:
                     self._tracer.mark("llm_first_token")
                     text += delta
-                    if _SENTENCE_END.search(text):
+                    if FIRST_SENTENCE.search(text):
                         self._tracer.mark("llm_first_sentence")
                         text = None
                 spoke = spoke or bool(delta)

@@ -12,7 +12,6 @@ first one's although its prompt is several times longer.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,7 @@ from typing import Any
 import numpy as np
 from openai import AsyncOpenAI
 
-# A sentence end after a few characters: the same test as agent/session.py's first-sentence mark.
-_SENTENCE_END = re.compile(r"\S.{8,}?[.!?](\s|$)", re.DOTALL)
+from . import FIRST_SENTENCE
 
 QUESTIONS = [
     "Hi, I'd like to move my dentist appointment from Tuesday to Thursday. Is that possible?",
@@ -81,7 +79,7 @@ async def stream_reply(
         first = first or now
         last, chunks = now, chunks + 1
         text += delta
-        if sentence is None and _SENTENCE_END.search(text):
+        if sentence is None and FIRST_SENTENCE.search(text):
             sentence = now
     def ms(t: float | None) -> float | None:
         return None if t is None else (t - t0) * 1000
