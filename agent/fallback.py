@@ -12,20 +12,19 @@ import asyncio
 import logging
 
 from livekit import rtc
-from livekit.agents.utils.audio import AudioByteStream
 
-from services.tts.client import TtsClient, TtsError
-from services.tts.protocol import SAMPLE_RATE
+from .plugins import HalfsecTTS
 
 log = logging.getLogger("halfsec.agent")
 
-FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms frames, as the TTS plugin hands them on
-
 
 class PrerenderedPhrase:
-    def __init__(self, text: str, client: TtsClient, *, voice: str | None, speed: float | None) -> None:
+    """`text`'s audio as the plugin hands it on (20 ms frames), made once in the background by
+    `tts`: a plugin without milestones, on the call's own TTS client (the call closes that)."""
+
+    def __init__(self, text: str, tts: HalfsecTTS) -> None:
         self.text = text
-        self._client, self._voice, self._speed = client, voice, speed
+        self._tts = tts
         self._frames: list[rtc.AudioFrame] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -35,17 +34,13 @@ class PrerenderedPhrase:
             self._task = asyncio.create_task(self._render(), name="prerender-fallback")
 
     async def _render(self) -> None:
-        pcm = AudioByteStream(SAMPLE_RATE, 1, samples_per_channel=FRAME_SAMPLES)
-        frames: list[rtc.AudioFrame] = []
         try:
-            async for rate, data in self._client.stream(self.text, voice=self._voice, speed=self._speed):
-                if rate != SAMPLE_RATE:
-                    raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
-                frames += pcm.push(data)
+            async with self._tts.synthesize(self.text) as stream:
+                frames = [ev.frame async for ev in stream]
         except Exception as exc:  # noqa: BLE001 (any failure: the live TTS speaks it instead)
             log.warning("could not prerender the fallback (%s): the TTS will speak it when needed", exc)
             return
-        self._frames = frames + pcm.flush()
+        self._frames = frames
 
     @property
     def frames(self) -> list[rtc.AudioFrame] | None:
@@ -56,4 +51,3 @@ class PrerenderedPhrase:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._client.aclose()

@@ -174,9 +174,8 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         streaming=settings.asr.streaming,
     )
     model = build_llm(settings)
-    kokoro = HalfsecTTS(
-        TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark
-    )
+    kokoro_client = TtsClient(settings.tts.url)
+    kokoro = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark)
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).
     tts = ReplyStreamAdapter(tts=kokoro, sentence_tokenizer=FirstClauseTokenizer())
@@ -216,7 +215,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         if ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
     fallback = PrerenderedPhrase(
-        settings.llm.fallback_text, TtsClient(settings.tts.url), voice=settings.tts.voice, speed=settings.tts.speed
+        settings.llm.fallback_text, HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed)
     )
     return session, HalfsecAgent(settings, tracer, [stt, kokoro], fallback)
 
