@@ -19,10 +19,6 @@ from configs import Settings
 Clock = Callable[[ZoneInfo], datetime]
 
 
-def _now(zone: ZoneInfo) -> datetime:
-    return datetime.now(zone)
-
-
 def spoken_time(moment: datetime) -> str:
     """'3:04 PM on Tuesday, 22 November 2026 (Europe/London time)': the words a caller hears."""
     hour = moment.hour % 12 or 12
@@ -31,7 +27,7 @@ def spoken_time(moment: datetime) -> str:
             f"{moment.day} {moment:%B %Y} ({zone} time)")  # fmt: skip
 
 
-def current_time_tool(timezone: str, clock: Clock = _now) -> llm.FunctionTool:
+def current_time_tool(timezone: str, clock: Clock = datetime.now) -> llm.FunctionTool:
     zone = ZoneInfo(timezone)
 
     @function_tool
@@ -43,7 +39,7 @@ def current_time_tool(timezone: str, clock: Clock = _now) -> llm.FunctionTool:
     return current_time
 
 
-def agent_tools(settings: Settings, clock: Clock = _now) -> list[llm.Tool | llm.Toolset]:
+def agent_tools(settings: Settings, clock: Clock = datetime.now) -> list[llm.Tool | llm.Toolset]:
     """The tools the agent offers the model: none without a tool-call parser, since vLLM refuses
     requests with tools then (and a template without tools would not show them anyway), and none
     when `tools.enabled` is off."""
