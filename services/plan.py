@@ -116,9 +116,13 @@ def spare_calls(settings: Settings, plan: Plan) -> int:
     """How many more calls of llm.max_model_len the budget left unplanned would hold."""
     if not plan.uses_gpu or settings.llm.device != "cuda" or settings.llm.gpu_memory_utilization is not None:
         return 0
-    model = facts.LLM_FACTS[facts.model_key(settings.llm.model)]
-    per_call = settings.llm.max_model_len * model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES) / facts.GIB
+    per_call = settings.llm.max_model_len * _kv_gib_per_token(settings)
     return max(int((plan.budget_gb - plan.total_gb) // per_call), 0)
+
+
+def _kv_gib_per_token(settings: Settings) -> float:
+    model = _lookup(facts.LLM_FACTS, settings.llm.model, "llm.model")
+    return model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES) / facts.GIB
 
 
 def _asr(settings: Settings) -> list[Component]:
@@ -151,8 +155,7 @@ def _tts(settings: Settings) -> list[Component]:
 def _llm(settings: Settings, plan: Plan) -> None:
     o = settings.llm
     model = _lookup(facts.LLM_FACTS, o.model, "llm.model")
-    per_token = model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES)
-    per_call = o.max_model_len * per_token / facts.GIB
+    per_call = o.max_model_len * _kv_gib_per_token(settings)
     fixed = model.weights_gib + facts.VLLM_ACTIVATION_GIB
     card = plan.gpu_gb or plan.budget_gb
     if o.gpu_memory_utilization is None:
@@ -175,7 +178,7 @@ def _llm(settings: Settings, plan: Plan) -> None:
     plan.components += [
         Component("llm CUDA context", facts.CUDA_CONTEXT_GIB, "llm", "estimate, per process"),
         Component("llm weights", model.weights_gib, "llm", "vLLM's load log (public)", True),
-        Component(kv_name, max(kv, 0.0), "llm", f"{per_token:,} B a token", True),
+        Component(kv_name, max(kv, 0.0), "llm", f"{model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES):,} B a token", True),
         Component("llm activations + CUDA graphs", facts.VLLM_ACTIVATION_GIB, "llm", "estimate", True),
     ]  # fmt: skip
 
@@ -196,8 +199,7 @@ def _advice(settings: Settings, plan: Plan) -> str:
                 f"{share:.2f} GiB of the {card:g} GiB card; lower it to {max(most, 0):.3f} or less, "
                 f"or unset it and let the plan compute it")  # fmt: skip
     room = plan.budget_gb - (plan.total_gb - kv.gib)
-    model = facts.LLM_FACTS[facts.model_key(o.model)]
-    per_token = model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES) / facts.GIB
+    per_token = _kv_gib_per_token(settings)
     calls = int(room // (o.max_model_len * per_token)) if room > 0 else 0
     if calls < 1:
         biggest = max(plan.components, key=lambda c: c.gib)
