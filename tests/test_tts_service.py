@@ -96,6 +96,16 @@ async def test_streams_first_piece_before_the_rest(tts):
     assert first < 0.6 * total, (first, total)
 
 
+async def test_audio_starts_with_its_sound_and_ends_with_its_pause(tts):
+    """Kokoro opens "I can help" with ~0.1 s of silence and closes "Sure," with ~0.23 s: at a
+    reply's start that is latency, at a join a pause twice a comma's. The service fits both."""
+    rate, pcm = await synthesize(tts, "I can help with that.")
+    assert np.argmax(np.abs(pcm) > 330) / rate < 0.04  # first sound (1 % of full scale) within 40 ms
+    rate, pcm = await synthesize(tts, "Sure,")
+    trailing = (len(pcm) - np.flatnonzero(np.abs(pcm) > 330)[-1]) / rate
+    assert 0.09 < trailing < 0.16, trailing  # a comma's 0.1 s pause, not Kokoro's 0.23 s
+
+
 async def test_hanging_up_stops_the_work_at_the_service(tts):
     """Barge-in: the caller closes the stream at the first audio. The piece Kokoro is working
     on is abandoned mid-run and the four after it never start (the service's own counts)."""

@@ -1,8 +1,9 @@
 """services/tts: one Kokoro model, many calls, PCM streamed back over chunked HTTP (protocol.py).
 
 A request's text is made speakable (normalize.py), cut into pieces at sentence ends (pieces.py),
-and each piece's audio is written as soon as it exists. Pieces of all requests go through one
-queue (scheduler.py) that serves replies' first pieces first. When the caller hangs up (a
+and each piece's audio is written as soon as it exists, its silent edges fitted (edges.py).
+Pieces of all requests go through one queue (scheduler.py) that serves replies' first pieces
+first. When the caller hangs up (a
 barge-in closes the connection), aiohttp cancels the handler: the piece being synthesised is
 stopped and the rest are never started.
 """
@@ -22,6 +23,7 @@ from configs.settings import TtsSettings
 
 from ..http import json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
+from .edges import fit_edges
 from .normalize import speakable
 from .pieces import split_pieces
 from .protocol import (
@@ -84,7 +86,7 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
             for piece in pieces:
                 asked += 1
                 audio = await queue.synthesize(piece, voice, speed, first=asked == 1 and not req.continues)
-                await resp.write(to_pcm16(audio))
+                await resp.write(to_pcm16(fit_edges(audio, backend.sample_rate, piece)))
         except (asyncio.CancelledError, ConnectionError) as exc:
             # Hung up. The piece in hand the queue has counted; these were never asked for.
             queue.counts.dropped += len(pieces) - asked
