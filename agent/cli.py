@@ -174,7 +174,7 @@ def _print_figures(title: str, figures: dict) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in figures.items():
-        table.add_row(key, f"{value:.1%}" if key.endswith("wer") else str(value))
+        table.add_row(key, f"{value:.1%}" if "wer" in key else str(value))
     Console().print(table)
 
 
@@ -272,7 +272,8 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
 
         async with _bench_service(settings, args.profile, "tts", "/health", mismatch) as url:
             # the agent's own chunker: the bench times what a caller would hear
-            return await run_bench(url, replies, FirstClauseTokenizer().tokenize, ear_dir)
+            chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words).tokenize
+            return await run_bench(url, replies, chunker, ear_dir)
 
     result = asyncio.run(run())
     figures = result.figures

@@ -178,7 +178,8 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
     kokoro = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark)
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).
-    tts = ReplyStreamAdapter(tts=kokoro, sentence_tokenizer=FirstClauseTokenizer())
+    chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words)
+    tts = ReplyStreamAdapter(tts=kokoro, sentence_tokenizer=chunker)
     turn = settings.turn
     session: AgentSession = AgentSession(
         vad=vad,

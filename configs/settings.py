@@ -93,6 +93,10 @@ class TtsSettings(ServiceAddress):
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(default=2, ge=1)
     max_text_chars: int = Field(default=2000, ge=1)
+    # Words the first clause of a reply needs before its comma to be synthesised alone
+    # (agent/plugins/chunking.py): 1 lets "Sure," go first; more trades first audio for fewer
+    # stalls after it on a slow TTS.
+    first_clause_words: int = Field(default=1, ge=1)
 
 
 class LlmSettings(ServiceAddress):

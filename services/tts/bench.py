@@ -5,12 +5,19 @@ sentences; passed in by the CLI, since services do not import the agent), one re
 one after the other. Time to first audio (TTFA) is the first chunk's request -> its first PCM
 bytes. `first_sentence_ms` is the time to synthesise the reply's whole first sentence (request ->
 last byte), what a sentence-by-sentence TTS would make the caller wait. RTF is synthesis wall time
-per second of audio over all chunks. Then Whisper base, in this process, transcribes each reply's
-audio, and the round-trip WER compares that with the reply text through Whisper's English
-normaliser (the ASR bench's: "$5.99" and "five dollars and ninety-nine cents" compare equal).
-That normaliser still counts written forms as errors ("9am" vs Whisper's "9 a.m." is 1 word
-against 3), so `roundtrip_wer_spoken` also compares both sides after our own `speakable`, where
-such forms meet ("nine AM"); the difference between the two is formatting, not speech.
+per second of audio over all chunks. `stall_ms` is what a short first chunk can cost: the silence
+a caller hears inside a reply, beyond the pauses in the audio itself, because the next audio was
+not ready when the audio before it had played out. Whether the cut delays the words themselves
+shows in `first_sentence_heard_ms` (request -> the first sentence's last sample played, as cut)
+against `first_sentence_heard_whole_ms` (the same, sent whole).
+
+Then Whisper base, in this process, transcribes each reply's audio. `roundtrip_wer` compares what
+it heard with what Kokoro was asked to say, both in spoken form: our `speakable` on both sides,
+then Whisper's English normaliser. Without `speakable`, written forms count as errors though the
+words are the same ("9am" vs Whisper's "9 a.m." is one word against three, "4 7 2 9" vs "4729"):
+that figure is `roundtrip_wer_written`. Since the reference goes through the same normaliser
+that made the speech, the round trip checks Kokoro's speech, not the normaliser's choices; those
+are tests/test_tts_normalize.py's cases.
 """
 
 from __future__ import annotations
@@ -44,14 +51,12 @@ def load_replies(path: Path = REPLIES_FILE) -> list[str]:
     return replies
 
 
-def first_sentence(chunks: list[str]) -> str:
-    """The chunks that make up the first sentence (the first chunk may be only its first clause)."""
-    taken: list[str] = []
-    for chunk in chunks:
-        taken.append(chunk)
+def first_sentence_chunks(chunks: list[str]) -> int:
+    """How many chunks make up the first sentence (the first chunk may be only its first clause)."""
+    for n, chunk in enumerate(chunks, 1):
         if _SENTENCE_END.search(chunk):
-            break
-    return " ".join(taken)
+            return n
+    return len(chunks)
 
 
 @dataclass
@@ -60,23 +65,40 @@ class Timed:
     total_s: float
     pcm: np.ndarray  # int16
     rate: int
+    arrivals: list[tuple[float, int]]  # (perf_counter when received, samples) per block of PCM
 
     @property
     def audio_s(self) -> float:
         return len(self.pcm) / self.rate
 
+    @property
+    def sent_at(self) -> float:
+        return self.arrivals[0][0] - self.first_audio_s
+
 
 async def timed_synthesis(client: TtsClient, text: str) -> Timed:
     t0 = time.perf_counter()
-    first, chunks, rate = None, [], 0
+    chunks: list[bytes] = []
+    arrivals: list[tuple[float, int]] = []
+    rate = 0
     async for rate, data in client.stream(text):
-        if first is None:
-            first = time.perf_counter() - t0
+        arrivals.append((time.perf_counter(), len(data) // 2))
         chunks.append(data)
     total = time.perf_counter() - t0
-    if first is None:
+    if not arrivals:
         raise ValueError(f"the service had nothing to say for {text!r}")
-    return Timed(first, total, np.frombuffer(b"".join(chunks), np.int16), rate)
+    return Timed(arrivals[0][0] - t0, total, np.frombuffer(b"".join(chunks), np.int16), rate, arrivals)
+
+
+def playback(arrivals: list[tuple[float, int]], rate: int) -> tuple[float, float]:
+    """Audio played as it arrives: it starts with the first block, and each block plays once it
+    has arrived and the audio before it has played. Returns (the silence heard while waiting
+    for audio, when the last sample has played)."""
+    stall, played_until = 0.0, arrivals[0][0]
+    for at, samples in arrivals:
+        stall += max(0.0, at - played_until)
+        played_until = max(at, played_until) + samples / rate
+    return stall, played_until
 
 
 class WhisperEar:
@@ -121,16 +143,23 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, ear_dir:
     client = TtsClient(tts_url, timeout_s=300.0)
     try:
         await timed_synthesis(client, "Hello, this warms the service up.")
-        ttfa, first_sentences, audios = [], [], []
+        ttfa, first_sentences, stalls, heard_cut, heard_whole, audios = [], [], [], [], [], []
         synth_s = audio_s = 0.0
         for reply in replies:
             chunks = chunker(reply)
             runs = [await timed_synthesis(client, chunk) for chunk in chunks]
+            rate = runs[0].rate
             ttfa.append(runs[0].first_audio_s)
+            stalls.append(playback([a for r in runs for a in r.arrivals], rate)[0])
             synth_s += sum(r.total_s for r in runs)
             audio_s += sum(r.audio_s for r in runs)
-            audios.append((np.concatenate([r.pcm for r in runs]), runs[0].rate))
-            first_sentences.append((await timed_synthesis(client, first_sentence(chunks))).total_s)
+            audios.append((np.concatenate([r.pcm for r in runs]), rate))
+            # The first sentence as cut, and sent whole: when has the caller heard all of it?
+            n = first_sentence_chunks(chunks)
+            heard_cut.append(playback([a for r in runs[:n] for a in r.arrivals], rate)[1] - runs[0].sent_at)
+            whole = await timed_synthesis(client, " ".join(chunks[:n]))
+            first_sentences.append(whole.total_s)
+            heard_whole.append(playback(whole.arrivals, rate)[1] - whole.sent_at)
     finally:
         await client.aclose()
     # Transcribed after all timing, so Whisper never competes with Kokoro for the cores.
@@ -142,11 +171,20 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, ear_dir:
         "ttfa_ms_p95": _ms(ttfa, 95),
         "first_sentence_ms_p50": _ms(first_sentences, 50),
         "first_sentence_ms_p95": _ms(first_sentences, 95),
+        "stall_ms_p50": _ms(stalls, 50),
+        "stall_ms_p95": _ms(stalls, 95),
+        "first_sentence_heard_ms_p50": _ms(heard_cut, 50),
+        "first_sentence_heard_whole_ms_p50": _ms(heard_whole, 50),
         "rtf": round(synth_s / audio_s, 3),
         "audio_s": round(audio_s, 1),
-        "roundtrip_wer": round(wer(replies, heard), 4),
-        "roundtrip_wer_spoken": round(wer([speakable(r) for r in replies], [speakable(h) for h in heard]), 4),
+        "roundtrip_wer": round(spoken_wer(replies, heard), 4),
+        "roundtrip_wer_written": round(wer(replies, heard), 4),
     }
     figures["ttfa_share_of_first_sentence"] = round(figures["ttfa_ms_p50"] / figures["first_sentence_ms_p50"], 3)
-    per_reply = [(r, h, round(wer([r], [h]), 3)) for r, h in zip(replies, heard, strict=True)]
+    per_reply = [(r, h, round(spoken_wer([r], [h]), 3)) for r, h in zip(replies, heard, strict=True)]
     return BenchResult(figures, per_reply)
+
+
+def spoken_wer(replies: list[str], heard: list[str]) -> float:
+    """WER with both sides in spoken form (see the module's docstring)."""
+    return wer([speakable(r) for r in replies], [speakable(h) for h in heard])
