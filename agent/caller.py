@@ -20,6 +20,7 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 from latency import TurnTracer
+from services.audio import read_pcm16
 
 ROOM_RATE = 48000  # WebRTC audio arrives at 48 kHz
 FRAME_MS = 20
@@ -27,19 +28,7 @@ FRAME_MS = 20
 
 def load_speech(path: str | Path, rate: int = ROOM_RATE) -> np.ndarray:
     """A speech file as mono int16 at `rate` (LiveKit's resampler), with a clear error if unusable."""
-    try:
-        data, file_rate = sf.read(str(path), dtype="int16", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ValueError(f"{path}: not a readable audio file ({exc})") from None
-    if data.size == 0:
-        raise ValueError(f"{path}: no audio samples")
-    mono = data.mean(axis=1).astype(np.int16)
-    if file_rate == rate:
-        return mono
-    resampler = rtc.AudioResampler(file_rate, rate, num_channels=1)
-    frame = rtc.AudioFrame(mono.tobytes(), file_rate, 1, len(mono))
-    out = resampler.push(frame) + resampler.flush()
-    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in out])
+    return read_pcm16(path, rate)
 
 
 def last_voiced_sample(pcm: np.ndarray, rate: int, floor_db: float = -35.0) -> int:

@@ -256,13 +256,12 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
-    from services.tts.bench import EAR_MODEL, REPLIES_FILE, load_replies, run_bench
+    from services.tts.bench import REPLIES_FILE, load_replies, run_bench
 
     from .plugins.chunking import FirstClauseTokenizer
 
     replies_file = Path(args.replies) if args.replies else REPLIES_FILE
     replies = load_replies(replies_file)
-    ear_dir = Path(settings.model_path(EAR_MODEL))
     backend = settings.tts.backend
 
     async def run():  # -> BenchResult
@@ -273,7 +272,7 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
         async with _bench_service(settings, args.profile, "tts", "/health", mismatch) as url:
             # the agent's own chunker: the bench times what a caller would hear
             chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words).tokenize
-            return await run_bench(url, replies, chunker, ear_dir)
+            return await run_bench(url, replies, chunker, settings)
 
     result = asyncio.run(run())
     figures = result.figures

@@ -3,7 +3,6 @@
 import asyncio
 import time
 from contextlib import aclosing
-from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -12,7 +11,9 @@ import pytest
 from agent.plugins.asr_stt import to_pcm16_mono
 from livekit import rtc
 from services.asr.client import AsrClient
-from services.tts.bench import EAR_MODEL, WhisperEar
+from services.asr.engine import WhisperEngine
+from services.audio import resample
+from services.tts.bench import hear, whisper_ear
 from services.tts.client import TtsClient, TtsError
 
 from .conftest import normalized_wer
@@ -57,8 +58,8 @@ async def asr(services, settings):
 
 
 @pytest.fixture(scope="session")
-def ear(settings) -> WhisperEar:
-    return WhisperEar(Path(settings.model_path(EAR_MODEL)))
+def ear(settings) -> WhisperEngine:
+    return whisper_ear(settings)
 
 
 async def synthesize(tts: TtsClient, text: str, **kw) -> tuple[int, np.ndarray]:
@@ -82,7 +83,7 @@ async def test_written_replies_come_back_as_written(tts, ear):
     """Round trip through Whisper base: what an LLM writes is said so it is heard as written."""
     for text in WRITTEN_REPLIES:
         rate, pcm = await synthesize(tts, text)
-        heard = ear.hear(pcm, rate)
+        heard = hear(ear, pcm, rate)
         assert normalized_wer(text, heard) <= 0.2, (text, heard)
 
 
@@ -167,9 +168,7 @@ async def test_chunk_joins_do_not_click(tts, settings):
         chunks.append(pcm)
     await plugin.aclose()
     joined = np.concatenate(chunks)
-    resampler = rtc.AudioResampler(24000, 48000, num_channels=1)
-    frames = resampler.push(rtc.AudioFrame(joined.tobytes(), 24000, 1, len(joined))) + resampler.flush()
-    room = np.concatenate([np.frombuffer(f.data, np.int16) for f in frames]).astype(np.int32)
+    room = resample(joined, 24000, 48000).astype(np.int32)
     jumps = np.abs(np.diff(room))
     joins = np.cumsum([len(c) for c in chunks[:-1]]) * 2
     near_joins = np.concatenate([jumps[max(0, j - 100) : j + 100] for j in joins])

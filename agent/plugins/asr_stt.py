@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, stt, utils
 from livekit.agents.language import LanguageCode
@@ -24,6 +25,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 from livekit.agents.utils import AudioBuffer
 
 from services.asr.client import AsrClient, AsrError, AsrStream
+from services.audio import resample
 from services.asr.protocol import (
     SAMPLE_RATE,
     EndOfSpeech,
@@ -47,11 +49,7 @@ def to_pcm16_mono(buffer: AudioBuffer, rate: int = SAMPLE_RATE) -> bytes:
     frame = rtc.combine_audio_frames(buffer)
     if frame.num_channels != 1:
         raise ValueError(f"expected mono audio, got {frame.num_channels} channels")
-    if frame.sample_rate == rate:
-        return bytes(frame.data)
-    resampler = rtc.AudioResampler(frame.sample_rate, rate, num_channels=1)
-    out = resampler.push(frame) + resampler.flush()
-    return b"".join(bytes(f.data) for f in out)
+    return resample(np.frombuffer(frame.data, dtype=np.int16), frame.sample_rate, rate).tobytes()
 
 
 class HalfsecSTT(stt.STT):

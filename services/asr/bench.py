@@ -15,9 +15,9 @@ from pathlib import Path
 
 import jiwer
 import numpy as np
-import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
+from ..audio import read_pcm16
 from .client import AsrClient
 from .protocol import SAMPLE_RATE, Closed, Final
 
@@ -38,20 +38,6 @@ class StreamResult:
     @property
     def text(self) -> str:
         return " ".join(f.text for f in self.finals if f.text)
-
-
-def load_pcm16(path: Path) -> np.ndarray:
-    """Any soundfile-readable file as 16 kHz mono int16 (LiveKit's resampler does the rate)."""
-    from livekit import rtc
-
-    audio, rate = sf.read(str(path), dtype="int16", always_2d=True)
-    mono = audio.mean(axis=1).astype(np.int16)
-    if rate == SAMPLE_RATE:
-        return mono
-    frame = rtc.AudioFrame(mono.tobytes(), rate, 1, len(mono))
-    resampler = rtc.AudioResampler(rate, SAMPLE_RATE, num_channels=1)
-    out = resampler.push(frame) + resampler.flush()
-    return np.frombuffer(b"".join(bytes(f.data) for f in out), dtype=np.int16)
 
 
 def corpus(audio_dir: Path) -> list[tuple[Path, str]]:
@@ -114,7 +100,7 @@ async def run_bench(asr_url: str, audio_dir: Path, *, hallucination_s: float = 6
         streamed, offline, after_ms = [], [], []
         received = decoded = compute = 0.0
         for path, _ in pairs:
-            pcm = load_pcm16(path)
+            pcm = read_pcm16(path, SAMPLE_RATE)
             run = await stream_audio(client, np.concatenate([lead, pcm, trail]))
             streamed.append(run.text)
             after_ms += run.endpoint_to_final_ms

@@ -31,13 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import Settings
+
 from ..asr.bench import wer
+from ..asr.engine import WhisperEngine
+from ..asr.protocol import SAMPLE_RATE as ASR_RATE
+from ..audio import resample
 from .client import TtsClient
 from .normalize import speakable
 
 REPLIES_FILE = Path(__file__).with_name("bench_replies.txt")
 EAR_MODEL = "whisper-base"  # under <cache_dir>/models; `halfsec models` assembles it
-WHISPER_RATE = 16000
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
 Chunker = Callable[[str], list[str]]
@@ -101,32 +105,15 @@ def playback(arrivals: list[tuple[float, int]], rate: int) -> tuple[float, float
     return stall, played_until
 
 
-class WhisperEar:
-    """Whisper, in-process, as the listener of the round trip."""
-
-    def __init__(self, model_dir: Path, cpu_threads: int = 2) -> None:
-        from faster_whisper import WhisperModel
-
-        if not (model_dir / "model.bin").is_file():
-            raise FileNotFoundError(f"Whisper model not found in {model_dir}; run `halfsec models`")
-        # a directory, never a model name: a name means a hub download (FACTS.md)
-        self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=cpu_threads)
-
-    def hear(self, pcm: np.ndarray, rate: int) -> str:
-        segments, _ = self._model.transcribe(
-            to_whisper_rate(pcm, rate), language="en", beam_size=5, condition_on_previous_text=False
-        )
-        return " ".join(s.text.strip() for s in segments)
+def whisper_ear(settings: Settings) -> WhisperEngine:
+    """Whisper base, in this process, as the round trip's listener: the ASR service's engine,
+    with a bigger model and beam search, since here accuracy matters and speed does not."""
+    asr = settings.asr.model_copy(update={"model": EAR_MODEL, "device": "cpu", "compute_type": "int8", "beam_size": 5})
+    return WhisperEngine(settings.model_copy(update={"asr": asr}))
 
 
-def to_whisper_rate(pcm: np.ndarray, rate: int) -> np.ndarray:
-    """int16 at `rate` -> float32 at 16 kHz, through LiveKit's resampler."""
-    from livekit import rtc
-
-    resampler = rtc.AudioResampler(rate, WHISPER_RATE, num_channels=1)
-    frames = resampler.push(rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm))) + resampler.flush()
-    out = np.frombuffer(b"".join(bytes(f.data) for f in frames), np.int16)
-    return out.astype(np.float32) / 32768.0
+def hear(ear: WhisperEngine, pcm: np.ndarray, rate: int) -> str:
+    return ear.transcribe(resample(pcm, rate, ASR_RATE).astype(np.float32) / 32768.0).text
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -139,7 +126,7 @@ class BenchResult:
     heard: list[tuple[str, str, float]]  # (reply, what Whisper heard, its WER)
 
 
-async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, ear_dir: Path) -> BenchResult:
+async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings: Settings) -> BenchResult:
     client = TtsClient(tts_url, timeout_s=300.0)
     try:
         await timed_synthesis(client, "Hello, this warms the service up.")
@@ -163,8 +150,8 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, ear_dir:
     finally:
         await client.aclose()
     # Transcribed after all timing, so Whisper never competes with Kokoro for the cores.
-    ear = await asyncio.to_thread(WhisperEar, ear_dir)
-    heard = [await asyncio.to_thread(ear.hear, pcm, rate) for pcm, rate in audios]
+    ear = await asyncio.to_thread(whisper_ear, settings)
+    heard = [await asyncio.to_thread(hear, ear, pcm, rate) for pcm, rate in audios]
     figures: dict[str, float | int] = {
         "replies": len(replies),
         "ttfa_ms_p50": _ms(ttfa, 50),
