@@ -11,7 +11,6 @@ stopped through the backend's `Stop`.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -47,15 +46,16 @@ class _Job:
 class SynthesisQueue:
     def __init__(self, backend: TtsBackend) -> None:
         self._backend = backend
-        self._heap: list[tuple[int, int, _Job]] = []
-        self._order = itertools.count()
-        self._ready = asyncio.Event()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
+        self._order = itertools.count()  # FIFO within a class; jobs themselves never compare
         self._worker: asyncio.Task[None] | None = None
+        self._waiting = 0
         self.counts = PieceCounts()
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, job in self._heap if not job.result.done())
+        """Pieces queued for a caller still there."""
+        return self._waiting
 
     async def synthesize(self, text: str, voice: str, speed: float, *, first: bool) -> np.ndarray:
         """Audio for one piece, when its turn comes. Cancelling the caller takes the piece out of
@@ -63,12 +63,13 @@ class SynthesisQueue:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._serve(), name="tts-synthesis-queue")
         job = _Job(text, voice, speed, asyncio.get_running_loop().create_future())
-        heapq.heappush(self._heap, (FIRST if first else LATER, next(self._order), job))
-        self._ready.set()
+        self._queue.put_nowait((FIRST if first else LATER, next(self._order), job))
+        self._waiting += 1
         try:
             return await job.result
         except asyncio.CancelledError:
             if job.state == "queued":
+                self._waiting -= 1
                 self.counts.dropped += 1  # the worker skips it
             elif job.state == "running":
                 job.stop.set()  # the worker counts it when the backend returns
@@ -76,14 +77,11 @@ class SynthesisQueue:
 
     async def _serve(self) -> None:
         while True:
-            if not self._heap:
-                self._ready.clear()
-                await self._ready.wait()
-                continue
-            _, _, job = heapq.heappop(self._heap)
+            _, _, job = await self._queue.get()
             if job.result.done():  # its caller left while it waited
                 continue
             job.state = "running"
+            self._waiting -= 1
             try:
                 audio = await asyncio.to_thread(
                     self._backend.synthesize, job.text, job.voice, job.speed, job.stop
