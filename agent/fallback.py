@@ -1,4 +1,4 @@
-"""The LLM fallback's audio, synthesized once at the start of the call instead of when it is needed.
+"""The fallbacks' audio (LLM and ASR), synthesized once at the start of the call instead of when needed.
 
 The fallback must be heard within 2 s of the end of the turn. Its text is fixed, but sent to the TTS
 like any reply it waits for Kokoro, and on a loaded CPU that alone was 3.4 s for "Sorry," (in
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from livekit import rtc
 
@@ -46,6 +47,17 @@ class PrerenderedPhrase:
     def frames(self) -> list[rtc.AudioFrame] | None:
         """The phrase's audio, or None while it is not (or cannot be) ready."""
         return self._frames
+
+    def replay(self) -> AsyncIterator[rtc.AudioFrame] | None:
+        """The audio as `AgentSession.say(audio=...)` takes it, or None while it is not ready."""
+        if self._frames is None:
+            return None
+
+        async def frames(ready: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
+            for frame in ready:
+                yield frame
+
+        return frames(self._frames)
 
     async def aclose(self) -> None:
         if self._task is not None:

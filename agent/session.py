@@ -57,6 +57,7 @@ class HalfsecAgent(Agent):
         tracer: TurnTracer,
         clients: list[STT | TTS],
         fallback_audio: PrerenderedPhrase | None = None,
+        prerender: tuple[PrerenderedPhrase, ...] = (),
     ) -> None:
         # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
@@ -64,18 +65,20 @@ class HalfsecAgent(Agent):
         self._clients = clients
         self._fallback = settings.llm.fallback_text
         self._fallback_audio = fallback_audio
+        # made at call start, with the LLM's: the ASR fallback, which the session says itself
+        self._phrases = [p for p in (fallback_audio, *prerender) if p is not None]
         count, how = token_counter(settings)
         self._history = HistoryWindow(history_budget(settings), count)
         log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
 
     async def on_enter(self) -> None:
-        if self._fallback_audio is not None:
-            self._fallback_audio.start()
+        for phrase in self._phrases:
+            phrase.start()
 
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
-        if self._fallback_audio is not None:
-            await self._fallback_audio.aclose()
+        for phrase in self._phrases:
+            await phrase.aclose()
         for client in self._clients:
             await client.aclose()
 
@@ -203,10 +206,19 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
     )
     attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
 
+    def phrase(text: str) -> PrerenderedPhrase:
+        return PrerenderedPhrase(text, HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed))
+
+    asr_fallback = phrase(settings.asr.fallback_text)
+
     def asr_failed(exc: Exception) -> None:
         log.warning("ASR failed (%s): speaking the fallback", exc)
         tracer.mark("fallback")
-        session.say(settings.asr.fallback_text)
+        audio = asr_fallback.replay()
+        if audio is None:  # not rendered (yet): the TTS says it
+            session.say(settings.asr.fallback_text)
+        else:
+            session.say(settings.asr.fallback_text, audio=audio)
 
     stt.on_failure = asr_failed
 
@@ -215,10 +227,8 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         # registered after the tracer's handler: the turn has ended when the fallback starts
         if ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
-    fallback = PrerenderedPhrase(
-        settings.llm.fallback_text, HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed)
-    )
-    return session, HalfsecAgent(settings, tracer, [stt, kokoro], fallback)
+    agent = HalfsecAgent(settings, tracer, [stt, kokoro], phrase(settings.llm.fallback_text), prerender=(asr_fallback,))
+    return session, agent
 
 
 def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:

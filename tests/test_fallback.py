@@ -1,8 +1,11 @@
-"""A failing LLM degrades the call, never ends it: the caller hears a short apology instead."""
+"""A failing LLM or ASR degrades the call, never ends it: the caller hears a short apology instead."""
 
 import socket
 
 from agent.demo import run_call
+from services.tts.client import TtsClient
+from services.tts.normalize import speakable
+from services.tts.pieces import split_pieces
 
 
 def free_port() -> int:
@@ -30,9 +33,17 @@ async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(
     services, settings, speech, tmp_path
 ):
     dead = settings.model_copy(update={"asr": settings.asr.model_copy(update={"port": free_port()})})
+    tts = TtsClient(settings.tts.url)
+    before = (await tts.health())["pieces"]["synthesized"]
     call = await run_call(dead, [wav for wav, _ in speech[3:5]], tmp_path)
+    made = (await tts.health())["pieces"]["synthesized"] - before
+    await tts.aclose()
     assert len(call.turns) == 2
     for turn in call.turns:
         assert turn["fallback"] is True and turn["user_text"] == ""
         assert turn["agent_text"] == settings.asr.fallback_text
         assert turn["v2v_ms"] is not None
+        assert turn["marks_ms"]["first_frame_out"] - turn["marks_ms"]["end_of_turn"] < 2000
+    # Both fallbacks were made once, at call start; the two turns played the ASR one from memory.
+    once = sum(len(split_pieces(speakable(t))) for t in (settings.asr.fallback_text, settings.llm.fallback_text))
+    assert made == once, (made, once)
