@@ -6,6 +6,7 @@ audio input/output differ.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -64,6 +65,7 @@ class HalfsecAgent(Agent):
         self._tracer = tracer
         self._clients = clients
         self._fallback = settings.llm.fallback_text
+        self._first_token_timeout_s = settings.llm.first_token_timeout_s
         self._fallback_audio = fallback_audio
         # made at call start, with the LLM's: the ASR fallback, which the session says itself
         self._phrases = [p for p in (fallback_audio, *prerender) if p is not None]
@@ -89,19 +91,25 @@ class HalfsecAgent(Agent):
         chat_ctx = self._history.trim(chat_ctx)
         text: str | None = ""  # None once the first sentence is complete
         spoke = False
+        # LiveKit's OpenAI plugin hands on a tool call only once it is complete, seconds in on a
+        # slow model: with tools offered, only `llm.timeout_s` applies.
+        first_token_s = None if tools else self._first_token_timeout_s
         try:
-            async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
-                delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
-                if delta and text is not None:
-                    self._tracer.mark("llm_first_token")
-                    text += delta
-                    if FIRST_SENTENCE.search(text):
-                        self._tracer.mark("llm_first_sentence")
-                        text = None
-                spoke = spoke or bool(delta)
-                yield chunk
-        except APIError as exc:
-            log.warning("LLM failed (%s): speaking the fallback", exc)
+            async with asyncio.timeout(first_token_s) as deadline:
+                async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+                    deadline.reschedule(None)  # it answers: the rest has `llm.timeout_s`
+                    delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
+                    if delta and text is not None:
+                        self._tracer.mark("llm_first_token")
+                        text += delta
+                        if FIRST_SENTENCE.search(text):
+                            self._tracer.mark("llm_first_sentence")
+                            text = None
+                    spoke = spoke or bool(delta)
+                    yield chunk
+        except (APIError, TimeoutError) as exc:
+            reason = exc if isinstance(exc, APIError) else f"no first token in {first_token_s} s"
+            log.warning("LLM failed (%s): speaking the fallback", reason)
             self._tracer.mark("fallback")
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback

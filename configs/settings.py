@@ -136,6 +136,10 @@ class LlmSettings(ServiceAddress):
     # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
     # seconds of silence), and a request with no answer within `timeout_s` counts as failed.
     timeout_s: float = Field(default=5.0, gt=0)
+    # A reply whose first token has not come by then counts as failed too: a vLLM that takes the
+    # request and never answers costs this, not `timeout_s`, of silence (not on turns offered
+    # tools: a tool call reaches the agent only whole).
+    first_token_timeout_s: float = Field(default=2.5, gt=0)
     fallback_text: str = "Sorry, I'm having trouble thinking right now. Could you say that again?"
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)

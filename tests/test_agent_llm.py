@@ -119,3 +119,42 @@ async def test_barge_in_aborts_the_generation_at_the_server(services, settings):
         print(f"interrupt -> vLLM idle in {took * 1000:.0f} ms, {stopped_at - before:g} tokens generated")
     finally:
         await session.aclose()
+
+
+async def test_a_server_that_takes_the_request_and_never_answers_gets_the_fallback_in_time(settings):
+    """A hung vLLM: the connection is accepted, no token ever comes. The caller's apology must
+    not wait for the whole request's timeout, only for the first token's."""
+    from aiohttp import web
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(3600)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", hang)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)  # hanging up ends `hang`
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    hung = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"port": port, "timeout_s": 30.0, "first_token_timeout_s": 1.0})}
+    )
+    session, _ = await text_session(hung)
+    answered = asyncio.Event()
+
+    @session.on("conversation_item_added")
+    def _on_item(ev) -> None:
+        if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "assistant":
+            answered.set()
+
+    t0 = asyncio.get_running_loop().time()
+    try:
+        session.generate_reply(user_input="Hello?")
+        await asyncio.wait_for(answered.wait(), 20)
+        waited = asyncio.get_running_loop().time() - t0
+    finally:
+        await session.aclose()
+        await runner.cleanup()
+    assert session.history.items[-1].text_content == settings.llm.fallback_text
+    assert 1.0 <= waited < 3.0, waited  # the first-token deadline, not the 30 s request timeout
