@@ -25,7 +25,6 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGive
 from livekit.agents.utils import AudioBuffer
 
 from services.asr.client import AsrClient, AsrError, AsrStream
-from services.audio import resample
 from services.asr.protocol import (
     SAMPLE_RATE,
     EndOfSpeech,
@@ -35,6 +34,7 @@ from services.asr.protocol import (
     Preflight,
     SpeechStarted,
 )
+from services.audio import resample
 
 log = logging.getLogger("halfsec.agent")
 

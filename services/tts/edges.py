@@ -40,7 +40,7 @@ def fit_edges(audio: np.ndarray, rate: int, text: str) -> np.ndarray:
         return audio
     loudness = np.sqrt((audio[:usable].reshape(-1, frame).astype(np.float64) ** 2).mean(axis=1))
     loud = np.flatnonzero(loudness > loudness.max() * 10 ** (QUIET_DB / 20))
-    if loudness.max() == 0 or len(loud) == 0:
+    if len(loud) == 0:  # all silence
         return audio
     margin = int(rate * MARGIN_S)
     start = max(0, loud[0] * frame - margin)
