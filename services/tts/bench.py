@@ -65,7 +65,7 @@ def first_sentence_chunks(chunks: list[str]) -> int:
 
 @dataclass
 class Timed:
-    first_audio_s: float
+    sent_at: float  # perf_counter when the request went out
     total_s: float
     pcm: np.ndarray  # int16
     rate: int
@@ -76,8 +76,8 @@ class Timed:
         return len(self.pcm) / self.rate
 
     @property
-    def sent_at(self) -> float:
-        return self.arrivals[0][0] - self.first_audio_s
+    def first_audio_s(self) -> float:
+        return self.arrivals[0][0] - self.sent_at
 
 
 async def timed_synthesis(client: TtsClient, text: str) -> Timed:
@@ -91,7 +91,7 @@ async def timed_synthesis(client: TtsClient, text: str) -> Timed:
     total = time.perf_counter() - t0
     if not arrivals:
         raise ValueError(f"the service had nothing to say for {text!r}")
-    return Timed(arrivals[0][0] - t0, total, np.frombuffer(b"".join(chunks), np.int16), rate, arrivals)
+    return Timed(t0, total, np.frombuffer(b"".join(chunks), np.int16), rate, arrivals)
 
 
 def playback(arrivals: list[tuple[float, int]], rate: int) -> tuple[float, float]:
