@@ -3,9 +3,8 @@
 A request's text is made speakable (normalize.py), cut into pieces at sentence ends (pieces.py),
 and each piece's audio is written as soon as it exists, its silent edges fitted (edges.py).
 Pieces of all requests go through one queue (scheduler.py) that serves replies' first pieces
-first. When the caller hangs up (a
-barge-in closes the connection), aiohttp cancels the handler: the piece being synthesised is
-stopped and the rest are never started.
+first. When the caller hangs up (a barge-in closes the connection), aiohttp cancels the
+handler: the piece being synthesised is stopped and the rest are never started.
 """
 
 from __future__ import annotations
