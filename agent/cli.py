@@ -57,7 +57,7 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from services.provision import demo_audio, require
 
-    from .demo import print_summary, run_call
+    from .sim.call import print_summary, run_call
 
     require(settings)
     files = [Path(f) for f in args.audio] if args.audio else demo_audio(settings)[: args.turns]
@@ -73,7 +73,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         t0 = time.monotonic()
         async with _supervisor(settings, args.profile):
             console.print(f"services ready in {time.monotonic() - t0:.1f}s; calling with {len(files)} turns")
-            return await run_call(settings, files, out)
+            return await run_call(settings, files, out, barge_in_at_s=args.barge_in_at)
 
     try:
         result = asyncio.run(run())
@@ -82,6 +82,24 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return 143
     print_summary(result, settings, Console())
     return 0 if result.turns else 1
+
+
+def cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.table import Table
+
+    from .sim.voice import measure_call
+
+    turns = measure_call(args.call_wav, args.sources)
+    table = Table(title=f"v2v measured on {args.call_wav} (Silero end of voice -> agent above -40 dBFS), ms")
+    for col in ("turn", "source", "voice ends at s", "v2v", "agent stopped after caller began"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for i, t in enumerate(turns, 1):
+        table.add_row(str(i), Path(t.source).name, *("-" if v is None else f"{v:.{d}f}" for v, d in (
+            (t.voice_end_s, 3), (t.v2v_ms, 1), (t.agent_stopped_ms, 1))))  # fmt: skip
+    Console().print(table)
+    if args.json:
+        print(json.dumps([vars(t) for t in turns]))
+    return 0 if all(t.v2v_ms is not None for t in turns) else 1
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -291,8 +309,8 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
 
     from services.provision import require
 
-    from .bench_calls import run_bench
-    from .caller import load_speech
+    from .sim.bench import run_bench
+    from .sim.caller import load_utterance
 
     require(settings)
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
@@ -300,7 +318,7 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     if not audio:
         raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
     for f in audio:
-        load_speech(f)  # a bad file stops the bench here, not as a failed call later
+        load_utterance(f)  # a bad file stops the bench here, not as a failed call later
     out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
@@ -311,23 +329,29 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     table = Table(title=f"{args.calls} calls of {args.turns} turns at each concurrency, ms "
                         f"(target v2v <= {settings.latency.target_ms:.0f})")
     stages = list(figures["stages"])
-    for name in ("calls at once", "turns", "failed", "v2v P50", "v2v P95", *(f"{s} P50/P95" for s in stages),
-                 "v2v vs audio"):
+    for name in ("calls at once", "turns", "failed", "invalid records", "v2v P50", "v2v P95",
+                 *(f"{s} P50/P95" for s in stages), "v2v vs audio"):
         table.add_column(name, justify="right")
     def pair(level: dict, stage: str) -> str:
         return "/".join("-" if v is None else f"{v:.0f}" for v in level["stages"][stage].values())
 
     for level in figures["levels"].values():
         table.add_row(str(level["concurrency"]), str(level["turns"]), str(level["failed_turns"]),
-                      f"{level['v2v_p50_ms']}", f"{level['v2v_p95_ms']}", *(pair(level, s) for s in stages),
+                      str(level["invalid_records"]), f"{level['v2v_p50_ms']}", f"{level['v2v_p95_ms']}", *(pair(level, s) for s in stages),
                       f"{level['v2v_vs_audio_max_ms']}")  # fmt: skip
     Console().print(table)
+    for level in figures["levels"].values():
+        for u in level["unanswered"]:
+            Console().print(f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']} "
+                            "(counted at the reply timeout in v2v)" if u["why"] != "fallback" else
+                            f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): fallback",
+                            highlight=False)  # fmt: skip
     Console().print(f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the "
                     f"turn log's flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. "
                     f"Turn records under {out}", highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps(figures))
-    return 0 if figures["failed_turns"] == 0 else 1
+    return 0 if all(level["failed_turns"] == 0 for level in figures["levels"].values()) else 1
 
 
 def _concurrency_levels(text: str) -> list[int]:
@@ -363,6 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--audio", nargs="+", metavar="FILE", help="speech files, one per user turn")
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
+    demo.add_argument("--barge-in-at", type=float, metavar="SECONDS",
+                      help="the caller starts each next utterance this long after the agent starts speaking")
+    measure = add("measure", cmd_measure, "per-turn v2v measured on a call recording (call.wav) alone")
+    measure.add_argument("call_wav", metavar="CALL_WAV", help="a call's loopback recording (caller left, agent right)")
+    measure.add_argument("--sources", nargs="+", required=True, metavar="FILE",
+                         help="the speech files the caller said, in order")
+    measure.add_argument("--json", action="store_true", help="also print the turns as one JSON line")
     add("up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
     plan = add("plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
     plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")

@@ -22,16 +22,12 @@ from livekit.agents import (
 )
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS
+from livekit.agents.vad import VAD
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.events import (
-    AgentStateChangedEvent,
-    ConversationItemAddedEvent,
-    UserStateChangedEvent,
-)
+from livekit.agents.voice.events import UserStateChangedEvent
 from livekit.plugins import openai, silero
 
 from configs import Settings
-from latency import TurnTracer
 from services.asr.client import AsrClient
 from services.llm import FIRST_SENTENCE
 from services.tts.client import TtsClient
@@ -41,6 +37,7 @@ from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS, ReplyStreamAdapter
 from .plugins.chunking import FirstClauseTokenizer
 from .tools import agent_tools
+from .tracing import CallTracer
 
 log = logging.getLogger("halfsec.agent")
 
@@ -55,7 +52,7 @@ class HalfsecAgent(Agent):
     def __init__(
         self,
         settings: Settings,
-        tracer: TurnTracer,
+        tracer: CallTracer,
         clients: list[STT | TTS],
         fallback_audio: PrerenderedPhrase | None = None,
         prerender: tuple[PrerenderedPhrase, ...] = (),
@@ -107,6 +104,8 @@ class HalfsecAgent(Agent):
                             text = None
                     spoke = spoke or bool(delta)
                     yield chunk
+            if text and text.strip():  # a reply shorter than FIRST_SENTENCE's shortest: all of it
+                self._tracer.mark("llm_first_sentence")
         except (APIError, TimeoutError) as exc:
             reason = exc if isinstance(exc, APIError) else f"no first token in {first_token_s} s"
             log.warning("LLM failed (%s): speaking the fallback", reason)
@@ -170,22 +169,36 @@ def llm_conn_options(settings: Settings) -> APIConnectOptions:
     return APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
 
 
-def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession, HalfsecAgent]:
-    vad = silero.VAD.load(
+def build_session(
+    settings: Settings,
+    tracer: CallTracer,
+    *,
+    vad: VAD | None = None,
+    asr: AsrClient | None = None,
+    tts_client: TtsClient | None = None,
+    model: llm.LLM | None = None,
+) -> tuple[AgentSession, HalfsecAgent]:
+    """The call's session and agent; `tracer` follows the session (attached before any other
+    handler, so a turn's end is marked before anything reacts to it). The VAD, the services'
+    clients and the LLM come from settings unless given (a test's fakes)."""
+    vad = vad or silero.VAD.load(
         min_silence_duration=settings.vad.min_silence_s,
         min_speech_duration=settings.vad.min_speech_s,
         prefix_padding_duration=settings.vad.prefix_padding_s,
         activation_threshold=settings.vad.activation_threshold,
     )
     stt = HalfsecSTT(
-        AsrClient(settings.asr.url),
+        asr or AsrClient(settings.asr.url),
         language=settings.asr.language or "en",
         on_mark=tracer.mark,
+        on_transcript=tracer.transcript,
+        # the ASR service's endpoint is the end of the turn only when it decides turns
+        marks_end_of_turn=settings.turn.detection == "stt",
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
         streaming=settings.asr.streaming,
     )
-    model = build_llm(settings)
-    kokoro_client = TtsClient(settings.tts.url)
+    model = model or build_llm(settings)
+    kokoro_client = tts_client or TtsClient(settings.tts.url)
     kokoro = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark)
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).
@@ -203,7 +216,12 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
                 "min_delay": turn.endpointing_min_delay_s,
                 "max_delay": turn.endpointing_max_delay_s,
             },
-            "interruption": {"enabled": turn.allow_interruptions},
+            "interruption": {
+                "enabled": turn.allow_interruptions,
+                "min_duration": turn.interruption_min_s,
+                "resume_false_interruption": turn.resume_false_interruption,
+                "false_interruption_timeout": turn.false_interruption_timeout_s,
+            },
             "preemptive_generation": {"enabled": turn.preemptive_generation},
         },
         aec_warmup_duration=turn.aec_warmup_s or None,
@@ -212,7 +230,7 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
         user_away_timeout=None,
         conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),
     )
-    attach_tracer(session, tracer, vad_silence_s=settings.vad.min_silence_s)
+    tracer.attach(session)
 
     def phrase(text: str) -> PrerenderedPhrase:
         return PrerenderedPhrase(text, HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed))
@@ -237,42 +255,3 @@ def build_session(settings: Settings, tracer: TurnTracer) -> tuple[AgentSession,
             asr_failed(stt.outage)
     agent = HalfsecAgent(settings, tracer, [stt, kokoro], phrase(settings.llm.fallback_text), prerender=(asr_fallback,))
     return session, agent
-
-
-def attach_tracer(session: AgentSession, tracer: TurnTracer, *, vad_silence_s: float) -> None:
-    """Session events -> milestones. A turn closes when the agent's reply lands in the history.
-
-    Audio inputs/outputs that know the ground truth (the simulated caller) mark `last_voiced` and
-    `first_frame_out` themselves, earlier than the estimates here, and the first mark wins.
-    """
-
-    @session.on("user_state_changed")
-    def _on_user_state(ev: UserStateChangedEvent) -> None:
-        if ev.new_state == "speaking":
-            tracer.mark("speech_start")
-        elif ev.old_state == "speaking":
-            # with STT or VAD turn detection and no endpointing delay, this is the end of the turn
-            now = tracer.now()
-            tracer.mark("last_voiced", now - vad_silence_s)  # estimate: VAD waited this long
-            tracer.mark("end_of_turn", now)
-
-    @session.on("agent_state_changed")
-    def _on_agent_state(ev: AgentStateChangedEvent) -> None:
-        if ev.new_state == "speaking":
-            tracer.mark("first_frame_out")
-
-    @session.on("conversation_item_added")
-    def _on_item(ev: ConversationItemAddedEvent) -> None:
-        item = ev.item
-        if not isinstance(item, llm.ChatMessage):
-            return
-        metrics: dict[str, Any] = dict(item.metrics or {})
-        if item.role == "user":
-            tracer.set_user_text(item.text_content or "")
-            tracer.add_livekit_metrics("user", metrics)
-        elif item.role == "assistant":
-            tracer.set_agent_text(item.text_content or "")
-            tracer.add_livekit_metrics("assistant", metrics)
-            if item.interrupted:
-                tracer.mark("interrupted")
-            tracer.close_turn()

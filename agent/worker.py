@@ -16,10 +16,11 @@ from pathlib import Path
 from livekit.agents import AgentServer, JobContext, JobProcess
 
 from configs import Settings, load_settings
-from latency import Budget, TurnLog, TurnTracer
+from latency import Budget, TurnLog
 from latency.dashboard import running
 
 from .session import HalfsecAgent, build_session
+from .tracing import CallTracer
 
 REQUIRED_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 PROFILE_ENV = "HALFSEC_PROFILE"  # how the profile reaches job processes
@@ -49,16 +50,21 @@ async def entrypoint(ctx: JobContext) -> None:
     settings = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
     runs = rooms_dir()
     turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
-    tracer = TurnTracer(ctx.room.name, turn_log.write, budget=Budget(*settings.latency.budget_values()))
+    tracer = CallTracer(
+        ctx.room.name,
+        turn_log.write,
+        budget=Budget(*settings.latency.budget_values()),
+        end_of_turn_by=settings.turn.detection,
+        vad_silence_s=settings.vad.min_silence_s,
+    )
     session, agent = build_session(settings, tracer)
-    session.on("metrics_collected", tracer.on_metrics_collected)  # LiveKit's metrics, by speech id
     ctx.add_shutdown_callback(lambda: _close(tracer, turn_log, agent))
     await session.start(agent=agent, room=ctx.room)
     await ctx.connect()
 
 
-async def _close(tracer: TurnTracer, turn_log: TurnLog, agent: HalfsecAgent) -> None:
-    tracer.close_turn()
+async def _close(tracer: CallTracer, turn_log: TurnLog, agent: HalfsecAgent) -> None:
+    tracer.close()
     turn_log.close()
     await agent.aclose_clients()
 

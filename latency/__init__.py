@@ -1,10 +1,10 @@
-"""Per-turn latency: the trace every stage marks, its durable log, and summaries of it.
+"""Per-turn latency: what a turn's record says, its durable log, and summaries of it.
 
 Imported by every other package; imports none of them.
 """
 
 from .budget import BUDGET_STAGES, Budget
-from .trace import MILESTONES, SCHEMA_VERSION, STAGES, TurnRecord, TurnTracer
+from .trace import MILESTONES, SCHEMA_VERSION, STAGES, TurnRecord, build_record, invariants
 from .turnlog import TurnLog, read_turns
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "STAGES",
     "TurnLog",
     "TurnRecord",
-    "TurnTracer",
+    "build_record",
+    "invariants",
     "read_turns",
 ]

@@ -73,17 +73,21 @@ def critical_path(marks: Mapping[str, float], scale: float = 1000.0) -> dict[str
 
     `marks` are timestamps in one unit (seconds by default; pass scale=1 for `marks_ms`). A stage
     whose milestone is missing is left out, and its time lands in the next stage that has one.
+    Each stage ends at its boundary rounded to 0.1 ms, so rounding never makes them stop summing
+    to v2v_ms.
     """
     if PATH_START not in marks:
         return {}
-    reached = marks[PATH_START]
+    start = marks[PATH_START]
+    reached = 0.0  # the last boundary, in rounded ms after `start`
     out: dict[str, float] = {}
     for stage, ends in BUDGET_STAGES.items():
         end = next((marks[m] for m in ends if m in marks), None)
         if end is None:
             continue
-        out[stage] = round(max(0.0, end - reached) * scale, 1)
-        reached = max(reached, end)
+        boundary = max(reached, round((end - start) * scale, 1))
+        out[stage] = round(boundary - reached, 1)
+        reached = boundary
     return out
 
 

@@ -56,6 +56,11 @@ class TurnMetrics:
             "Turns that ended with no agent audio and no interruption (the caller got no answer)",
             registry=registry,
         )
+        self.invalid = Counter(
+            "halfsec_turn_invalid_records",
+            "Turn records that break an invariant (negative stage, stages not summing to v2v, ...)",
+            registry=registry,
+        )
         for stage in BUDGET_STAGES:  # every stage shows up at 0 before its first turn
             self.stage_seconds.labels(stage)
             self.over_budget.labels(stage)
@@ -80,6 +85,8 @@ class TurnMetrics:
             self.fallbacks.inc()
         if r.get("v2v_ms") is None and not r.get("interrupted"):
             self.errors.inc()
+        if r.get("invalid"):
+            self.invalid.inc()
 
 
 _process_metrics: TurnMetrics | None = None

@@ -31,7 +31,16 @@ def upgrade(record: Mapping[str, Any], budget: Budget) -> dict[str, Any]:
         if out.get("v2v_ms") is not None:
             out["within_target"] = out["v2v_ms"] <= budget.total_ms
         out.setdefault("fallback", "fallback" in (out.get("marks_ms") or {}))
-        # `schema` keeps saying what the record was written as
+    if version < 3:
+        # Schema 2 timed the first preflight and LLM request of the turn, whichever speech they
+        # belonged to, and checked nothing: its figures stand as written.
+        out.setdefault("speech_id", (out.get("livekit") or {}).get("speech_id"))
+        out.setdefault("preflights", None)
+        out.setdefault("preemptive", None)
+        out.setdefault("agent_stopped_ms", None)
+        out.setdefault("false_interruptions", 0)
+        out.setdefault("invalid", [])
+    # `schema` keeps saying what the record was written as
     return out
 
 

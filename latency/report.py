@@ -53,6 +53,8 @@ def summarize(records: Sequence[dict[str, Any]], budget: Budget, *, worst: int =
         "interrupted": sum(1 for r in records if r.get("interrupted")),
         "fallback": sum(1 for r in records if r.get("fallback")),
         "unanswered": sum(1 for r in records if r.get("v2v_ms") is None and not r.get("interrupted")),
+        # records that break an invariant: their figures are suspect, so they are counted aloud
+        "invalid": sum(1 for r in records if r.get("invalid")),
         "worst": [_worst_entry(r) for r in answered[:worst]],
     }
 
@@ -108,6 +110,8 @@ def render(summary: dict[str, Any], console: Console, *, source: str = "") -> No
         f"unanswered {summary['unanswered']}",
         highlight=False,
     )
+    if summary["invalid"]:
+        console.print(f"[red]{summary['invalid']} record(s) break an invariant[/] (see their `invalid` field)")
     if summary["worst"]:
         worst = Table(title="worst turns")
         for col in ("call", "turn", "v2v", "overran (stage ms/budget, worst first)"):

@@ -1,12 +1,13 @@
-"""Per-turn latency trace: one monotonic timestamp per pipeline milestone, one record per turn.
+"""What a turn's latency record says: its milestones, its stages, and the invariants it must keep.
 
-Whoever sees a milestone calls `TurnTracer.mark(name)`: the simulated caller (last voiced sample),
-session events (end of turn, transcripts), the agent's LLM/TTS nodes, the plugins (service
-request/response) and the audio output (first frame out). The first mark of a name in a turn wins,
-so later sentences of the same reply do not overwrite the first one.
+A turn is one user utterance and the agent speech that answered it. Its milestones come in two
+groups (agent/tracing.py decides which mark belongs where):
+- the user's: when they spoke, stopped, and when the turn's transcript existed;
+- the reply's: the LLM request, TTS and playout of the one speech that answered (LiveKit's
+  `speech_id`), never of a preemptive generation LiveKit threw away.
 
-LiveKit's own metrics (end of utterance, LLM, TTS) carry the id of the speech they belong to; the
-tracer joins them to the turn whose reply that speech was (`add_livekit_event`).
+`build_record` turns those timestamps into a `TurnRecord`; `invariants` lists what is wrong with
+one. A record that breaks an invariant is still written, with the reasons in `invalid`.
 
 This module imports nothing from the rest of halfsec: everything else imports it.
 """
@@ -14,50 +15,84 @@ This module imports nothing from the rest of halfsec: everything else imports it
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .budget import Budget, critical_path, over_budget
 
-# 2: preflight_transcript/preflight_ms, stages_ms, budget_ms, over_budget, livekit.speech_id/metrics.
-# Records of older versions are read through `latency.records.upgrade`.
-SCHEMA_VERSION = 2
+# 3: speech_id, preflights, preemptive, agent_stopped_ms, false_interruptions, invalid; the
+# preflight is the one whose transcript became the final. Older records: `latency.records.upgrade`.
+SCHEMA_VERSION = 3
 
 # Milestones in pipeline order. A turn's record holds whichever of them were seen.
-MILESTONES = (
-    "speech_start",  # VAD: user started speaking
-    "last_voiced",  # the last voiced input sample was fed (ground truth, from the audio input)
-    "end_of_turn",  # VAD/endpointing: the user's turn is over
-    "stt_request",  # audio sent to services/asr
-    # A streaming ASR's early transcript, good enough to start the LLM on (preemptive generation);
-    # it may land before end_of_turn.
+USER_MILESTONES = (
+    "speech_start",  # the session's VAD: the user started speaking
+    "first_voiced",  # ground truth from the audio input: the first voiced sample was fed
+    "last_voiced",  # ... the last voiced sample was fed (else the VAD's estimate)
+    "end_of_turn",  # the turn detector (turn.detection) ended the user's turn
+    "stt_request",  # audio sent to services/asr (one-shot path)
+    # The streaming ASR's early transcript that became the final (preemptive generation starts on it).
     "preflight_transcript",
     "final_transcript",  # transcript back from services/asr
+)
+SPEECH_MILESTONES = (
     "llm_request",  # chat request sent to the LLM
     "llm_first_token",
     "llm_first_sentence",  # enough text for the first TTS chunk
     "tts_request",  # first text sent to services/tts
     "tts_first_audio",  # first PCM back from services/tts
-    "first_frame_out",  # first agent audio frame handed to the room / audio output
-    "agent_speech_end",
-    "interrupted",
-    "fallback",  # a component failed and the caller heard the fallback instead
+    "first_frame_out",  # first agent sample above -40 dBFS handed to the room / audio output
+    # the agent's audio stopped at the caller's ear: played out, or cut off or paused for the
+    # caller (a pause that resumes is no stop)
+    "agent_stopped",
 )
+# Either side: the caller heard a fallback (a component failed).
+MILESTONES = (*USER_MILESTONES, *SPEECH_MILESTONES, "fallback")
 
 # Component durations in milliseconds: name -> (from milestone, to milestone). They may overlap;
 # `budget.critical_path` is the split of v2v_ms into stages that do not.
 STAGES: dict[str, tuple[str, str]] = {
     "endpoint_ms": ("last_voiced", "end_of_turn"),
-    # how soon after the caller stopped a transcript existed to start the LLM on
+    # how long after the caller stopped a transcript existed to start the LLM on (0: it already did)
     "preflight_ms": ("last_voiced", "preflight_transcript"),
+    # how long after the end of the turn its transcript came (0: it came first)
     "stt_ms": ("end_of_turn", "final_transcript"),
     "llm_ttft_ms": ("llm_request", "llm_first_token"),
     "llm_first_sentence_ms": ("llm_request", "llm_first_sentence"),
     "tts_ttfb_ms": ("tts_request", "tts_first_audio"),
     "v2v_ms": ("last_voiced", "first_frame_out"),
 }
+# Stages that are waits: a milestone reached before its start cost the turn nothing.
+_WAITS = {"preflight_ms", "stt_ms"}
+
+# Pairs that cause and effect put in this order, whenever both were seen.
+CAUSAL_ORDER: tuple[tuple[str, str], ...] = (
+    ("first_voiced", "last_voiced"),
+    ("speech_start", "end_of_turn"),
+    ("last_voiced", "end_of_turn"),
+    ("stt_request", "final_transcript"),
+    ("llm_request", "llm_first_token"),
+    ("llm_first_token", "llm_first_sentence"),
+    ("llm_first_token", "tts_request"),
+    ("tts_request", "tts_first_audio"),
+    ("tts_first_audio", "first_frame_out"),
+    ("last_voiced", "first_frame_out"),
+    ("first_frame_out", "agent_stopped"),
+)
+
+# Rounding to 0.1 ms leaves the stages' sum this far from v2v_ms at most.
+_SUM_SLACK_MS = 0.05
+
+
+@dataclass
+class Preemptive:
+    """LiveKit's preemptive generations for this turn: started on a transcript before the turn
+    was confirmed; `used` when the reply was one of them; the others' LLM/TTS time was wasted."""
+
+    started: int = 0
+    used: bool = False
+    discarded_ms: float = 0.0
 
 
 @dataclass
@@ -68,6 +103,7 @@ class TurnRecord:
     turn: int
     user_text: str = ""
     agent_text: str = ""
+    speech_id: str | None = None  # LiveKit's id of the speech that answered
     endpoint_ms: float | None = None
     preflight_ms: float | None = None
     stt_ms: float | None = None
@@ -76,7 +112,12 @@ class TurnRecord:
     tts_ttfb_ms: float | None = None
     v2v_ms: float | None = None
     interrupted: bool = False
+    # the caller's next utterance began (first voiced sample) -> the agent's audio stopped
+    agent_stopped_ms: float | None = None
+    false_interruptions: int = 0  # the agent paused for caller sound that was no turn, and resumed
     fallback: bool = False
+    preflights: int = 0  # early transcripts the ASR sent this turn; only the one that held is timed
+    preemptive: Preemptive = field(default_factory=Preemptive)
     # v2v_ms within the total budget (None: no agent audio this turn).
     within_target: bool | None = None
     # v2v_ms split into the budget stages (budget.BUDGET_STAGES); sums to v2v_ms.
@@ -87,9 +128,11 @@ class TurnRecord:
     budget_ms: dict[str, float] = field(default_factory=dict)
     # Milestones as milliseconds after the turn's first milestone, for waterfalls.
     marks_ms: dict[str, float] = field(default_factory=dict)
-    # LiveKit's own metrics, kept as reported, for cross-checking: per message ("user",
-    # "assistant"), and those of the turn's speech ("speech_id"; "metrics": by type).
+    # LiveKit's own metrics of the answering speech, kept as reported, for cross-checking: per
+    # message ("user", "assistant") and by type ("metrics").
     livekit: dict[str, Any] = field(default_factory=dict)
+    # The invariants this record breaks (empty: none). Counted by /metrics and `halfsec report`.
+    invalid: list[str] = field(default_factory=list)
     wall_time: float = 0.0
     schema: int = SCHEMA_VERSION
 
@@ -97,146 +140,62 @@ class TurnRecord:
         return asdict(self)
 
 
-@dataclass
-class _Turn:
-    marks: dict[str, float] = field(default_factory=dict)
-    user_text: str = ""
-    agent_text: str = ""
-    livekit: dict[str, Any] = field(default_factory=dict)
-    speech_ids: list[str] = field(default_factory=list)  # in the order LiveKit reported them
-    eou_speech_id: str | None = None
-
-
-# LiveKit metrics are kept per speech until its turn closes; a preemptive generation that was
-# thrown away leaves its metrics behind, so only this many speeches are kept.
-_MAX_PENDING_SPEECHES = 16
-
-
-class TurnTracer:
-    """Collects the milestones of one call, turn by turn, and hands each finished turn to `sink`."""
-
-    def __init__(
-        self,
-        session_id: str,
-        sink: Callable[[TurnRecord], None],
-        *,
-        target_ms: float = 500.0,
-        budget: Budget | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.session_id = session_id
-        self._sink = sink
-        self._budget = budget or Budget(total_ms=target_ms)
-        self._clock = clock
-        self._turn: _Turn | None = None
-        self._count = 0
-        self._speech_metrics: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._written_speeches: deque[str] = deque(maxlen=_MAX_PENDING_SPEECHES)
-
-    def now(self) -> float:
-        return self._clock()
-
-    def mark(self, name: str, at: float | None = None) -> None:
-        if name not in MILESTONES:
-            raise ValueError(f"unknown milestone {name!r}")
-        if name == "speech_start" and self._turn is not None and "end_of_turn" in self._turn.marks:
-            # The user speaks again after their last turn ended: that turn is over.
-            self.close_turn()
-        turn = self._turn = self._turn or _Turn()
-        turn.marks.setdefault(name, self.now() if at is None else at)
-
-    def set_user_text(self, text: str) -> None:
-        turn = self._turn = self._turn or _Turn()
-        turn.user_text = f"{turn.user_text} {text}".strip()
-
-    def set_agent_text(self, text: str) -> None:
-        if self._turn is not None:
-            self._turn.agent_text = f"{self._turn.agent_text} {text}".strip()
-
-    def add_livekit_metrics(self, role: str, metrics: dict[str, Any]) -> None:
-        if self._turn is not None and metrics:
-            self._turn.livekit[role] = metrics
-
-    def add_livekit_event(self, metrics: Mapping[str, Any]) -> None:
-        """One of LiveKit's metrics (as a dict, e.g. `EOUMetrics.model_dump()`), joined by speech id.
-
-        The turn's speech is the one its end-of-utterance metrics name (LiveKit creates it for the
-        user's turn); failing that, the last speech of the turn that produced TTS audio, else the
-        last one seen. Metrics that arrive after their turn was written are dropped.
-        """
-        speech_id, kind = metrics.get("speech_id"), str(metrics.get("type", "metrics"))
-        if not speech_id or speech_id in self._written_speeches:
-            return  # STT/VAD metrics belong to no speech
-        per_speech = self._speech_metrics.setdefault(speech_id, {})
-        self._speech_metrics.move_to_end(speech_id)
-        while len(self._speech_metrics) > _MAX_PENDING_SPEECHES:
-            self._speech_metrics.popitem(last=False)
-        if kind in per_speech:  # e.g. one TTS metric per spoken chunk: keep them all
-            previous = per_speech[kind]
-            per_speech[kind] = [*(previous if isinstance(previous, list) else [previous]), dict(metrics)]
-        else:
-            per_speech[kind] = dict(metrics)
-        turn = self._turn
-        if turn is None:
-            return  # kept until a turn claims it (its end-of-utterance metrics name it)
-        if speech_id not in turn.speech_ids:
-            turn.speech_ids.append(speech_id)
-        if kind == "eou_metrics" and turn.eou_speech_id is None:
-            turn.eou_speech_id = speech_id
-
-    def on_metrics_collected(self, event: Any) -> None:
-        """Handler for AgentSession's "metrics_collected" event (a MetricsCollectedEvent)."""
-        metrics = event.metrics
-        self.add_livekit_event(metrics.model_dump() if hasattr(metrics, "model_dump") else dict(metrics))
-
-    def _join_speech(self, turn: _Turn) -> None:
-        spoke = [s for s in turn.speech_ids if "tts_metrics" in self._speech_metrics.get(s, {})]
-        speech_id = turn.eou_speech_id or (spoke or turn.speech_ids or [None])[-1]
-        if speech_id is None:
-            return
-        turn.livekit["speech_id"] = speech_id
-        turn.livekit["metrics"] = self._speech_metrics.pop(speech_id, {})
-        self._written_speeches.append(speech_id)
-
-    @property
-    def open(self) -> bool:
-        return self._turn is not None
-
-    def close_turn(self) -> TurnRecord | None:
-        """Finish the open turn (if any) and hand its record to the sink."""
-        turn, self._turn = self._turn, None
-        if turn is None or not turn.marks:
-            return None
-        self._count += 1
-        self._join_speech(turn)
-        record = build_record(self.session_id, self._count, turn.marks, self._budget)
-        record.user_text, record.agent_text, record.livekit = (
-            turn.user_text,
-            turn.agent_text,
-            turn.livekit,
-        )
-        self._sink(record)
-        return record
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
 
 
 def build_record(
-    session_id: str, turn: int, marks: dict[str, float], budget: Budget | float
+    session_id: str,
+    turn: int,
+    marks: Mapping[str, float],
+    budget: Budget | float,
+    *,
+    min_endpoint_ms: float | None = None,
+    next_voiced: float | None = None,
+    **fields: Any,
 ) -> TurnRecord:
-    if not isinstance(budget, Budget):  # a bare v2v target, as schema 1 took
+    """The record of one turn from its milestones (monotonic seconds). `next_voiced` is when the
+    caller's next utterance began, for `agent_stopped_ms` of an interrupted reply; `fields` are
+    the record's other fields as they are (texts, counts, LiveKit's metrics)."""
+    if not isinstance(budget, Budget):  # a bare v2v target
         budget = Budget(total_ms=budget)
-    record = TurnRecord(session_id=session_id, turn=turn, wall_time=time.time())
+    record = TurnRecord(session_id=session_id, turn=turn, wall_time=time.time(), **fields)
     for stage, (start, end) in STAGES.items():
         if start in marks and end in marks:
-            setattr(record, stage, round((marks[end] - marks[start]) * 1000.0, 1))
-    origin = min(marks.values())
-    record.marks_ms = {
-        name: round((marks[name] - origin) * 1000.0, 1) for name in MILESTONES if name in marks
-    }
-    record.interrupted = "interrupted" in marks
-    record.fallback = "fallback" in marks
+            ms = _ms(marks[end] - marks[start])
+            setattr(record, stage, max(0.0, ms) if stage in _WAITS else ms)
+    if record.interrupted and next_voiced is not None and "agent_stopped" in marks:
+        record.agent_stopped_ms = _ms(marks["agent_stopped"] - next_voiced)
+    if marks:
+        origin = min(marks.values())
+        record.marks_ms = {n: _ms(marks[n] - origin) for n in MILESTONES if n in marks}
+    record.fallback = record.fallback or "fallback" in marks
     record.stages_ms = critical_path(marks)
     record.over_budget = over_budget(record.stages_ms, budget)
     record.budget_ms = budget.to_json()
     if record.v2v_ms is not None:
         record.within_target = record.v2v_ms <= budget.total_ms
+    record.invalid = invariants(record, marks, min_endpoint_ms=min_endpoint_ms)
     return record
+
+
+def invariants(
+    record: TurnRecord, marks: Mapping[str, float], *, min_endpoint_ms: float | None = None
+) -> list[str]:
+    """What is wrong with `record` (built from `marks`): empty when nothing is.
+
+    Every stage >= 0; the critical-path stages sum to v2v_ms; the endpoint no shorter than the
+    configured end-of-speech silence allows (`min_endpoint_ms`); milestones in causal order.
+    """
+    problems = [f"{s} {v:g} < 0" for s in STAGES if (v := getattr(record, s)) is not None and v < 0]
+    problems += [f"stages_ms.{s} {v:g} < 0" for s, v in record.stages_ms.items() if v < 0]
+    if record.v2v_ms is not None and record.stages_ms:
+        total = sum(record.stages_ms.values())
+        if abs(total - record.v2v_ms) > _SUM_SLACK_MS:
+            problems.append(f"stages_ms sum {total:.1f} != v2v_ms {record.v2v_ms:g}")
+    if min_endpoint_ms is not None and record.endpoint_ms is not None and record.endpoint_ms < min_endpoint_ms:
+        problems.append(f"endpoint_ms {record.endpoint_ms:g} < {min_endpoint_ms:g} (the end-of-speech silence)")
+    problems += [
+        f"{a} after {b}" for a, b in CAUSAL_ORDER if a in marks and b in marks and marks[a] > marks[b]
+    ]
+    return problems

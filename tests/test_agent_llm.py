@@ -13,7 +13,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 
 from agent.session import HalfsecAgent, build_llm, llm_conn_options
 from agent.tools import agent_tools, spoken_time
-from latency import TurnTracer
+from agent.tracing import CallTracer
 
 from .vllm_metrics import GENERATED, RUNNING, vllm_metrics, wait_for
 
@@ -56,7 +56,7 @@ def with_tools(settings, **tools):
 
 async def text_session(settings, **llm_options):
     """The call's agent and LLM in an AgentSession with no audio in or out."""
-    tracer = TurnTracer("test", lambda record: None)
+    tracer = CallTracer("test", lambda record: None)
     session = AgentSession(
         llm=build_llm(settings, **llm_options),
         conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),

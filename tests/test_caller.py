@@ -1,31 +1,101 @@
+"""The simulated caller's ground truth: Silero's voice span, the loopback recording, the ear's playout."""
+
+import asyncio
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
+from livekit import rtc
 
-from agent.caller import ROOM_RATE, last_voiced_sample, load_speech
-
-
-def test_last_voiced_sample_ignores_trailing_noise():
-    rate = 16000
-    rng = np.random.default_rng(0)
-    tone = (8000 * np.sin(np.arange(rate) * 2 * np.pi * 220 / rate)).astype(np.int16)
-    hiss = rng.normal(0, 30, rate // 2).astype(np.int16)  # ~-48 dB below the tone
-    pcm = np.concatenate([hiss, tone, hiss])
-    assert abs(last_voiced_sample(pcm, rate) - (rate // 2 + rate)) <= rate // 100
+from agent.sim.caller import ROOM_RATE, CallerEar, CallRecorder, load_utterance
+from agent.sim.voice import AUDIBLE, first_audible, measure_call, voice_span
 
 
-def test_load_speech_resamples_to_room_rate(tmp_path):
-    path = tmp_path / "a.wav"
-    sf.write(path, np.zeros(16000, np.int16), 16000)
-    assert abs(len(load_speech(path)) - ROOM_RATE) < 500
+def test_voice_span_is_silero_not_energy(speech):
+    """A second of breath-level noise after the speech is no voice: Silero's span ends within a
+    few windows of the speech (its own hang-over), not at the noise's end. On its 32 ms grid."""
+    wav, _ = speech[1]
+    pcm, rate = sf.read(wav, dtype="int16")
+    spoken = voice_span(pcm, rate)
+    assert spoken is not None and spoken.first % 512 == 0 and spoken.end % 512 == 0
+    hiss = np.random.default_rng(0).normal(0, 60, rate).astype(np.int16)  # ~-55 dBFS
+    padded = voice_span(np.concatenate([pcm[: spoken.end], hiss]), rate)
+    assert padded is not None and spoken.end <= padded.end < spoken.end + rate // 4
+    assert voice_span(hiss, rate) is None  # no voice at all
+    assert voice_span(np.zeros(rate, np.int16), rate) is None
 
 
-def test_load_speech_rejects_bad_files(tmp_path):
+def test_first_audible_is_minus_40_dbfs():
+    pcm = np.zeros(100, np.int16)
+    pcm[40] = AUDIBLE  # at the threshold: not above it
+    pcm[60] = -AUDIBLE - 1
+    assert first_audible(pcm) == 60 and first_audible(np.zeros(10, np.int16)) is None
+
+
+def test_load_utterance_resamples_and_rejects_bad_files(tmp_path, speech):
+    utt = load_utterance(speech[0][0])
+    assert utt.voice is not None and utt.voice.rate == ROOM_RATE and 0 < utt.voice.end <= len(utt.pcm)
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"this is not audio")
     with pytest.raises(ValueError, match="not a readable audio file"):
-        load_speech(junk)
+        load_utterance(junk)
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, np.int16), 16000)
     with pytest.raises(ValueError, match="no audio samples"):
-        load_speech(empty)
+        load_utterance(empty)
+
+
+def test_measure_call_reads_v2v_from_the_recording_alone(tmp_path, speech):
+    """A recording laid out by hand: the utterance at 0.5 s, the agent's first sound 700 ms
+    after the voice's end (behind 40 ms of digital near-silence, which is no sound)."""
+    wav, _ = speech[2]
+    pcm, rate = sf.read(wav, dtype="int16")
+    voice = voice_span(pcm, rate)
+    rec = CallRecorder()
+    rec.add("caller", rec.t0 + 0.5, pcm, rate)
+    answer_at = 0.5 + voice.end / rate + 0.7
+    quiet = np.full(int(0.04 * rate), 100, np.int16)
+    tone = (3000 * np.sin(np.arange(rate) * 2 * np.pi * 300 / rate)).astype(np.int16)
+    rec.add("agent", rec.t0 + answer_at - 0.04, np.concatenate([quiet, tone]), rate)
+    rec.write(tmp_path / "call.wav")
+    [turn] = measure_call(tmp_path / "call.wav", [wav])
+    assert turn.v2v_ms == pytest.approx(700.0, abs=1.0)
+    assert turn.agent_stopped_ms is None  # the agent was silent when the caller began
+
+
+def test_recorder_cut_takes_back_what_did_not_play():
+    rec = CallRecorder()
+    rec.add("agent", rec.t0 + 1.0, np.ones(16000, np.int16), 16000)  # 1.0-2.0 s
+    cut = rec.cut("agent", rec.t0 + 1.25)
+    assert sum(len(c) for c in cut) == 12000
+    rec.add("agent", rec.t0 + 3.0, np.ones(1600, np.int16), 16000)
+    assert rec.cut("agent", rec.t0 + 5.0) == []
+
+
+async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):
+    """What the caller hears: a pause holds the rest of the reply (its audio stops there), a
+    resume plays it on, a clear drops it; the recording says the same."""
+    marks: list[tuple[str, float]] = []
+    rec = CallRecorder()
+    ear = CallerEar(lambda name, at: marks.append((name, at)), rec)
+    tone = (3000 * np.sin(np.arange(24000) * 2 * np.pi * 300 / 24000)).astype(np.int16)
+    for i in range(0, len(tone), 480):  # 1 s of agent audio, in 20 ms frames, faster than real time
+        await ear.capture_frame(rtc.AudioFrame(tone[i : i + 480].tobytes(), 24000, 1, 480))
+    ear.flush()
+    started = marks[0][1]
+    assert marks[0][0] == "first_frame_out" and ear.started.is_set()
+    await asyncio.sleep(0.3)
+    ear.pause()
+    assert marks[-1][0] == "agent_stopped" and marks[-1][1] - started == pytest.approx(0.3, abs=0.05)
+    await asyncio.sleep(0.2)
+    ear.resume()  # 0.7 s left to play
+    await asyncio.sleep(0.2)
+    t_clear = time.monotonic()
+    ear.clear_buffer()
+    assert [m for m, _ in marks].count("agent_stopped") == 2 and marks[-1][1] == pytest.approx(t_clear, abs=0.01)
+    rec.write(tmp_path / "call.wav")
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="int16")
+    heard = np.abs(audio[:, 1].astype(int)) > AUDIBLE
+    played = heard.sum() / rate  # ~0.3 s before the pause + ~0.2 s after the resume
+    assert played == pytest.approx(0.5, abs=0.06)

@@ -16,7 +16,7 @@ from agent.conversation import (
 )
 from agent.session import HalfsecAgent
 from configs import load_settings
-from latency import TurnTracer
+from agent.tracing import CallTracer
 
 SYSTEM = "You are a friendly voice assistant on a phone call."
 
@@ -158,7 +158,7 @@ def test_token_counter_reads_the_models_tokenizer_when_present():
 async def test_agent_trims_the_history_it_sends_and_transcribes_speakable_text(monkeypatch):
     settings = load_settings("cpu")
     settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_model_len": 256, "max_tokens": 56})})
-    agent = HalfsecAgent(settings, TurnTracer("s", lambda record: None), [])
+    agent = HalfsecAgent(settings, CallTracer("s", lambda record: None), [])
     sent: list[llm.ChatContext] = []
 
     async def fake_llm_node(agent, chat_ctx, tools, model_settings):

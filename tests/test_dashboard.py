@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from latency import Budget, TurnTracer
+from latency import Budget, build_record
 from latency.dashboard import Dashboard, make_app
 from latency.dashboard.follow import TurnFollower
 
@@ -16,14 +16,9 @@ DEMO = Path(__file__).resolve().parent / "data" / "demo-turns-schema1.jsonl"
 
 def fast_turn(session_id: str, turn_log: Path) -> dict:
     """Append one current-schema turn of 345 ms, every stage within budget, as an agent would."""
-    written = []
-    tracer = TurnTracer(session_id, written.append)
-    for name, t in [("last_voiced", 0.0), ("end_of_turn", 0.1), ("final_transcript", 0.12),
-                    ("llm_first_token", 0.25), ("tts_request", 0.3), ("tts_first_audio", 0.34),
-                    ("first_frame_out", 0.345)]:  # fmt: skip
-        tracer.mark(name, t)
-    tracer.set_user_text("what time is it")
-    record = tracer.close_turn().to_json()
+    marks = {"last_voiced": 0.0, "end_of_turn": 0.1, "final_transcript": 0.12, "llm_first_token": 0.25,
+             "tts_request": 0.3, "tts_first_audio": 0.34, "first_frame_out": 0.345}  # fmt: skip
+    record = build_record(session_id, 1, marks, 500.0, user_text="what time is it").to_json()
     assert record["over_budget"] == [] and record["v2v_ms"] == 345.0
     with turn_log.open("a") as f:
         f.write(json.dumps(record) + "\n")

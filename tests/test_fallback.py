@@ -2,7 +2,7 @@
 
 import socket
 
-from agent.demo import run_call
+from agent.sim.call import run_call
 from services.tts.client import TtsClient
 from services.tts.normalize import speakable
 from services.tts.pieces import split_pieces

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from latency import Budget, TurnTracer
+from latency import Budget, build_record
 from latency.records import load_records, upgrade
 from latency.report import summarize
 
@@ -47,18 +47,15 @@ def test_report_command_json_and_plots_over_a_run_directory(tmp_path, capsys):
     clock = iter([0.0, 0.1, 0.12, 0.2, 0.3, 0.33, 0.38, 0.39])
     names = ["last_voiced", "end_of_turn", "final_transcript", "llm_request", "llm_first_token",
              "tts_request", "tts_first_audio", "first_frame_out"]  # fmt: skip
-    written = []
-    tracer = TurnTracer("room-1", written.append)
-    for name in names:
-        tracer.mark(name, next(clock))
-    tracer.close_turn()
-    (room / "turns.jsonl").write_text(json.dumps(written[0].to_json()) + "\n")
+    record = build_record("room-1", 1, {name: next(clock) for name in names}, 500.0)
+    (room / "turns.jsonl").write_text(json.dumps(record.to_json()) + "\n")
 
     assert main(["report", str(tmp_path), "--json", "--plot", str(tmp_path / "plots" / "run.png")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["turns"], out["calls"]) == (4, 2)
     assert out["within_budget"]["turns"] == 1  # the 390 ms turn
     assert out["stages"]["v2v"]["n"] == 4
+    assert out["invalid"] == 0
     for name in ("run-waterfall.png", "run-histogram.png"):
         png = tmp_path / "plots" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -69,6 +66,14 @@ def test_report_command_prints_tables(capsys):
     out = capsys.readouterr().out
     assert "tts_first_audio" in out and "within 500 ms: 0/3 turns (0%)" in out
     assert "5085/50" in out  # the worst turn's worst stage, against its budget
+
+
+def test_report_counts_records_that_break_an_invariant(tmp_path, capsys):
+    ok = build_record("c", 1, {"last_voiced": 0.0, "end_of_turn": 0.2, "first_frame_out": 0.6}, 500.0)
+    bad = build_record("c", 2, {"last_voiced": 1.0, "end_of_turn": 0.9, "first_frame_out": 1.6}, 500.0)
+    (tmp_path / "turns.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in (ok, bad)))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "1 record(s) break an invariant" in capsys.readouterr().out
 
 
 def test_report_on_nothing_fails_clearly(tmp_path, capsys):

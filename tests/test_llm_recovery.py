@@ -12,7 +12,7 @@ import signal
 import socket
 import time
 
-from agent.demo import run_call
+from agent.sim.call import run_call
 from services.supervisor import Supervisor, is_healthy, service_specs
 
 

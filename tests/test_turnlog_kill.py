@@ -13,20 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 # A call that finishes `turns` turns, reports each once its write returned, then hangs mid-turn.
 WRITER = """
 import sys, time
-from latency import TurnLog, TurnTracer
+from latency import TurnLog, build_record
 path, turns, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 with TurnLog(path) as log:
-    tracer = TurnTracer("killed", log.write)
     n = 0
     while True:
-        tracer.mark("last_voiced")
-        tracer.mark("end_of_turn")
-        tracer.set_user_text("x" * 2000)  # long lines: a write that could tear
+        start = time.monotonic()
         if n == turns:
             print("in flight", flush=True)
             time.sleep(60)
-        tracer.mark("first_frame_out")
-        tracer.close_turn()
+        marks = {"last_voiced": start, "end_of_turn": start + 0.2, "first_frame_out": time.monotonic() + 0.3}
+        # long lines: a write that could tear
+        log.write(build_record("killed", n + 1, marks, 500.0, user_text="x" * 2000))
         n += 1
         print(n, flush=True)
         time.sleep(pause)

@@ -37,7 +37,7 @@ async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatc
     import aiohttp
 
     from agent.worker import RUNS_ENV, rooms_dir, watch_rooms
-    from latency import TurnLog, TurnTracer
+    from latency import TurnLog, build_record
 
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
     with socket.socket() as s:
@@ -47,10 +47,7 @@ async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatc
     async with watch_rooms(settings), aiohttp.ClientSession() as http:
         for room in ("support-1", "support-2"):  # as two job processes would
             with TurnLog(rooms_dir() / room / "turns.jsonl") as log:
-                tracer = TurnTracer(room, log.write)
-                tracer.mark("last_voiced", 0.0)
-                tracer.mark("first_frame_out", 0.4)
-                tracer.close_turn()
+                log.write(build_record(room, 1, {"last_voiced": 0.0, "first_frame_out": 0.4}, 500.0))
         body = ""
         for _ in range(40):  # the follower polls every 0.25 s
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:

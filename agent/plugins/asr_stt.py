@@ -39,6 +39,7 @@ from services.audio import resample
 log = logging.getLogger("halfsec.agent")
 
 Mark = Callable[[str], None]
+Transcript = Callable[[str, str], None]  # ("preflight_transcript" | "final_transcript", text)
 Frames = Callable[[], Awaitable[rtc.AudioFrame | None]]
 _RETRY_S = 2.0  # while the service is away, try it again this often
 _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
@@ -63,6 +64,8 @@ class HalfsecSTT(stt.STT):
         *,
         language: str = "en",
         on_mark: Mark | None = None,
+        on_transcript: Transcript | None = None,
+        marks_end_of_turn: bool = False,
         on_failure: Callable[[Exception], None] | None = None,
         survive_outages: bool = False,
         streaming: bool = True,
@@ -73,6 +76,9 @@ class HalfsecSTT(stt.STT):
         self._client = client
         self._language = LanguageCode(language)
         self._mark = on_mark or (lambda _: None)
+        self._transcript = on_transcript or (lambda kind, text: None)
+        # with `turn_detection="stt"` the service's endpoint ends the turn (else the session's VAD)
+        self._marks_end_of_turn = marks_end_of_turn
         self.on_failure = on_failure
         self.survive_outages = survive_outages
         self.outage: Exception | None = None  # set while the service cannot be reached
@@ -109,7 +115,7 @@ class HalfsecSTT(stt.STT):
                 raise APIConnectionError(f"ASR service: {exc}") from exc
             self.on_failure(exc)
             return self.event(stt.SpeechEventType.FINAL_TRANSCRIPT, "")
-        self._mark("final_transcript")
+        self._transcript("final_transcript", result.text)
         return self.event(stt.SpeechEventType.FINAL_TRANSCRIPT, result.text)
 
     def event(self, kind: stt.SpeechEventType, text: str | None = None) -> stt.SpeechEvent:
@@ -177,21 +183,22 @@ class AsrSpeechStream(stt.RecognizeStream):
             await utils.aio.cancel_and_wait(sending)
 
     def _on(self, event: object) -> None:
-        mark, emit, kind = self._owner._mark, self._event_ch.send_nowait, stt.SpeechEventType
+        owner, emit, kind = self._owner, self._event_ch.send_nowait, stt.SpeechEventType
         log.debug("ASR event: %r", event)
         if isinstance(event, SpeechStarted):
-            emit(self._owner.event(kind.START_OF_SPEECH))
+            emit(owner.event(kind.START_OF_SPEECH))
         elif isinstance(event, Interim):
-            emit(self._owner.event(kind.INTERIM_TRANSCRIPT, event.text))
+            emit(owner.event(kind.INTERIM_TRANSCRIPT, event.text))
         elif isinstance(event, Preflight):
-            mark("preflight_transcript")
-            emit(self._owner.event(kind.PREFLIGHT_TRANSCRIPT, event.text))
+            owner._transcript("preflight_transcript", event.text)
+            emit(owner.event(kind.PREFLIGHT_TRANSCRIPT, event.text))
         elif isinstance(event, EndOfSpeech):
-            mark("end_of_turn")
-            emit(self._owner.event(kind.END_OF_SPEECH))
+            if owner._marks_end_of_turn:
+                owner._mark("end_of_turn")
+            emit(owner.event(kind.END_OF_SPEECH))
         elif isinstance(event, Final):
-            mark("final_transcript")
-            emit(self._owner.event(kind.FINAL_TRANSCRIPT, event.text))
+            owner._transcript("final_transcript", event.text)
+            emit(owner.event(kind.FINAL_TRANSCRIPT, event.text))
         elif isinstance(event, Error):
             if event.fatal:
                 raise AsrError(event.message)

@@ -3,9 +3,10 @@
 Each call is `halfsec demo`'s call (`run_call`: LiveKit's AgentSession, real services) in a
 process of its own, as LiveKit runs each room's job in its own process; at most N run at once.
 The first N start a little apart (`_SPREAD_S` in all), as callers do; later ones start when a
-slot frees. Per concurrency level the bench reports v2v and per-stage P50/P95 from the turn
-records, failed turns (no reply, a fallback, or a call that crashed), and how far each recorded
-v2v is from the same turn measured on the call's recording (the independent clock).
+slot frees. Per concurrency level the bench reports v2v P50/P95 over every turn the callers said
+(one that got no reply counts at the reply timeout, and is listed), per-stage P50/P95 of the
+answered turns, failed turns (no reply, a fallback, or a call that crashed), and how far each
+recorded v2v is from the same turn measured on the call's recording (the independent clock).
 """
 
 from __future__ import annotations
@@ -22,47 +23,55 @@ from pathlib import Path
 from typing import Any
 
 from configs import Settings
-from latency import TurnLog, TurnTracer
-from latency.summary import COLUMNS, stage_percentiles
+from latency import TurnLog, build_record
+from latency.summary import COLUMNS, percentile, stage_percentiles
 
 log = logging.getLogger("halfsec.bench")
 
 _SPREAD_S = 2.0  # the first wave of callers starts over this long, not all in the same frame
+REPLY_TIMEOUT_S = 30.0  # a turn with no reply by then counts as this long
 
 
 @dataclass
 class CallOutcome:
     call: int
     files: list[Path]
-    turns: list[dict[str, Any]]
-    audio_v2v_ms: list[float | None]  # measured on the call recording
+    turns: list[dict[str, Any]]  # the records of the caller's utterances, one per file said
+    audio_v2v_ms: list[float | None]  # the same turns measured on the call recording
     error: str | None = None
+    invalid_records: int = 0  # every record of the call that broke an invariant
 
 
 def _one_call(settings: Settings, call: int, files: list[Path], out_dir: Path, delay_s: float) -> CallOutcome:
     """One call, in a worker process."""
-    from .caller import measured_v2v_ms
-    from .demo import run_call
+    from .call import run_call
 
     logging.basicConfig(level=logging.WARNING, format=f"call {call}: %(levelname)s %(name)s %(message)s")
     time.sleep(delay_s)
     try:
-        result = asyncio.run(run_call(settings, files, out_dir))
+        result = asyncio.run(run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S))
     except Exception as exc:  # a crashed call fails its turns; the bench goes on
         log.exception("call %d failed", call)
         return CallOutcome(call, files, [], [], error=f"{type(exc).__name__}: {exc}")
-    return CallOutcome(call, files, result.turns, measured_v2v_ms(out_dir / "call.wav", files))
+    invalid = sum(bool(t.get("invalid")) for t in result.turns)
+    return CallOutcome(call, files, result.voiced_turns(), [m.v2v_ms for m in result.measured], None, invalid)
 
 
-def failed(turn: dict[str, Any]) -> bool:
-    """No agent audio this turn, or the caller heard a fallback instead of an answer."""
-    return turn.get("v2v_ms") is None or bool(turn.get("fallback"))
+def failed(turn: dict[str, Any] | None) -> bool:
+    """No record or no agent audio this turn, or the caller heard a fallback instead of an answer."""
+    return turn is None or turn.get("v2v_ms") is None or bool(turn.get("fallback"))
 
 
 def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call: int) -> dict[str, Any]:
-    turns = [t for o in outcomes for t in o.turns]
-    answered = [t for t in turns if not failed(t)]
-    failed_turns = len(outcomes) * turns_per_call - len(answered)
+    # every turn each caller said, in order; None where the call has no record of it
+    said = [(o, i, o.turns[i] if i < len(o.turns) else None) for o in outcomes for i in range(turns_per_call)]
+    answered = [t for _, _, t in said if not failed(t)]
+    unanswered = [{"call": o.call, "turn": i + 1, "file": o.files[i].name if i < len(o.files) else None,
+                   "why": "call crashed" if o.error else "no record" if t is None
+                   else "fallback" if t.get("fallback") else "no reply"}
+                  for o, i, t in said if failed(t)]  # fmt: skip
+    # a turn without a reply counts at the reply timeout: the tail says what callers lived through
+    v2v = [REPLY_TIMEOUT_S * 1000 if t is None or t.get("v2v_ms") is None else t["v2v_ms"] for _, _, t in said]
     stats = stage_percentiles(answered)
     gaps = [
         abs(t["v2v_ms"] - ms)
@@ -77,11 +86,13 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
     return {
         "concurrency": concurrency,
         "calls": len(outcomes),
-        "turns": len(outcomes) * turns_per_call,
-        "failed_turns": failed_turns,
+        "turns": len(said),
+        "failed_turns": len(unanswered),
         "failed_calls": sum(o.error is not None for o in outcomes),
-        "v2v_p50_ms": ms(stats["v2v_ms"]["p50"]),
-        "v2v_p95_ms": ms(stats["v2v_ms"]["p95"]),
+        "unanswered": unanswered,
+        "invalid_records": sum(o.invalid_records for o in outcomes),
+        "v2v_p50_ms": ms(percentile(v2v, 50)),
+        "v2v_p95_ms": ms(percentile(v2v, 95)),
         "stages": {
             s.removesuffix("_ms"): {"p50_ms": ms(stats[s]["p50"]), "p95_ms": ms(stats[s]["p95"])}
             for s in COLUMNS
@@ -118,24 +129,21 @@ def trace_overhead_ms(turns: int = 2000) -> dict[str, float]:
     loop, during the turn), and the durable write (flush + fsync, after the reply has played)."""
     from latency.trace import MILESTONES
 
-    tracer = TurnTracer("bench", lambda record: None)
+    from ..tracing import CallTracer
+
+    tracer = CallTracer("bench", lambda record: None)
     t0 = time.perf_counter()
     for _ in range(turns):
         for name in MILESTONES:
-            tracer.mark(name)
-        tracer.set_user_text("How late are you open today?")
-        tracer.set_agent_text("We are open until nine tonight.")
-        tracer.close_turn()
+            tracer.mark(name, tracer.now())
+        tracer.transcript("final_transcript", "How late are you open today?")
+        tracer.close()
     marking = (time.perf_counter() - t0) * 1000 / turns
     with tempfile.TemporaryDirectory() as tmp, TurnLog(Path(tmp) / "turns.jsonl") as turn_log:
-        records: list[Any] = []
-        tracer = TurnTracer("bench", records.append)
-        tracer.mark("last_voiced")
-        tracer.mark("first_frame_out")
-        tracer.close_turn()
+        record = build_record("bench", 1, {"last_voiced": 0.0, "first_frame_out": 0.5}, 500.0)
         t0 = time.perf_counter()
         for _ in range(200):
-            turn_log.write(records[0])
+            turn_log.write(record)
         writing = (time.perf_counter() - t0) * 1000 / 200
     return {"trace_ms_per_turn": round(marking, 4), "turnlog_write_ms": round(writing, 3)}
 

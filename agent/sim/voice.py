@@ -1,0 +1,106 @@
+"""Ground truth of voice-to-voice latency, from the audio alone, defined as the peer baselines do:
+
+- the caller stopped at the end of the last 32 ms window that Silero (livekit-plugins-silero's
+  ONNX model, at 16 kHz) scores >= 0.5, computed offline over the whole source file; they
+  started at the beginning of the first such window;
+- the agent answered at its first output sample with |x| > 328 (-40 dBFS of 16-bit full scale).
+
+An energy rule would follow breath and room noise and put the end of speech late, which
+under-reports v2v. `measure_call` applies these definitions to a call recording (call.wav: the
+caller's input as fed on the left, the agent's output as played on the right, both continuous).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from livekit.plugins.silero.onnx_model import OnnxModel, new_inference_session
+
+from services.audio import read_pcm16, resample
+
+SILERO_RATE = 16000
+WINDOW = 512  # samples at 16 kHz: 32 ms, Silero's window
+VOICED = 0.5
+AUDIBLE = 328  # -40 dBFS
+# The caller channel is digital silence between utterances; its first sample above this is
+# where an utterance was placed (tolerant of a resampler's +-1 ripple around zero).
+_ONSET = 8
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Where a recording's voice begins and ends, in samples at `rate`."""
+
+    first: int
+    end: int
+    rate: int
+
+
+@functools.cache
+def _silero() -> OnnxModel:
+    return OnnxModel(onnx_session=new_inference_session(force_cpu=True), sample_rate=SILERO_RATE)
+
+
+def voice_span(pcm: np.ndarray, rate: int) -> Voice | None:
+    """The voiced span of mono int16 `pcm` (None: Silero hears no voice in it)."""
+    x = resample(pcm, rate, SILERO_RATE).astype(np.float32) / 32768.0
+    x = np.pad(x, (0, -len(x) % WINDOW))
+    model = _silero()
+    model.reset()
+    probs = np.array([model(x[i : i + WINDOW]) for i in range(0, len(x), WINDOW)])
+    voiced = np.nonzero(probs >= VOICED)[0]
+    if not voiced.size:
+        return None
+    scale = rate / SILERO_RATE
+    return Voice(first=round(voiced[0] * WINDOW * scale), end=round((voiced[-1] + 1) * WINDOW * scale), rate=rate)
+
+
+def first_audible(pcm: np.ndarray) -> int | None:
+    """Index of the first sample above -40 dBFS, None if there is none."""
+    loud = np.abs(pcm.astype(np.int32)) > AUDIBLE
+    return int(np.argmax(loud)) if loud.any() else None
+
+
+@dataclass(frozen=True)
+class MeasuredTurn:
+    source: str
+    voice_end_s: float | None  # where the caller's voice ended on the recording's timeline
+    v2v_ms: float | None  # -> the agent's next audible sample (None: it never answered)
+    # the caller's first voiced sample -> the agent's last audible sample while they spoke
+    # (None: the agent was already silent when they began)
+    agent_stopped_ms: float | None
+
+
+def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[MeasuredTurn]:
+    """Per source file (in the order the caller said them), v2v measured on the recording.
+
+    Each file's voice comes from the file itself (Silero); the recording only says where that
+    file's audio landed (the first non-silent sample after the previous utterance) and when the
+    agent made a sound.
+    """
+    audio, rate = sf.read(str(call_wav), dtype="int16", always_2d=True)
+    if audio.shape[1] != 2:
+        raise ValueError(f"{call_wav}: expected 2 channels (caller, agent), got {audio.shape[1]}")
+    caller, agent = audio[:, 0], np.abs(audio[:, 1].astype(np.int32)) > AUDIBLE
+    cursor, out = 0, []
+    for path in sources:
+        source = read_pcm16(path, rate)
+        voice = voice_span(source, rate)
+        sounding = np.abs(caller[cursor:].astype(np.int32)) > _ONSET
+        if voice is None or not sounding.any():
+            out.append(MeasuredTurn(str(path), None, None, None))
+            continue
+        placed = cursor + int(np.argmax(sounding)) - int(np.argmax(np.abs(source.astype(np.int32)) > _ONSET))
+        first, end = placed + voice.first, placed + voice.end
+        answer = agent[end:]
+        v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() else None
+        talking = np.nonzero(agent[first:end])[0]
+        was_talking = agent[max(0, first - rate // 50) : first + 1].any()  # within the last 20 ms
+        stopped = (talking[-1] + 1) / rate * 1000 if talking.size and was_talking else None
+        out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
+        cursor = placed + len(source)
+    return out

@@ -1,0 +1,133 @@
+"""Whole calls through LiveKit's AgentSession with scripted parts (tests/session_fakes.py): each
+script asserts the record the tracer wrote for every turn.
+
+The plugins, the agent's nodes, the tracer and the simulated caller are the real ones; the VAD,
+the services' clients and the LLM follow the script. Times are real (the caller speaks in real
+time), so durations are asserted within bounds and everything else exactly.
+"""
+
+import functools
+
+import pytest
+
+from agent.session import build_session
+from agent.sim.call import run_call
+from tests.session_fakes import Reply, ScriptedAsr, ScriptedLLM, ScriptedTts, ScriptedVAD, speech
+
+REPLY_MARKS = {"llm_request", "llm_first_token", "llm_first_sentence", "tts_request", "tts_first_audio",
+               "first_frame_out", "agent_stopped"}  # fmt: skip
+
+
+async def scripted_call(settings, tmp_path, utterances, texts, replies, **options):
+    model = ScriptedLLM(replies)
+    tts = ScriptedTts()
+    build = functools.partial(build_session, vad=ScriptedVAD(), asr=ScriptedAsr(texts), tts_client=tts, model=model)
+    call = await run_call(settings, utterances, tmp_path, reply_timeout_s=10.0, gap_s=0.3, build=build, **options)
+    return call, model, tts
+
+
+def assert_whole(turn, settings):
+    """A turn answered start to finish: every milestone, the invariants, the stages adding up."""
+    assert turn["invalid"] == [], turn["invalid"]
+    assert REPLY_MARKS | {"last_voiced", "end_of_turn", "final_transcript"} <= set(turn["marks_ms"])
+    assert settings.vad.min_silence_s * 1000 - 32 <= turn["endpoint_ms"] < 400
+    assert sum(turn["stages_ms"].values()) == pytest.approx(turn["v2v_ms"], abs=0.05)
+    assert not turn["interrupted"] and not turn["fallback"] and turn["speech_id"]
+
+
+async def test_a_plain_turn(settings, tmp_path):
+    call, model, _ = await scripted_call(settings, tmp_path, [speech(0.6)], [["What time is it?"]],
+                                         {"What time is it?": Reply("It is noon.")})  # fmt: skip
+    [turn] = call.turns
+    assert_whole(turn, settings)
+    assert (turn["user_text"], turn["agent_text"]) == ("What time is it?", "It is noon.")
+    assert turn["preflights"] == 1 and "preflight_transcript" in turn["marks_ms"]
+    # the preflight started the reply before the turn was confirmed, and it was used
+    assert turn["preemptive"] == {"started": 1, "used": True, "discarded_ms": 0.0}
+    assert model.requests == ["What time is it?"]
+    assert 200 < turn["v2v_ms"] < 1500
+
+
+async def test_a_discarded_preemptive_generation_is_counted_not_timed(settings, tmp_path):
+    """A pause inside the utterance: the ASR's preflight there starts a reply to half the
+    sentence, which LiveKit throws away when the rest comes. The record times the reply that
+    was spoken, counts the other and its wasted time."""
+    slow = Reply("Which time?", ttft_s=0.4)
+    call, model, _ = await scripted_call(
+        settings, tmp_path, [speech(0.5, 0.1, 0.5)], [["What time", "What time is it?"]],
+        {"What time": slow, "What time is it?": Reply("It is noon.")},
+    )  # fmt: skip
+    [turn] = call.turns
+    assert_whole(turn, settings)
+    assert model.requests == ["What time", "What time is it?"]
+    assert turn["agent_text"] == "It is noon." and turn["preflights"] == 2
+    pre = turn["preemptive"]
+    assert pre["started"] == 2 and pre["used"] is True and 50 < pre["discarded_ms"] < 1000
+    marks = turn["marks_ms"]
+    # timed from the preflight that became the final, and the LLM request made on it
+    assert marks["llm_request"] >= marks["preflight_transcript"] > marks["last_voiced"] - 1
+    assert turn["preflight_ms"] < 100 and turn["llm_ttft_ms"] < 300
+
+
+async def test_a_barge_in_flags_the_interrupted_turn(settings, tmp_path):
+    long_reply = Reply("One two three four five six seven eight nine ten eleven twelve.")
+    call, _, _ = await scripted_call(
+        settings, tmp_path, [speech(0.6), speech(0.8)], [["Count for me."], ["Stop there."]],
+        {"Count for me.": long_reply, "Stop there.": Reply("Stopped.")}, barge_in_at_s=0.5,
+    )  # fmt: skip
+    first, second = call.turns
+    assert first["interrupted"] is True and first["agent_text"].startswith("One two")
+    # the caller began 0.5 s into the reply; the agent went quiet within 300 ms of that
+    assert 0 < first["agent_stopped_ms"] <= 300, first["agent_stopped_ms"]
+    assert first["invalid"] == []
+    assert_whole(second, settings)  # the next turn is whole, with its own reply
+    assert second["agent_text"] == "Stopped." and second["speech_id"] != first["speech_id"]
+    assert second["agent_stopped_ms"] is None
+
+
+async def test_a_false_interruption_pauses_and_resumes_the_reply(settings, tmp_path):
+    """A cough (sound the ASR hears no words in) pauses the agent; with no transcript LiveKit
+    resumes the reply, which is then neither interrupted nor cut short."""
+    long_reply = Reply("One two three four five six seven eight nine ten eleven twelve.")
+    call, _, tts = await scripted_call(
+        settings, tmp_path, [speech(0.6), speech(0.3, name="cough")], [["Count for me."], [""]],
+        {"Count for me.": long_reply}, barge_in_at_s=0.4,
+    )  # fmt: skip
+    first, cough = call.turns
+    assert first["interrupted"] is False and first["false_interruptions"] == 1
+    assert first["invalid"] == []
+    marks = first["marks_ms"]
+    reply_s = len(long_reply.text) * tts.s_per_char
+    # it played to the end: the stop is the reply's length (plus the pause) after its start
+    assert marks["agent_stopped"] - marks["first_frame_out"] > reply_s * 1000
+    assert cough["user_text"] == "" and cough["v2v_ms"] is None and cough["speech_id"] is None
+
+
+async def test_an_llm_failure_is_answered_with_the_fallback(settings, tmp_path):
+    call, _, _ = await scripted_call(settings, tmp_path, [speech(0.6)], [["Hello?"]], {"Hello?": Reply(fail=True)})
+    [turn] = call.turns
+    assert turn["fallback"] is True and turn["agent_text"] == settings.llm.fallback_text
+    assert turn["invalid"] == [] and turn["v2v_ms"] is not None
+    assert {"llm_request", "tts_first_audio", "first_frame_out"} <= set(turn["marks_ms"])
+
+
+async def test_an_empty_transcript_is_a_turn_without_a_reply(settings, tmp_path):
+    call, model, _ = await scripted_call(settings, tmp_path, [speech(0.5), speech(0.6)], [[""], ["Hello?"]],
+                                         {"Hello?": Reply("Hi.")})  # fmt: skip
+    empty, hello = call.turns
+    assert empty["user_text"] == "" and empty["v2v_ms"] is None and empty["speech_id"] is None
+    assert empty["preflights"] == 0 and empty["invalid"] == []
+    assert model.requests == ["Hello?"]
+    assert_whole(hello, settings)
+
+
+async def test_a_tool_call_is_one_reply(settings, tmp_path):
+    tools = settings.model_copy(update={"tools": settings.tools.model_copy(update={"enabled": True})})
+    call, model, _ = await scripted_call(tools, tmp_path, [speech(0.6)], [["What time is it?"]],
+                                         {"What time is it?": Reply("It is noon.", tool="current_time")})  # fmt: skip
+    [turn] = call.turns
+    assert_whole(turn, tools)
+    assert model.requests == ["What time is it?", "What time is it?"]  # the call, then the answer
+    assert turn["agent_text"] == "It is noon."
+    # the wait for the first spoken token covers the tool's round trip
+    assert turn["llm_ttft_ms"] >= 2 * 50
