@@ -198,7 +198,7 @@ class TurnSettings(_Section):
     allow_interruptions: bool = True
     # Caller speech this long stops the agent's reply (LiveKit's 0.5 s default leaves the agent
     # talking over the caller for over half a second; the VAD adds ~0.05-0.1 s to this).
-    interruption_min_s: float = Field(default=0.2, gt=0)
+    interruption_min_s: float = Field(default=0.15, gt=0)
     # The reply is paused, not dropped, while it is unclear whether the caller's sound is a turn:
     # if no transcript comes within `false_interruption_timeout_s`, it plays on.
     resume_false_interruption: bool = True
