@@ -5,7 +5,7 @@ them straight from its tracer and expose them itself:
 
     from latency.metrics import observe_turn, start_metrics_server
     start_metrics_server(9464)
-    tracer = TurnTracer(call_id, lambda r: (turn_log.write(r), observe_turn(r)), budget=...)
+    tracer = CallTracer(call_id, lambda r: (turn_log.write(r), observe_turn(r)), budget=...)
 """
 
 from __future__ import annotations

@@ -76,18 +76,18 @@ class _ScriptedVADStream(vad.VADStream):
             if speaking or voiced:
                 frames.append(item)
 
-            def event(kind: vad.VADEventType, **extra: object) -> vad.VADEvent:
-                return vad.VADEvent(type=kind, samples_index=samples, timestamp=0.0, speech_duration=speech_s,
-                                    silence_duration=silence_s, **extra)  # type: ignore[arg-type]  # fmt: skip
-
-            self._event_ch.send_nowait(event(vad.VADEventType.INFERENCE_DONE, frames=[item], speaking=speaking,
-                                             probability=1.0 if voiced else 0.0))  # fmt: skip
+            now = {"samples_index": samples, "timestamp": 0.0, "speech_duration": speech_s,
+                   "silence_duration": silence_s}  # fmt: skip
+            self._event_ch.send_nowait(vad.VADEvent(type=vad.VADEventType.INFERENCE_DONE, frames=[item],
+                                                    speaking=speaking, probability=float(voiced), **now))  # fmt: skip
             if not speaking and voiced and speech_s >= self._vad.min_speech_s:
                 speaking = True
-                self._event_ch.send_nowait(event(vad.VADEventType.START_OF_SPEECH, frames=list(frames), speaking=True))
+                start = vad.VADEvent(type=vad.VADEventType.START_OF_SPEECH, frames=list(frames), speaking=True, **now)
+                self._event_ch.send_nowait(start)
             elif speaking and silence_s >= self._vad.min_silence_s:
                 speaking = False
-                self._event_ch.send_nowait(event(vad.VADEventType.END_OF_SPEECH, frames=frames, speaking=False))
+                end = vad.VADEvent(type=vad.VADEventType.END_OF_SPEECH, frames=frames, speaking=False, **now)
+                self._event_ch.send_nowait(end)
                 speech_s, frames = 0.0, []
             elif not speaking and not voiced:
                 speech_s, frames = 0.0, []
@@ -202,10 +202,12 @@ class _ScriptedLLMStream(llm.LLMStream):
         chunk_id = utils.shortuuid()
         if reply.tool and not answered_tool:
             call = llm.FunctionToolCall(name=reply.tool, arguments="{}", call_id=utils.shortuuid())
-            self._event_ch.send_nowait(llm.ChatChunk(id=chunk_id, delta=llm.ChoiceDelta(role="assistant", tool_calls=[call])))
+            delta = llm.ChoiceDelta(role="assistant", tool_calls=[call])
+            self._event_ch.send_nowait(llm.ChatChunk(id=chunk_id, delta=delta))
             return
         for word in reply.text.split(" "):
-            self._event_ch.send_nowait(llm.ChatChunk(id=chunk_id, delta=llm.ChoiceDelta(role="assistant", content=word + " ")))
+            delta = llm.ChoiceDelta(role="assistant", content=word + " ")
+            self._event_ch.send_nowait(llm.ChatChunk(id=chunk_id, delta=delta))
             await asyncio.sleep(reply.token_s)
 
 

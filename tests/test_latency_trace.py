@@ -48,7 +48,8 @@ def test_record_carries_the_budget_split_and_the_stage_to_blame():
     budget = Budget({"endpoint": 200, "stt": 30, "llm_first_token": 150, "first_sentence": 60,
                      "tts_first_audio": 50, "transport": 10}, total_ms=600)  # fmt: skip
     marks = {"last_voiced": 1.0, "end_of_turn": 1.2, "final_transcript": 1.25, "llm_request": 1.26,
-             "llm_first_token": 1.36, "tts_request": 1.40, "tts_first_audio": 1.60, "first_frame_out": 1.605}  # fmt: skip
+             "llm_first_token": 1.36, "tts_request": 1.40, "tts_first_audio": 1.60,
+             "first_frame_out": 1.605}  # fmt: skip
     r = build_record("s1", 1, marks, budget).to_json()
     assert r["stages_ms"] == {"endpoint": 200.0, "stt": 50.0, "llm_first_token": 110.0,
                               "first_sentence": 40.0, "tts_first_audio": 200.0, "transport": 5.0}  # fmt: skip
@@ -59,8 +60,8 @@ def test_record_carries_the_budget_split_and_the_stage_to_blame():
 
 def test_stages_sum_to_v2v_despite_rounding():
     # boundaries 0.04 ms past a rounding edge each: rounding stages alone would drift from v2v
-    marks = {"last_voiced": 0.0, "end_of_turn": 0.20004, "final_transcript": 0.25006,
-             "llm_first_token": 0.31249, "tts_request": 0.33351, "tts_first_audio": 0.41049, "first_frame_out": 0.41451}  # fmt: skip
+    marks = {"last_voiced": 0.0, "end_of_turn": 0.20004, "final_transcript": 0.25006, "llm_first_token": 0.31249,
+             "tts_request": 0.33351, "tts_first_audio": 0.41049, "first_frame_out": 0.41451}  # fmt: skip
     record = build_record("s1", 1, marks, 500.0)
     assert abs(sum(record.stages_ms.values()) - record.v2v_ms) < 0.05
     assert record.invalid == []
