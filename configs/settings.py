@@ -200,9 +200,11 @@ class TurnSettings(_Section):
     # talking over the caller for over half a second; the VAD adds ~0.05-0.1 s to this).
     interruption_min_s: float = Field(default=0.15, gt=0)
     # The reply is paused, not dropped, while it is unclear whether the caller's sound is a turn:
-    # if no transcript comes within `false_interruption_timeout_s`, it plays on.
+    # if no transcript comes within `false_interruption_timeout_s` of the caller's silence, it
+    # plays on. Longer than the ASR's slowest finals here: at 1 s, a barge-in whose final took
+    # 1.1 s heard the old reply resume over its answer (`halfsec demo --barge-in-at 0.5`).
     resume_false_interruption: bool = True
-    false_interruption_timeout_s: float = Field(default=1.0, gt=0)
+    false_interruption_timeout_s: float = Field(default=2.0, gt=0)
     # LiveKit drops user audio for this long after agent speech starts (echo guard); a room has AEC.
     aec_warmup_s: float = Field(default=0.0, ge=0)
 

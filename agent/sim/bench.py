@@ -72,6 +72,9 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
                   for o, i, t in said if failed(t)]  # fmt: skip
     # a turn without a reply counts at the reply timeout: the tail says what callers lived through
     v2v = [REPLY_TIMEOUT_S * 1000 if t is None or t.get("v2v_ms") is None else t["v2v_ms"] for _, _, t in said]
+    # the same turns measured on each call's recording (Silero's end of voice -> agent above -40 dBFS)
+    heard = [REPLY_TIMEOUT_S * 1000 if i >= len(o.audio_v2v_ms) or o.audio_v2v_ms[i] is None else o.audio_v2v_ms[i]
+             for o, i, _ in said]  # fmt: skip
     stats = stage_percentiles(answered)
     gaps = [
         abs(t["v2v_ms"] - ms)
@@ -93,6 +96,8 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
         "invalid_records": sum(o.invalid_records for o in outcomes),
         "v2v_p50_ms": ms(percentile(v2v, 50)),
         "v2v_p95_ms": ms(percentile(v2v, 95)),
+        "v2v_audio_p50_ms": ms(percentile(heard, 50)),
+        "v2v_audio_p95_ms": ms(percentile(heard, 95)),
         "stages": {
             s.removesuffix("_ms"): {"p50_ms": ms(stats[s]["p50"]), "p95_ms": ms(stats[s]["p95"])}
             for s in COLUMNS
