@@ -18,6 +18,25 @@ from configs import Settings, load_settings
 from configs.settings import ServiceAddress
 
 
+class ServiceClient:
+    """A client of one of our services: one keep-alive connection pool, opened on first use (a
+    turn must not pay for a TCP handshake), closed by `aclose`."""
+
+    def __init__(self, base_url: str, timeout: aiohttp.ClientTimeout) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 

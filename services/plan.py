@@ -19,6 +19,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from configs import Settings
 
 from . import vram_facts as facts
@@ -241,3 +244,29 @@ def detect_gpu_gib() -> float | None:
 def current_plan(settings: Settings, *, budget_gb: float | None = None, gpu_gb: float | None = None) -> Plan:
     """The plan on this machine: the card's size from `gpu_gb`, then `gpu.gpu_gb`, then nvidia-smi."""
     return plan_vram(settings, budget_gb=budget_gb, gpu_gb=gpu_gb or settings.gpu.gpu_gb or detect_gpu_gib())
+
+
+def render_plan(plan: Plan, settings: Settings, out: Console) -> None:
+    """The plan as `halfsec plan` prints it: a table of components against the budget."""
+    if not plan.uses_gpu:
+        out.print(f"VRAM plan for {plan.profile}: {plan.note}")
+        return
+    table = Table(title=f"VRAM plan: {plan.profile}, {plan.budget_gb:g} GiB budget on a {plan.gpu_gb:g} GiB card")
+    table.add_column("component")
+    table.add_column("GiB", justify="right")
+    table.add_column("from")
+    for c in plan.components:
+        table.add_row(c.name, f"{c.gib:.2f}", c.source)
+    table.add_section()
+    table.add_row("total", f"{plan.total_gb:.2f}", "fits" if plan.fits else "[red]over budget[/]")
+    table.add_row("budget", f"{plan.budget_gb:.2f}", f"unplanned {plan.budget_gb - plan.total_gb:.2f}")
+    out.print(table)
+    if plan.calls:
+        spare = spare_calls(settings, plan)
+        out.print(f"KV cache: {plan.calls} concurrent calls of {plan.context_tokens} tokens"
+                  + (f" (the unplanned rest would hold {spare} more)" if spare else ""))  # fmt: skip
+    if plan.fits and plan.vllm_gpu_memory_utilization is not None:
+        out.print(f"vLLM --gpu-memory-utilization {plan.vllm_gpu_memory_utilization:g} "
+                  f"(a fraction of the {plan.gpu_gb:g} GiB card)")  # fmt: skip
+    if plan.note:
+        out.print(plan.note)

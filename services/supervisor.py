@@ -13,8 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -241,3 +244,23 @@ class Supervisor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def supervisor(settings: Settings, profile: str, names: tuple[str, ...] = ("asr", "tts", "llm")) -> Supervisor:
+    """The services `names` of `profile`, logging under the cache directory (use with `async with`)."""
+    return Supervisor(service_specs(settings, profile, names), settings.cache_dir / "logs")
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, profile: str, name: str, path: str, mismatch: Callable[[Any], str | None]
+) -> AsyncIterator[str]:
+    """services/NAME alone, started or reused, for a bench; yields its URL. A reused one must be
+    what the bench asks for: `mismatch` reads its JSON at `path` and says what is wrong, else None."""
+    url = getattr(settings, name).url
+    async with supervisor(settings, profile, (name,)):
+        async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as resp:
+            problem = mismatch(await resp.json())
+        if problem:
+            raise ServiceError(f"the {name} service at {url} {problem}: stop it or pick another {name}.port")
+        yield url

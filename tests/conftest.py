@@ -11,7 +11,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from configs import Settings, load_settings
 from services.provision import LIBRIVOX_IDS, ProvisionError, require
-from services.supervisor import Supervisor, service_specs
+from services.supervisor import supervisor
 
 _normalize = EnglishTextNormalizer()
 
@@ -38,7 +38,7 @@ async def services(settings: Settings):
         require(settings)
     except ProvisionError as exc:
         pytest.fail(f"{exc} (make test runs it first)")
-    sup = Supervisor(service_specs(settings, "cpu"), settings.cache_dir / "logs")
+    sup = supervisor(settings, "cpu")
     await sup.start()
     yield sup
     await sup.stop()
@@ -52,7 +52,7 @@ async def tts_service(settings: Settings):
         require(settings)
     except ProvisionError as exc:
         pytest.fail(f"{exc} (make test runs it first)")
-    sup = Supervisor(service_specs(settings, "cpu", ("tts",)), settings.cache_dir / "logs")
+    sup = supervisor(settings, "cpu", ("tts",))
     await sup.start()
     yield sup
     await sup.stop()

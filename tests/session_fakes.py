@@ -26,7 +26,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from agent.sim.caller import ROOM_RATE, Utterance
 from agent.sim.voice import Voice
 from services.asr.protocol import SAMPLE_RATE as ASR_RATE
-from services.asr.protocol import EndOfSpeech, Final, Preflight, SpeechStarted
+from services.asr.protocol import EndOfSpeech, Final, Preflight, SpeechStarted, Transcript
 
 TONE_HZ = 220
 
@@ -108,8 +108,11 @@ class ScriptedAsr:
     async def stream(self) -> _ScriptedAsrStream:
         return _ScriptedAsrStream(self)
 
-    async def transcribe(self, pcm16: bytes) -> object:
-        raise NotImplementedError("the scripted calls stream")
+    async def transcribe(self, pcm16: bytes) -> Transcript:
+        """The one-shot path (`asr.streaming: false`): the utterance's last text."""
+        texts = self.texts[min(self.utterance, len(self.texts) - 1)]
+        self.utterance += 1
+        return Transcript(text=texts[-1], audio_s=len(pcm16) / 2 / ASR_RATE)
 
     async def aclose(self) -> None:
         pass

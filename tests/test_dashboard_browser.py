@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import aiohttp
 import pytest
 
 from .test_dashboard import DEMO, fast_turn
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
@@ -32,11 +32,6 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (`make test` installs it: apt-get install chromium)"
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class DevTools:

@@ -1,17 +1,12 @@
 """A failing LLM or ASR degrades the call, never ends it: the caller hears a short apology instead."""
 
-import socket
 
 from agent.sim.call import run_call
 from services.tts.client import TtsClient
 from services.tts.normalize import speakable
 from services.tts.pieces import split_pieces
+from tests.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again: nothing listens there
 
 
 async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, settings, speech, tmp_path):

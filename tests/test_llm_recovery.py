@@ -9,17 +9,12 @@ each on two busy cores)."""
 import asyncio
 import os
 import signal
-import socket
 import time
 
 from agent.sim.call import run_call
 from services.supervisor import Supervisor, is_healthy, service_specs
+from tests.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_vllm_killed_mid_call_fallback_within_2s_then_recovery(services, settings, speech, tmp_path):

@@ -18,10 +18,11 @@ REPLY_MARKS = {"llm_request", "llm_first_token", "llm_first_sentence", "tts_requ
                "first_frame_out", "agent_stopped"}  # fmt: skip
 
 
-async def scripted_call(settings, tmp_path, utterances, texts, replies, **options):
+async def scripted_call(settings, tmp_path, utterances, texts, replies, asr_endpoint_s=0.2, **options):
     model = ScriptedLLM(replies)
     tts = ScriptedTts()
-    build = functools.partial(build_session, vad=ScriptedVAD(), asr=ScriptedAsr(texts), tts_client=tts, model=model)
+    asr = ScriptedAsr(texts, endpoint_s=asr_endpoint_s)
+    build = functools.partial(build_session, vad=ScriptedVAD(), asr=asr, tts_client=tts, model=model)
     call = await run_call(settings, utterances, tmp_path, reply_timeout_s=10.0, gap_s=0.3, build=build, **options)
     return call, model, tts
 
@@ -131,3 +132,33 @@ async def test_a_tool_call_is_one_reply(settings, tmp_path):
     assert turn["agent_text"] == "It is noon."
     # the wait for the first spoken token covers the tool's round trip
     assert turn["llm_ttft_ms"] >= 2 * 50
+
+
+def with_turn(settings, detection, streaming=True):
+    return settings.model_copy(update={"turn": settings.turn.model_copy(update={"detection": detection}),
+                                       "asr": settings.asr.model_copy(update={"streaming": streaming})})  # fmt: skip
+
+
+@pytest.mark.parametrize("detection", ["vad", "stt"])
+async def test_one_owner_ends_the_turn(settings, tmp_path, detection):
+    """The session's VAD hears 200 ms of silence; the ASR service's endpointer waits 500 ms. With
+    `turn.detection: vad` the VAD ends the turn and the ASR's end of speech changes nothing; with
+    `stt` the ASR's endpoint ends it, whatever the VAD said."""
+    call, _, _ = await scripted_call(with_turn(settings, detection), tmp_path, [speech(0.6)], [["Hello there."]],
+                                     {"Hello there.": Reply("Hi.")}, asr_endpoint_s=0.5)  # fmt: skip
+    [turn] = call.turns
+    assert turn["invalid"] == [] and turn["agent_text"] == "Hi."
+    if detection == "vad":
+        assert 168 <= turn["endpoint_ms"] < 450, turn["endpoint_ms"]
+    else:
+        assert turn["endpoint_ms"] >= 500, turn["endpoint_ms"]
+
+
+async def test_without_streaming_the_vad_ends_the_turn_and_the_utterance_is_decoded_after(settings, tmp_path):
+    one_shot = with_turn(settings, "vad", streaming=False)
+    call, model, _ = await scripted_call(one_shot, tmp_path, [speech(0.6)], [["Hello there."]],
+                                         {"Hello there.": Reply("Hi.")})  # fmt: skip
+    [turn] = call.turns
+    assert turn["invalid"] == [] and turn["user_text"] == "Hello there." and model.requests == ["Hello there."]
+    assert 168 <= turn["endpoint_ms"] < 450 and turn["preflights"] == 0
+    assert {"stt_request", "final_transcript"} <= set(turn["marks_ms"])

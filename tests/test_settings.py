@@ -60,5 +60,5 @@ def test_latency_budgets_default_and_override(monkeypatch):
 
 def test_stage_budgets_over_the_target_are_refused(monkeypatch):
     monkeypatch.setenv("HALFSEC_LATENCY__TARGET_MS", "450")
-    with pytest.raises(SettingsError, match=r"latency: .*stages sum to 500 ms, over target_ms 450"):
+    with pytest.raises(SettingsError, match=r"latency: .*stage budgets sum to 500 ms, over the 450 ms total"):
         load_settings("cpu")

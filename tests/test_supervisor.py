@@ -1,19 +1,14 @@
 """The supervisor, with real processes: a service that cannot start, and one that dies later."""
 
 import asyncio
-import socket
 import sys
 import time
 
 import pytest
 
 from services.supervisor import ServiceError, ServiceSpec, Supervisor
+from tests.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_supervisor_reports_a_service_that_dies_on_start(tmp_path):

@@ -32,17 +32,16 @@ def test_caller_token_grants_the_room():
 async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatch, settings):
     """Job processes write turns per room; the worker's /metrics counts them all."""
     import asyncio
-    import socket
 
     import aiohttp
+
+    from tests.ports import free_port
 
     from agent.worker import RUNS_ENV, rooms_dir, watch_rooms
     from latency import TurnLog, build_record
 
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = settings.model_copy(update={"latency": settings.latency.model_copy(update={"dashboard_port": port})})
     async with watch_rooms(settings), aiohttp.ClientSession() as http:
         for room in ("support-1", "support-2"):  # as two job processes would

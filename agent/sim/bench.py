@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from configs import Settings
 from latency import TurnLog, build_record
 from latency.summary import COLUMNS, percentile, stage_percentiles
@@ -164,3 +167,31 @@ async def run_bench(
         results[str(n)] = await run_level(settings, n, calls, audio, turns_per_call, out_dir / f"c{n}")
     last = results[str(levels[-1])]
     return {**last, "levels": results, **trace_overhead_ms(), "out_dir": os.fspath(out_dir)}
+
+
+def render(figures: dict[str, Any], title: str, out: Console) -> None:
+    """The table `halfsec bench calls` prints, the turns that got no answer, and tracing's cost."""
+    table = Table(title=title)
+    stages = list(figures["stages"])
+    for name in ("calls at once", "turns", "failed", "invalid records", "v2v P50", "v2v P95", "heard P50/P95",
+                 *(f"{s} P50/P95" for s in stages), "worst gap"):  # fmt: skip
+        table.add_column(name, justify="right")
+
+    def pair(*values: float | None) -> str:
+        return "/".join("-" if v is None else f"{v:.0f}" for v in values)
+
+    for level in figures["levels"].values():
+        table.add_row(str(level["concurrency"]), str(level["turns"]), str(level["failed_turns"]),
+                      str(level["invalid_records"]), pair(level["v2v_p50_ms"]), pair(level["v2v_p95_ms"]),
+                      pair(level["v2v_audio_p50_ms"], level["v2v_audio_p95_ms"]),
+                      *(pair(*level["stages"][s].values()) for s in stages),
+                      f"{level['v2v_vs_audio_max_ms']}")  # fmt: skip
+    out.print(table)
+    for level in figures["levels"].values():
+        for u in level["unanswered"]:
+            counted = "" if u["why"] == "fallback" else " (counted at the reply timeout in v2v)"
+            out.print(f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']}{counted}",
+                      highlight=False)  # fmt: skip
+    out.print(f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the turn log's "
+              f"flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. Turn records under "
+              f"{figures['out_dir']}", highlight=False, soft_wrap=True)  # fmt: skip

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from livekit.plugins.silero.onnx_model import OnnxModel, new_inference_session
+from rich.console import Console
+from rich.table import Table
 
 from services.audio import read_pcm16, resample
 
@@ -104,3 +106,14 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
         cursor = placed + len(source)
     return out
+
+
+def render_measured(turns: list[MeasuredTurn], call_wav: str | Path, out: Console) -> None:
+    """The table `halfsec measure` prints."""
+    table = Table(title=f"v2v measured on {call_wav} (Silero end of voice -> agent above -40 dBFS), ms")
+    for col in ("turn", "source", "voice ends at s", "v2v", "agent stopped after caller began"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for i, t in enumerate(turns, 1):
+        cells = (("-" if v is None else f"{v:.{d}f}") for v, d in ((t.voice_end_s, 3), (t.v2v_ms, 1), (t.agent_stopped_ms, 1)))
+        table.add_row(str(i), Path(t.source).name, *cells)
+    out.print(table)

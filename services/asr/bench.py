@@ -17,6 +17,8 @@ import jiwer
 import numpy as np
 from whisper_normalizer.english import EnglishTextNormalizer
 
+from latency.summary import percentile
+
 from ..audio import read_pcm16
 from .client import AsrClient
 from .protocol import SAMPLE_RATE, Closed, Final
@@ -77,6 +79,10 @@ async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
     return result
 
 
+def _rounded(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 1)
+
+
 def wer(references: list[str], hypotheses: list[str]) -> float:
     refs = [_normalise(r) for r in references]
     hyps = [_normalise(h) for h in hypotheses]
@@ -116,8 +122,8 @@ async def run_bench(asr_url: str, audio_dir: Path, *, hallucination_s: float = 6
         "wer": round(wer(refs, streamed), 4),
         "offline_wer": round(wer(refs, offline), 4),
         "rtf": round(compute / received, 3),  # decoding time per second of audio streamed
-        "final_after_endpoint_ms_p50": round(float(np.percentile(after_ms, 50)), 1),
-        "final_after_endpoint_ms_p90": round(float(np.percentile(after_ms, 90)), 1),
+        "final_after_endpoint_ms_p50": _rounded(percentile(after_ms, 50)),
+        "final_after_endpoint_ms_p90": _rounded(percentile(after_ms, 90)),
         "decode_factor": round(decoded / received, 3),
         "silence_words": len(silence.text.split()),
         "noise_words": len(noisy.text.split()),

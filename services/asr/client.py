@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ..http import error_text
+from ..http import ServiceClient, error_text
 from .protocol import (
     SAMPLE_RATE,
     STREAM_EVENT,
@@ -50,18 +50,10 @@ class AsrStream:
         await self._ws.close()
 
 
-class AsrClient:
+class AsrClient(ServiceClient):
     def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s))
         self._connect_timeout = timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        # One keep-alive connection pool per client: a turn must not pay for a TCP handshake.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
 
     async def transcribe(self, pcm16: bytes, sample_rate: int = SAMPLE_RATE) -> Transcript:
         url = f"{self.base_url}{TRANSCRIBE_PATH}"
@@ -85,7 +77,3 @@ class AsrClient:
         except aiohttp.WSServerHandshakeError as exc:
             raise AsrError(f"ASR service refused the stream ({exc.status}): {exc.message}") from exc
         return AsrStream(ws)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()

@@ -4,8 +4,10 @@ Streaming, one WebSocket per call (the agent's STT plugin, the bench):
   GET /v1/stream?sample_rate=16000&channels=1&encoding=pcm_s16le   (anything else: 400 + JSON error)
   client -> server  binary: raw PCM, signed 16-bit little-endian mono, at most `asr.max_frame_s`
                     text:   {"type": "end"}  no more audio: finish the utterance, report, close
-  server -> client  text: one JSON event per message, `StreamEvent` below, in this order per turn:
-                    speech_start, interim*, preflight?, end_of_speech, final
+  server -> client  text: one JSON event per message, `StreamEvent` below: `ready` once, then per
+                    turn speech_start, interim*, preflight*, end_of_speech, final (a preflight at
+                    each pause; the last one is reused as the final when no speech came after
+                    it); `closed` answers the client's `end`
   A frame that is not PCM gets an `error` event (fatal: false) and is dropped; an oversize frame
   gets a fatal `error` and the socket is closed (1009).
 

@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 from openai import AsyncOpenAI
+from rich.console import Console
+from rich.table import Table
+
+from latency.summary import percentile
 
 from . import FIRST_SENTENCE
 
@@ -101,8 +105,7 @@ def _ms(value: float | None) -> float | None:
 
 
 def _pct(values: list[float | None], q: float) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(float(np.percentile(present, q)), 1) if present else None
+    return _ms(percentile([v for v in values if v is not None], q))
 
 
 async def bench_level(
@@ -178,3 +181,21 @@ async def run_bench(
         "cached_tokens_turnN": talk[-1].cached_tokens,  # None unless vLLM reports prompt details
         "ttft_ms_by_turn": [_ms(r.ttft_ms) for r in talk],
     }
+
+
+def render(figures: dict[str, Any], title: str, out: Console) -> None:
+    """The table `halfsec bench llm` prints, and the prefix cache's effect on one conversation."""
+    table = Table(title=title)
+    for name in ("calls", "requests", "TTFT P50 ms", "TTFT P95 ms", "1st sentence P50 ms",
+                 "1st sentence P95 ms", "tok/s per stream", "tok/s total"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for level in figures["levels"].values():
+        table.add_row(*(str(level[k]) for k in (
+            "concurrency", "requests", "ttft_ms_p50", "ttft_ms_p95", "first_sentence_ms_p50",
+            "first_sentence_ms_p95", "tokens_per_s_per_stream", "tokens_per_s")))  # fmt: skip
+    out.print(table)
+    cached = figures["cached_tokens_turnN"]
+    out.print(f"one conversation, {figures['turns']} turns: TTFT turn 1 {figures['ttft_turn1_ms']} ms "
+              f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
+              f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
+              + (f", {cached} cached)" if cached is not None else ")"), highlight=False)  # fmt: skip

@@ -30,13 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 
 from configs import Settings
+from latency.summary import percentile
 
 from ..asr.bench import wer
 from ..asr.engine import WhisperEngine
 from ..asr.protocol import SAMPLE_RATE as ASR_RATE
 from ..audio import resample
+from ..figures import figures_table
 from .client import TtsClient
 from .normalize import speakable
 
@@ -116,8 +119,9 @@ def hear(ear: WhisperEngine, pcm: np.ndarray, rate: int) -> str:
     return ear.transcribe(resample(pcm, rate, ASR_RATE).astype(np.float32) / 32768.0).text
 
 
-def _ms(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)) * 1000, 1)
+def _ms(values: list[float], q: float) -> float | None:
+    seconds = percentile(values, q)
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 @dataclass
@@ -175,3 +179,11 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings
 def spoken_wer(replies: list[str], heard: list[str]) -> float:
     """WER with both sides in spoken form (see the module's docstring)."""
     return wer([speakable(r) for r in replies], [speakable(h) for h in heard])
+
+
+def render(result: BenchResult, title: str, out: Console, *, worst: int = 5) -> None:
+    """The figures `halfsec bench tts` prints, then the replies Whisper heard worst."""
+    out.print(figures_table(title, result.figures))
+    for text, heard, reply_wer in sorted(result.heard, key=lambda h: h[2], reverse=True)[:worst]:
+        if reply_wer > 0:
+            out.print(f"WER {reply_wer:.0%}: {text!r}\n       heard: {heard!r}", highlight=False, soft_wrap=True)

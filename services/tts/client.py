@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from ..http import error_text
+from ..http import ServiceClient, error_text
 from .protocol import HEALTH_PATH, SAMPLE_RATE_HEADER, SYNTHESIZE_PATH, VOICES_PATH, SynthesizeRequest
 
 
@@ -15,16 +15,9 @@ class TtsError(RuntimeError):
     pass
 
 
-class TtsClient:
+class TtsClient(ServiceClient):
     def __init__(self, base_url: str, *, timeout_s: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0)
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0))
 
     async def stream(
         self, text: str, *, voice: str | None = None, speed: float | None = None, continues: bool = False
@@ -59,7 +52,3 @@ class TtsClient:
     async def voices(self) -> list[str]:
         async with self._http().get(f"{self.base_url}{VOICES_PATH}") as resp:
             return list((await resp.json())["voices"])
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()

@@ -1,7 +1,8 @@
 """Wire protocol of services/tts, version 1.
 
-POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null}
+POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "continues": bool}
   The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first.
+  `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
          audio is written as each piece of the text is synthesised, so the first bytes arrive
          before the whole text is done. Closing the connection stops the synthesis.

@@ -1,0 +1,152 @@
+"""`halfsec bench asr|llm|tts|calls`: each bench starts (or reuses) what it measures, runs, and
+prints its own table (the bench modules own their figures and how they look)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from configs import Settings
+
+from .args import concurrency_levels, positive
+
+
+def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
+    from services.asr.bench import run_bench
+    from services.figures import figures_table
+    from services.supervisor import serving
+
+    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    model = settings.asr.model
+
+    def mismatch(health: dict) -> str | None:
+        return None if health["model"] == model else f"runs {health['model']!r}, not {model!r}"
+
+    async def run() -> dict[str, float | int]:
+        async with serving(settings, args.profile, "asr", "/health", mismatch) as url:
+            return await run_bench(url, audio_dir)
+
+    figures = asyncio.run(run())
+    Console().print(figures_table(f"ASR streaming bench: {model}, {figures['files']} files in {audio_dir}", figures))
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
+    from services.llm.bench import render, run_bench
+    from services.supervisor import serving
+
+    o = settings.llm
+    wanted = settings.model_path(o.model)
+
+    def mismatch(models: dict) -> str | None:
+        running = models["data"][0].get("root")
+        return None if running == wanted else f"runs {running!r}, not {wanted!r}"
+
+    async def run() -> dict:
+        async with serving(settings, args.profile, "llm", "/v1/models", mismatch) as url:
+            return await run_bench(url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
+                                   turns=args.turns, requests=args.requests, max_tokens=o.max_tokens,
+                                   temperature=o.temperature)  # fmt: skip
+
+    figures = asyncio.run(run())
+    render(figures, f"LLM bench: {o.model}, {o.max_tokens} tokens a reply", Console())
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
+    from services.supervisor import serving
+    from services.tts.bench import REPLIES_FILE, load_replies, render, run_bench
+
+    from ..plugins.chunking import FirstClauseTokenizer
+
+    replies_file = Path(args.replies) if args.replies else REPLIES_FILE
+    replies = load_replies(replies_file)
+    backend = settings.tts.backend
+
+    def mismatch(health: dict) -> str | None:
+        ours = "pieces" in health and health.get("backend") == backend
+        return None if ours else f"is not this version with the {backend!r} backend"
+
+    async def run():  # -> BenchResult
+        async with serving(settings, args.profile, "tts", "/health", mismatch) as url:
+            # the agent's own chunker: the bench times what a caller would hear
+            chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words).tokenize
+            return await run_bench(url, replies, chunker, settings)
+
+    result = asyncio.run(run())
+    title = f"TTS bench: Kokoro {backend}, {result.figures['replies']} replies in {replies_file.name}"
+    render(result, title, Console(), worst=args.worst)
+    if args.json:
+        print(json.dumps(result.figures))
+    return 0
+
+
+def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import require
+    from services.supervisor import supervisor
+
+    from ..sim.bench import render, run_bench
+    from ..sim.caller import load_utterance
+
+    require(settings)
+    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    audio = sorted(p for p in audio_dir.glob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
+    if not audio:
+        raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
+    for f in audio:
+        load_utterance(f)  # a bad file stops the bench here, not as a failed call later
+    out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def run() -> dict:
+        async with supervisor(settings, args.profile):
+            return await run_bench(settings, args.concurrency, args.calls, audio, args.turns, out)
+
+    figures = asyncio.run(run())
+    title = (f"{args.calls} calls of {args.turns} turns at each concurrency, ms "
+             f"(target v2v <= {settings.latency.target_ms:.0f})")  # fmt: skip
+    render(figures, title, Console())
+    if args.json:
+        print(json.dumps(figures))
+    return 0 if all(level["failed_turns"] == 0 for level in figures["levels"].values()) else 1
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:  # noqa: A002
+        parser = bench.add_parser(name, help=help)
+        parser.add_argument("--profile", default="cpu", help="settings profile")
+        parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
+        parser.set_defaults(fn=fn)
+        return parser
+
+    asr = add("asr", cmd_bench_asr, "stream speech through services/asr: WER, latency, hallucinations")
+    asr.add_argument("--audio-dir", metavar="DIR", help="audio files with same-stem .txt references "
+                     "(default: the LibriVox speech `halfsec models` fetched)")  # fmt: skip
+    llm = add("llm", cmd_bench_llm, "stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
+    llm.add_argument("--concurrency", type=concurrency_levels, default=[1, 4, 8], metavar="1,4,8",
+                     help="concurrent calls at each level (default 1,4,8)")  # fmt: skip
+    llm.add_argument("--turns", type=positive, default=8, metavar="N", help="turns of the growing conversation (default 8)")
+    llm.add_argument("--requests", type=positive, default=3, metavar="R",
+                     help="requests each concurrent caller makes per level (default 3)")  # fmt: skip
+    calls = add("calls", cmd_bench_calls, "N simulated callers at once through the whole stack: v2v and "
+                "per-stage P50/P95, failed turns")  # fmt: skip
+    calls.add_argument("--concurrency", type=concurrency_levels, default=[1], metavar="N[,N...]",
+                       help="calls at once; several levels run one after the other (default 1)")  # fmt: skip
+    calls.add_argument("--calls", type=positive, default=4, metavar="M", help="calls at each level (default 4)")
+    calls.add_argument("--turns", type=positive, default=3, help="turns per call (default 3)")
+    calls.add_argument("--audio-dir", metavar="DIR", help="speech files, one per turn "
+                       "(default: the LibriVox speech `halfsec models` fetched)")  # fmt: skip
+    calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    tts = add("tts", cmd_bench_tts, "agent-style replies through services/tts: first audio, RTF, round-trip WER")
+    tts.add_argument("--replies", metavar="FILE", help="one reply per line (default: services/tts/bench_replies.txt)")
+    tts.add_argument("--worst", type=int, default=5, help="replies Whisper heard worst to print (default 5)")

@@ -1,0 +1,75 @@
+"""`halfsec models`, `services`, `plan` and `up`: the models, the services that run them, the
+VRAM plan they share, and the LiveKit worker in front of them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+
+from rich.console import Console
+
+from configs import Settings
+
+from .args import add_command
+
+console = Console(stderr=True)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import provision
+
+    built = provision(settings, console)
+    console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
+    return 0
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from services.provision import require
+    from services.supervisor import supervisor
+
+    require(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with supervisor(settings, args.profile) as sup:
+            console.print(f"services up ({', '.join(s.name for s in sup.specs)}); Ctrl-C stops them")
+            await stop.wait()
+            console.print("stopping services...")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from services.plan import current_plan, render_plan
+
+    plan = current_plan(settings, budget_gb=args.budget_gb, gpu_gb=args.gpu_gb)
+    render_plan(plan, settings, Console())
+    if not plan.fits:
+        console.print(f"[red]halfsec: plan does not fit:[/] {plan.advice}", highlight=False, soft_wrap=True)
+    if args.json:
+        print(json.dumps(plan.as_dict()))
+    return 0 if plan.fits else 1
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from ..worker import run_worker
+
+    run_worker(args.profile)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    add_command(sub, "models", cmd_models, "assemble the offline profile's models and test speech")
+    add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    plan = add_command(sub, "plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
+    plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
+    plan.add_argument("--gpu-gb", type=float, metavar="M",
+                      help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)")  # fmt: skip
+    plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
+    add_command(sub, "up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
