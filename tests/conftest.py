@@ -10,7 +10,9 @@ from jiwer import wer
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from configs import Settings, load_settings
-from services.provision import LIBRIVOX_IDS, ProvisionError, require
+from agent.sim.speech import LIBRIVOX_IDS
+from agent.sim.speech import artifacts as speech_artifacts
+from services.provision import ProvisionError, require
 from services.supervisor import supervisor
 
 _normalize = EnglishTextNormalizer()
@@ -28,6 +30,10 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def speech(settings: Settings) -> list[tuple[Path, str]]:
     """The LibriVox utterances `halfsec models` fetched: (wav path, reference text)."""
+    try:
+        require(settings, extra=speech_artifacts(settings))
+    except ProvisionError as exc:
+        pytest.fail(f"{exc} (make test runs it first)")
     base = settings.speech_dir / "librivox"
     return [(base / f"{u}.wav", (base / f"{u}.txt").read_text().strip()) for u in LIBRIVOX_IDS]
 

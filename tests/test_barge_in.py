@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agent.sim.call import run_call
-from services.provision import call_turns
+from agent.sim.speech import call_turns
 from services.tts.client import TtsClient
 from tests.vllm_metrics import RUNNING, vllm_metrics
 

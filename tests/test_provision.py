@@ -7,14 +7,16 @@ import time
 import pytest
 
 from configs import load_settings
-from services.provision import ProvisionError, artifacts, provision, require
+from agent.sim.speech import artifacts as speech_artifacts
+from services.provision import ProvisionError, model_artifacts, provision, require
 
 
 def test_second_run_does_nothing(settings):
     t0 = time.monotonic()
-    assert provision(settings) == []  # `make test` already provisioned everything
+    everything = [*model_artifacts(settings), *speech_artifacts(settings)]
+    assert provision(settings, everything) == []  # `make test` already provisioned everything
     assert time.monotonic() - t0 < 10
-    assert all(a.present() for a in artifacts(settings))
+    assert all(a.present() for a in everything)
 
 
 def test_missing_models_are_named(monkeypatch, tmp_path):
@@ -26,7 +28,7 @@ def test_missing_models_are_named(monkeypatch, tmp_path):
 
 def test_a_truncated_model_is_not_taken_as_present(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("HALFSEC_CACHE_DIR", str(tmp_path))
-    art = next(a for a in artifacts(load_settings("cpu")) if a.name == "whisper tiny.en")
+    art = next(a for a in model_artifacts(load_settings("cpu")) if a.name == "whisper tiny.en")
     art.dest.mkdir(parents=True)
     for name in art.files:
         (art.dest / name).write_bytes(b"x")

@@ -94,10 +94,11 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     from services.provision import require
     from services.supervisor import supervisor
 
+    from ..sim import speech
     from ..sim.bench import render, run_bench
     from ..sim.caller import load_utterance
 
-    require(settings)
+    require(settings, extra=None if args.audio_dir else speech.artifacts(settings))
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
     audio = sorted(p for p in audio_dir.glob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
     if not audio:

@@ -19,13 +19,14 @@ console = Console(stderr=True)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from services.provision import demo_audio, require
+    from services.provision import require
     from services.supervisor import supervisor
 
+    from ..sim import speech
     from ..sim.call import print_summary, run_call
 
-    require(settings)
-    files = [Path(f) for f in args.audio] if args.audio else demo_audio(settings)[: args.turns]
+    require(settings, extra=None if args.audio else speech.artifacts(settings))
+    files = [Path(f) for f in args.audio] if args.audio else speech.demo_audio(settings)[: args.turns]
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"audio file not found: {f}")

@@ -18,9 +18,11 @@ console = Console(stderr=True)
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from services.provision import provision
+    from services.provision import model_artifacts, provision
 
-    built = provision(settings, console)
+    from ..sim import speech
+
+    built = provision(settings, [*model_artifacts(settings), *speech.artifacts(settings)], console)
     console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
     return 0
 

@@ -46,7 +46,7 @@ class KokoroOnnx:
             if not path.is_file():
                 raise FileNotFoundError(f"TTS file not found at {path} ({key}); run `halfsec models`")
         # kokoro-onnx's default session spreads over every core and runs ~2x slower here
-        # (RTF 0.57 vs 0.25 on 2 cores, FACTS.md): intra-op = our cores, inter-op = 1.
+        # (RTF 0.57 vs 0.25 on 2 cores, measured here): intra-op = our cores, inter-op = 1.
         so = ort.SessionOptions()
         so.intra_op_num_threads = opts.intra_op_threads
         so.inter_op_num_threads = 1
