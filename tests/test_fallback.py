@@ -5,7 +5,7 @@ import socket
 from agent.sim.call import run_call
 from services.tts.client import TtsClient
 from services.tts.normalize import speakable
-from services.tts.pieces import split_pieces
+from services.tts.text.cuts import split_pieces
 
 
 def free_port() -> int:

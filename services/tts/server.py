@@ -1,6 +1,6 @@
 """services/tts: one Kokoro model, many calls, PCM streamed back over chunked HTTP (protocol.py).
 
-A request's text is made speakable (normalize.py), cut into pieces at sentence ends (pieces.py),
+A request's text is made speakable (normalize.py), cut into pieces at sentence ends (text/cuts.py),
 and each piece's audio is written as soon as it exists, its silent edges fitted (edges.py).
 Pieces of all requests go through one queue (scheduler.py) that serves replies' first pieces
 first. When the caller hangs up (a barge-in closes the connection), aiohttp cancels the
@@ -24,7 +24,6 @@ from ..http import json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
 from .edges import fit_edges
 from .normalize import speakable
-from .pieces import split_pieces
 from .protocol import (
     HEALTH_PATH,
     SAMPLE_RATE_HEADER,
@@ -33,6 +32,7 @@ from .protocol import (
     SynthesizeRequest,
 )
 from .scheduler import SynthesisQueue
+from .text.cuts import split_pieces
 
 log = logging.getLogger("halfsec.tts")
 QUEUE = web.AppKey("queue", SynthesisQueue)
