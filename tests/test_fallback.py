@@ -4,8 +4,8 @@ import socket
 
 from agent.sim.call import run_call
 from services.tts.client import TtsClient
-from services.tts.normalize import speakable
 from services.tts.text.cuts import split_pieces
+from services.tts.text.normalize import speakable
 
 
 def free_port() -> int:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from services.tts.normalize import speakable
 from services.tts.text.cuts import MAX_PIECE_CHARS, split_pieces
+from services.tts.text.normalize import speakable
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from ..asr.engine import WhisperEngine
 from ..asr.protocol import SAMPLE_RATE as ASR_RATE
 from ..audio import resample
 from .client import TtsClient
-from .normalize import speakable
+from .text.normalize import speakable
 from .text.punctuation import ends_sentence
 
 REPLIES_FILE = Path(__file__).with_name("bench_replies.txt")
