@@ -1,4 +1,4 @@
-"""What the LLM is sent each turn, and what of its reply is spoken.
+"""What the LLM is sent each turn.
 
 History: the system prompt (settings, unchanged for the whole call: no time of day, no turn count)
 always goes first, then as many of the latest turns as fit the context budget. Old turns are dropped
@@ -7,22 +7,19 @@ is well under the budget, so the next turns only append to it and vLLM's prefix 
 matching the whole earlier prompt until the next trim, instead of missing from the second message
 on every turn once the budget is reached.
 
-Speech: LiveKit's own markdown and emoji filters (its `tts_text_transforms`), plus numbered and
-"•" list markers, which they leave in; the same filtered text is the transcript, so the history
-holds what the caller heard.
+What of a reply is spoken, and so kept in the history, is decided in services/tts/text
+(markup_stream.py), beside the TTS service's own cleanup.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from livekit.agents import llm
-from livekit.agents.voice.transcription.filters import filter_emoji, filter_markdown
 
 from configs import Settings
 from configs.settings import HUB_PREFIX
@@ -136,44 +133,3 @@ def _turns(items: list[llm.ChatItem]) -> list[list[llm.ChatItem]]:
             turns.append([])
         turns[-1].append(item)
     return turns
-
-
-# A list marker at the start of a line: "1. ", "2) ", "• ". LiveKit's filter_markdown takes
-# "- ", "+ " and "* " only.
-_LIST_MARKER = re.compile(r"[ \t]*(?:\d{1,3}[.)]|[•‣◦·])[ \t]+")
-# What a line may start with while it could still turn out to be such a marker.
-_MARKER_PREFIX = re.compile(r"[ \t]*(?:\d{1,3}[.)]?|[•‣◦·])?")
-
-
-async def drop_list_markers(text: AsyncIterable[str]) -> AsyncIterator[str]:
-    """Numbered and "•" list markers removed from the start of each line, streaming: only the
-    few characters at a line's start that could still be a marker are held back."""
-    pending = ""  # the current line's start, while it could still be a marker
-    at_line_start = True
-    async for chunk in text:
-        out = []
-        for part in re.split(r"(\n)", chunk):
-            if part == "\n":
-                out.append(pending + part)
-                pending, at_line_start = "", True
-                continue
-            if not at_line_start:
-                out.append(part)
-                continue
-            pending += part
-            if marker := _LIST_MARKER.match(pending):
-                out.append(pending[marker.end() :])
-            elif _MARKER_PREFIX.fullmatch(pending):
-                continue  # "1" or "  2." so far: wait for what follows
-            else:
-                out.append(pending)
-            pending, at_line_start = "", False
-        if joined := "".join(out):
-            yield joined
-    if pending:
-        yield pending
-
-
-def speakable(text: AsyncIterable[str]) -> AsyncIterable[str]:
-    """LLM text as it should be spoken: no markdown, no emoji, no list markers."""
-    return filter_emoji(filter_markdown(drop_list_markers(text)))

@@ -31,8 +31,9 @@ from configs import Settings
 from services.asr.client import AsrClient
 from services.llm import FIRST_SENTENCE
 from services.tts.client import TtsClient
+from services.tts.text.markup_stream import strip_markup
 
-from .conversation import HistoryWindow, history_budget, speakable, token_counter
+from .conversation import HistoryWindow, history_budget, token_counter
 from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS, ReplyStreamAdapter
 from .plugins.chunking import FirstClauseTokenizer
@@ -148,7 +149,7 @@ class HalfsecAgent(Agent):
     ) -> AsyncIterable[str]:
         # what was spoken (the session filters the TTS's text the same way): the history, the
         # room's transcript and the turn record then hold no markdown for the model to copy
-        return Agent.default.transcription_node(self, speakable(text), model_settings)
+        return Agent.default.transcription_node(self, strip_markup(text), model_settings)
 
 
 def build_llm(settings: Settings, **options: Any) -> openai.LLM:
@@ -225,8 +226,8 @@ def build_session(
             "preemptive_generation": {"enabled": turn.preemptive_generation},
         },
         aec_warmup_duration=turn.aec_warmup_s or None,
-        # LiveKit's markdown and emoji filters, plus list markers (conversation.speakable)
-        tts_text_transforms=[speakable],
+        # LiveKit's markdown and emoji filters, plus list markers (services/tts/text/markup_stream.py)
+        tts_text_transforms=[strip_markup],
         user_away_timeout=None,
         conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),
     )

@@ -1,4 +1,5 @@
-from agent.plugins.chunking import FirstClauseTokenizer, clauses
+from agent.plugins.chunking import FirstClauseTokenizer
+from services.tts.text.cuts import clauses
 
 
 async def stream_chunks(text: str, step: int = 3, **options) -> list[str]:

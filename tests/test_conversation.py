@@ -6,17 +6,11 @@ from collections.abc import AsyncIterable
 import pytest
 from livekit.agents import Agent, llm
 
-from agent.conversation import (
-    HistoryWindow,
-    drop_list_markers,
-    estimate_tokens,
-    history_budget,
-    speakable,
-    token_counter,
-)
+from agent.conversation import HistoryWindow, estimate_tokens, history_budget, token_counter
 from agent.session import HalfsecAgent
-from configs import load_settings
 from agent.tracing import CallTracer
+from configs import load_settings
+from services.tts.text.markup_stream import drop_list_markers, strip_markup
 
 SYSTEM = "You are a friendly voice assistant on a phone call."
 
@@ -39,7 +33,7 @@ SPOKEN = "Options\nSure! Here are two ways :\nCall the desk now.\nOr email us.\n
 
 @pytest.mark.parametrize("size", [1, 3, 7, 1000])  # however the LLM's deltas happen to split it
 async def test_markdown_reply_becomes_speakable(size):
-    assert await collect(speakable(chunked(MARKDOWN_REPLY, size))) == SPOKEN
+    assert await collect(strip_markup(chunked(MARKDOWN_REPLY, size))) == SPOKEN
 
 
 @pytest.mark.parametrize(
@@ -47,7 +41,7 @@ async def test_markdown_reply_becomes_speakable(size):
     ["100 people came.\n", "1.5 million, roughly.\n", "In 2024 we did step 3. Then\n", "7", "Snake_case and 5 * 3."],
 )
 async def test_numbers_that_are_not_list_markers_stay(text):
-    assert await collect(speakable(chunked(text, 1))) == text
+    assert await collect(strip_markup(chunked(text, 1))) == text
 
 
 async def test_list_markers_go_even_indented_or_split():

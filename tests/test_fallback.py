@@ -3,8 +3,8 @@
 
 from agent.sim.call import run_call
 from services.tts.client import TtsClient
-from services.tts.normalize import speakable
-from services.tts.pieces import split_pieces
+from services.tts.text.cuts import split_pieces
+from services.tts.text.normalize import speakable
 from tests.ports import free_port
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from services.tts.edges import CLAUSE_PAUSE_S, MARGIN_S, SENTENCE_PAUSE_S, fit_edges, pause_after
+from services.tts.edges import MARGIN_S, fit_edges
+from services.tts.text.punctuation import CLAUSE_PAUSE_S, SENTENCE_PAUSE_S, pause_after
 
 RATE = 24000
 

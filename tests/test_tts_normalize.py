@@ -2,8 +2,8 @@
 
 import pytest
 
-from services.tts.normalize import speakable
-from services.tts.pieces import MAX_PIECE_CHARS, split_pieces
+from services.tts.text.cuts import MAX_PIECE_CHARS, split_pieces
+from services.tts.text.normalize import speakable
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_nothing_speakable_is_empty(text):
 @pytest.mark.parametrize(
     "text, pieces",
     [
-        ("One. Two! Three? Four; five.", ["One.", "Two!", "Three?", "Four;", "five."]),
+        ("One. Two! Three? Four; five.", ["One.", "Two!", "Three?", "Four; five."]),  # ";" ends a clause
         ("  Only one sentence here  ", ["Only one sentence here"]),
         ("Fine. ... !", ["Fine."]),  # punctuation alone is not a piece
         ("", []),

@@ -1,7 +1,8 @@
 """TTS plugin: text goes to services/tts, PCM streams back into LiveKit's audio emitter.
 
-Not streaming text-in (yet): LiveKit's StreamAdapter cuts the LLM's text into sentences with its
-own tokenizer and calls `synthesize` per sentence; audio of each comes back as it is produced.
+Not streaming text-in (yet): LiveKit's StreamAdapter cuts the LLM's text with the tokenizer it is
+given, ours (chunking.py: the reply's first sentence at its clauses, later sentences whole), and
+calls `synthesize` per chunk; audio of each comes back as it is produced.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ are tests/test_tts_normalize.py's cases.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,11 +40,11 @@ from ..asr.protocol import SAMPLE_RATE as ASR_RATE
 from ..audio import resample
 from ..figures import figures_table
 from .client import TtsClient
-from .normalize import speakable
+from .text.normalize import speakable
+from .text.punctuation import ends_sentence
 
 REPLIES_FILE = Path(__file__).with_name("bench_replies.txt")
 EAR_MODEL = "whisper-base"  # under <cache_dir>/models; `halfsec models` assembles it
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
 Chunker = Callable[[str], list[str]]
 
@@ -61,7 +60,7 @@ def load_replies(path: Path = REPLIES_FILE) -> list[str]:
 def first_sentence_chunks(chunks: list[str]) -> int:
     """How many chunks make up the first sentence (the first chunk may be only its first clause)."""
     for n, chunk in enumerate(chunks, 1):
-        if _SENTENCE_END.search(chunk):
+        if ends_sentence(chunk):
             return n
     return len(chunks)
 

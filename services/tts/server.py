@@ -1,7 +1,8 @@
 """services/tts: one Kokoro model, many calls, PCM streamed back over chunked HTTP (protocol.py).
 
-A request's text is made speakable (normalize.py), cut into pieces at sentence ends (pieces.py),
-and each piece's audio is written as soon as it exists, its silent edges fitted (edges.py).
+A request's text is made speakable (text/normalize.py), cut into pieces at sentence ends
+(text/cuts.py), and each piece's audio is written as soon as it exists, its silent edges fitted
+(edges.py).
 Pieces of all requests go through one queue (scheduler.py) that serves replies' first pieces
 first. When the caller hangs up (a barge-in closes the connection), aiohttp cancels the
 handler: the piece being synthesised is stopped and the rest are never started.
@@ -23,8 +24,6 @@ from configs.settings import TtsSettings
 from ..http import json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
 from .edges import fit_edges
-from .normalize import speakable
-from .pieces import split_pieces
 from .protocol import (
     HEALTH_PATH,
     SAMPLE_RATE_HEADER,
@@ -33,6 +32,8 @@ from .protocol import (
     SynthesizeRequest,
 )
 from .scheduler import SynthesisQueue
+from .text.cuts import split_pieces
+from .text.normalize import speakable
 
 log = logging.getLogger("halfsec.tts")
 QUEUE = web.AppKey("queue", SynthesisQueue)

@@ -1,9 +1,9 @@
 """Reply text as it should be spoken: what Kokoro's phonemiser (espeak-ng) would misread or read
 aloud literally is rewritten before synthesis.
 
-Order matters: markdown goes first (its `*`, `#`, `[..](..)` are syntax, not words), then emoji,
-addresses and abbreviations (their dots must not read as sentence ends), then numbers, most
-specific first (phone numbers, money, times, percentages, units, ordinals, ranges, years), and
+Order matters: markdown goes first (markup.py: its `*`, `#`, `[..](..)` are syntax, not words),
+then emoji, addresses and abbreviations (their dots must not read as sentence ends), then numbers,
+most specific first (phone numbers, money, times, percentages, units, ordinals, ranges, years), and
 whatever digits are left become plain cardinals. Number words come from num2words.
 
 Heuristics, on purpose: a bare four-digit number from 1100 to 2099 is read as a year ("in 1999",
@@ -17,62 +17,11 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-import emoji
-from markdown_it import MarkdownIt
 from num2words import num2words
 
+from .markup import drop_emoji, markdown_to_text
+
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
-
-# ---- markdown -------------------------------------------------------------------------------
-
-_MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-_SPOKEN_END = re.compile(r"[.!?,;:]$")
-_BLOCK_END = {"paragraph_close", "heading_close", "tr_close", "fence", "html_block"}
-
-
-def markdown_to_text(text: str) -> str:
-    """The words of a markdown text, block by block. A block without closing punctuation (a
-    heading, a bullet) that another block follows gets a full stop, so the voice pauses there
-    instead of running the lines together; the last block is left as it is (a clause chunk of a
-    reply ends on a comma, or on nothing)."""
-    blocks: list[str] = []
-    current: list[str] = []
-    numbered = False  # inside an ordered list that does not start at 1
-
-    def end_block() -> None:
-        words = " ".join("".join(current).split())
-        current.clear()
-        if words:
-            blocks.append(words)
-
-    for tok in _MD.parse(text):
-        if tok.type == "inline":
-            for child in tok.children or []:
-                if child.type in ("text", "code_inline"):
-                    current.append(child.content)
-                elif child.type in ("softbreak", "hardbreak"):
-                    current.append(" ")
-                elif child.type == "image":
-                    current.append(child.content)  # its alt text
-        elif tok.type == "ordered_list_open":
-            # "1999. That was..." parses as a list starting at 1999: a sentence, so its number
-            # stays; the numbers of a list that starts at 1 are only markup
-            numbered = tok.attrGet("start") not in (None, 1)
-        elif tok.type == "list_item_open" and numbered:
-            current.append(f"{tok.info}. ")
-        elif tok.type in ("th_close", "td_close"):
-            current.append(", ")
-        elif tok.type == "code_block":  # indented text: from an LLM, an accident, not code
-            current.append(tok.content)
-        elif tok.type in _BLOCK_END:
-            if tok.type == "tr_close" and current[-1:] == [", "]:
-                current.pop()  # a row ends on its last cell, not on a comma
-            end_block()
-        # fenced code, raw HTML and rules are not read aloud
-    end_block()
-    ended = [b if _SPOKEN_END.search(b) else b + "." for b in blocks[:-1]]
-    return " ".join(ended + blocks[-1:])
-
 
 # ---- addresses ------------------------------------------------------------------------------
 
@@ -261,7 +210,7 @@ _SYMBOLS: list[tuple[re.Pattern[str], str]] = [
 def speakable(text: str) -> str:
     """`text` rewritten for speech; "" when nothing in it can be spoken."""
     text = markdown_to_text(text)
-    text = emoji.replace_emoji(text, " ")
+    text = drop_emoji(text)
     text = _EMAIL.sub(_spoken_email, text)
     text = _URL.sub(_spoken_url, text)
     text = _DOMAIN.sub(lambda m: _dotted(m.group(0)), text)
@@ -272,5 +221,7 @@ def speakable(text: str) -> str:
     for pattern, repl in _SYMBOLS:
         text = pattern.sub(repl, text)
     text = " ".join(text.split())
-    text = re.sub(r"\s+([.,!?;:])", r"\1", text)  # "dropped 🎉 ." -> "dropped."
+    # "dropped 🎉 ." -> "dropped.": the marks that hug the word before them (a dash does not), a
+    # matter of spelling, not of punctuation.py's cuts and pauses
+    text = re.sub(r"\s+([.,!?;:])", r"\1", text)
     return text if re.search(r"\w", text) else ""

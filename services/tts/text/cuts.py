@@ -1,0 +1,85 @@
+"""Where reply text is cut for speech, at the sentence and clause ends of punctuation.py.
+
+Two cuts, one table, so the agent and the service never disagree on what a clause is:
+
+- `clauses`: the agent's first sentence at its clauses (agent/plugins/chunking.py feeds it to
+  LiveKit's tokenizer stream). Kokoro's time to first audio grows with the chunk (cpu profile:
+  ~0.45 s for "Sure," against ~0.7 s for "Sure, I can help with that." and 1.6 s for a 12-word
+  sentence), and the LLM needs time to finish a sentence too. So the first chunk of a reply ends
+  at its first clause mark, even after one word: "Sure,", "Of course,", "Thanks for waiting," are
+  phrases a speaker pauses after anyway, and the service ends the chunk with a clause's pause. The
+  rest of the first sentence is cut at its clause marks too (clauses of LATER_CLAUSE_WORDS+ words),
+  so that each piece is quick to make while the one before it plays. Later sentences go whole and
+  keep their prosody. The price on a slow TTS: while "Sure," plays, the next clause may still be
+  being synthesised, and the caller hears a longer pause after it (`halfsec bench tts` reports it
+  as stall); the first sentence is still heard sooner than if it had been sent whole (same bench).
+
+- `split_pieces`: the service's cut of a request's (speakable) text into the pieces it
+  synthesises one by one. Pieces end at sentence ends, so the first audio goes out after one
+  sentence, not the whole text. No piece may exceed Kokoro's limit of 510 phoneme tokens; the text
+  is bounded by characters instead, since phonemes are only known inside the backend. Measured
+  with espeak-ng (en-us): ordinary English runs at 0.96-1.25 phoneme tokens per character, text
+  full of acronyms ("FBI CIA NASA API") at 2.5, letters spelled one by one ("x y z e g h k") at
+  2.7. MAX_PIECE_CHARS = 180 stays under 510 tokens up to 2.8 tokens per character. Only runs of
+  "w" ("double-u", 10 tokens for one letter) go past that; then kokoro-onnx's own batching at 510
+  tokens still cuts the phonemes, so nothing is ever truncated, only one piece runs longer. A
+  longer sentence is cut at its clause ends, then between words (packing as many as fit), and only
+  a 180-character "word" is cut inside itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .punctuation import CLAUSE_GAP, SENTENCE_GAP
+
+LATER_CLAUSE_WORDS = 3  # a later clause of the first sentence goes alone only with this many words
+MAX_PIECE_CHARS = 180
+
+_SPEAKABLE = re.compile(r"\w")
+
+
+def clauses(sentence: str, first_min_words: int) -> list[str]:
+    """`sentence` cut after each clause mark that ends a long enough clause (the first one needs
+    `first_min_words`, later ones LATER_CLAUSE_WORDS) and leaves words after it."""
+    pieces: list[str] = []
+    start = 0
+    for gap in CLAUSE_GAP.finditer(sentence):
+        clause = sentence[start : gap.start()].strip()
+        wanted = first_min_words if not pieces else LATER_CLAUSE_WORDS
+        if len(clause.split()) >= wanted and sentence[gap.end() :].strip():
+            pieces.append(clause)
+            start = gap.end()
+    return [*pieces, sentence[start:].strip()]
+
+
+def _pack(parts: list[str], limit: int) -> list[str]:
+    """Join consecutive parts (with a space) into runs no longer than `limit`."""
+    runs: list[str] = []
+    for part in parts:
+        if runs and len(runs[-1]) + 1 + len(part) <= limit:
+            runs[-1] += " " + part
+        else:
+            runs.append(part)
+    return runs
+
+
+def _bounded(sentence: str, limit: int) -> list[str]:
+    if len(sentence) <= limit:
+        return [sentence]
+    pieces: list[str] = []
+    for clause in _pack(CLAUSE_GAP.split(sentence), limit):
+        if len(clause) <= limit:
+            pieces.append(clause)
+            continue
+        for run in _pack(clause.split(), limit):
+            pieces += [run[i : i + limit] for i in range(0, len(run), limit)]
+    return pieces
+
+
+def split_pieces(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
+    """Sentences of `text`, each at most `limit` characters, without the ones with no words."""
+    pieces: list[str] = []
+    for sentence in SENTENCE_GAP.split(text.strip()):
+        pieces += _bounded(sentence.strip(), limit)
+    return [p for p in pieces if _SPEAKABLE.search(p)]
