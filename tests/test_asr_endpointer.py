@@ -87,6 +87,11 @@ async def test_queue_serves_a_waiting_final_before_a_long_talkers_interims():
     assert order == ["1", "5", "2", "4"]
 
 
+
+def test_a_final_is_its_own_kind_and_ranks_with_a_preflight():
+    assert Kind.FINAL is not Kind.PREFLIGHT and Kind.FINAL.name == "FINAL"
+    assert Kind.FINAL.priority == Kind.PREFLIGHT.priority < Kind.COMMIT.priority < Kind.INTERIM.priority
+
 def test_only_finished_phrases_settle():
     from services.asr.stream import _finished
 

@@ -210,9 +210,10 @@ class StreamSession:
         run = None
         if timestamps:  # interims are throw-away: not worth a second decode when doubtful
             run = partial(self._scheduler.decode, timestamps=True, retry_doubtful=False)
-        elif kind == Kind.PREFLIGHT:
+        elif kind in (Kind.PREFLIGHT, Kind.FINAL):
             # Most preflights at a pause inside a turn are never used, and short pieces are often
-            # doubtful ("He was not. He was not."): a final checks them instead (`_sure`).
+            # doubtful ("He was not. He was not."): a final checks them instead (`_sure`). A final
+            # decoded at the endpoint is checked the same way, so it needs no retry of its own.
             run = partial(self._scheduler.decode, retry_doubtful=False)
         job = self._scheduler.submit(self.sid, kind, audio, end, run=run)
         job.future.add_done_callback(self._count)
