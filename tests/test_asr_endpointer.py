@@ -87,8 +87,13 @@ async def test_queue_serves_a_waiting_final_before_a_long_talkers_interims():
     assert order == ["1", "5", "2", "4"]
 
 
+
+def test_a_final_is_its_own_kind_and_ranks_with_a_preflight():
+    assert Kind.FINAL is not Kind.PREFLIGHT and Kind.FINAL.name == "FINAL"
+    assert Kind.FINAL.priority == Kind.PREFLIGHT.priority < Kind.COMMIT.priority < Kind.INTERIM.priority
+
 def test_only_finished_phrases_settle():
-    from services.asr.stream import _finished
+    from services.asr.policy import _finished
 
     assert _finished("He was not an ill-disposed young man.") and _finished("Well,")
     for unsure in ("He was not an old-s-y-y-y-y-", "He was not an ill...", "rather selfish is to be"):

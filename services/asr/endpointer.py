@@ -2,7 +2,7 @@
 
 The endpointer keeps the current utterance's audio (with pre-roll, so first words are not
 clipped) and reports events in samples from the utterance's start. It knows nothing about
-Whisper; `stream.py` decides what to decode when.
+Whisper; `policy.py` decides what to decode when.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -27,11 +27,22 @@ from .protocol import SAMPLE_RATE
 log = logging.getLogger("halfsec.asr")
 
 
-class Kind(IntEnum):
-    PREFLIGHT = 0  # may become the final: someone may be waiting on it
-    FINAL = 0
-    COMMIT = 1
-    INTERIM = 2
+class Kind(Enum):
+    """What a decode is for. Its place in the queue is `priority`, not its value: a final and a
+    preflight rank the same, yet stay two kinds (a final's decode options and logs are its own)."""
+
+    PREFLIGHT = "preflight"  # may become the final: someone may be waiting on it
+    FINAL = "final"
+    COMMIT = "commit"
+    INTERIM = "interim"
+
+    @property
+    def priority(self) -> int:
+        """Lower is served first (rule 1 above)."""
+        return _PRIORITY[self]
+
+
+_PRIORITY = {Kind.PREFLIGHT: 0, Kind.FINAL: 0, Kind.COMMIT: 1, Kind.INTERIM: 2}
 
 
 @dataclass(eq=False)
@@ -96,7 +107,7 @@ class DecodeScheduler:
         ready = [j for j in self._queue if j.stream not in self._running]
         if not ready:
             return None
-        job = min(ready, key=lambda j: (j.kind, j.queued_at))
+        job = min(ready, key=lambda j: (j.kind.priority, j.queued_at))
         self._queue.remove(job)
         return job
 

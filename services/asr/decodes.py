@@ -1,0 +1,40 @@
+"""A decode the stream policy asks for, and what came of it.
+
+Positions are in utterance samples (the endpointer's), so the policy never holds audio: the
+stream reads the samples when it hands the request to the scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .engine import Decoded
+from .scheduler import Kind
+
+# WhisperEngine.decode's keyword defaults: a request passes only the options that differ.
+_ENGINE_DEFAULTS = {"timestamps": False, "retry_doubtful": True, "full_window": False}
+
+
+@dataclass(eq=False)  # each request is one decode: compared and hashed by identity
+class DecodeRequest:
+    kind: Kind  # may change while it runs: a preflight becomes a commit or an interim
+    start: int
+    end: int
+    timestamps: bool = False  # Whisper's phrase ends too: an interim settles phrases with them
+    retry_doubtful: bool = True  # the engine decodes a doubtful piece again over the full window
+    full_window: bool = False  # decode over Whisper's full 30 s window straight away
+    # Decode the audio of this earlier request: its utterance may be gone from the endpointer.
+    again: DecodeRequest | None = None
+    result: Decoded | None = None
+    error: BaseException | None = None
+    cancelled: bool = False  # the stream closed, or a newer interim replaced it in the queue
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None or self.cancelled
+
+    @property
+    def options(self) -> dict[str, bool]:
+        """WhisperEngine.decode's keyword arguments where this decode differs from its defaults."""
+        chosen = {"timestamps": self.timestamps, "retry_doubtful": self.retry_doubtful, "full_window": self.full_window}
+        return {name: value for name, value in chosen.items() if value != _ENGINE_DEFAULTS[name]}
