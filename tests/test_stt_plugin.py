@@ -15,7 +15,10 @@ from .conftest import normalized_wer
 
 async def test_livekit_gets_start_interim_preflight_end_and_final(services, settings, speech):
     marks: list[str] = []
-    plugin = HalfsecSTT(AsrClient(settings.asr.url), on_mark=marks.append)
+    transcripts: list[tuple[str, str]] = []
+    # the ASR's endpoint ends the turn here (turn.detection "stt"): the plugin marks it
+    plugin = HalfsecSTT(AsrClient(settings.asr.url), on_mark=marks.append,
+                        on_transcript=lambda kind, text: transcripts.append((kind, text)), marks_end_of_turn=True)
     audio, _ = sf.read(speech[0][0], dtype="int16")
     # the room's rate: LiveKit's resampler inside RecognizeStream brings it to 16 kHz
     audio48 = np.repeat(np.concatenate([np.zeros(8000, np.int16), audio, np.zeros(16000, np.int16)]), 3)
@@ -40,5 +43,19 @@ async def test_livekit_gets_start_interim_preflight_end_and_final(services, sett
     assert kinds.index(T.START_OF_SPEECH) < kinds.index(T.END_OF_SPEECH) < kinds.index(T.FINAL_TRANSCRIPT)
     final = next(e for e in events if e.type == T.FINAL_TRANSCRIPT)
     assert normalized_wer(speech[0][1], final.alternatives[0].text) < 0.15
-    assert marks[:3] == ["end_of_turn", "preflight_transcript", "final_transcript"] or marks[:3] == [
-        "preflight_transcript", "end_of_turn", "final_transcript"], marks
+    assert marks == ["end_of_turn"]
+    kinds_said = [kind for kind, _ in transcripts]
+    assert "preflight_transcript" in kinds_said and kinds_said[-1] == "final_transcript"
+    assert transcripts[-1][1] == final.alternatives[0].text  # the tracer hears the words LiveKit gets
+
+
+async def test_without_stt_turn_detection_the_plugin_leaves_the_end_of_turn_to_the_session(settings):
+    marks: list[str] = []
+    plugin = HalfsecSTT(AsrClient(settings.asr.url), on_mark=marks.append)  # marks_end_of_turn=False
+    stream = plugin.stream()
+    from services.asr.protocol import EndOfSpeech
+
+    stream._on(EndOfSpeech(stream_s=1.0, last_voiced_s=0.8))
+    assert marks == []
+    await stream.aclose()
+    await plugin.aclose()
