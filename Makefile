@@ -6,13 +6,18 @@ VENV := .venv
 VLLM_VENV := .venv-vllm
 PROFILE ?= cpu
 
-.PHONY: demo test setup models browser clean
+.PHONY: demo test lint setup models browser clean
 
 demo: models
 	$(VENV)/bin/halfsec demo --profile $(PROFILE)
 
-test: models browser
+test: lint models browser
 	$(VENV)/bin/python -m pytest -q -rs tests
+
+# The formatter and the lint rules of pyproject.toml, on the whole tree.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 

@@ -43,7 +43,6 @@ from .tracing import CallTracer
 log = logging.getLogger("halfsec.agent")
 
 
-
 class HalfsecAgent(Agent):
     """The assistant. Wraps the default LLM node to send a history trimmed to the context budget
     (`conversation.py`), to timestamp its first token and sentence, and to speak a short fallback
@@ -114,9 +113,7 @@ class HalfsecAgent(Agent):
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback
 
-    async def tts_node(
-        self, text: AsyncIterable[str], model_settings: ModelSettings
-    ) -> AsyncIterator[rtc.AudioFrame]:
+    async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterator[rtc.AudioFrame]:
         """The LLM fallback from its prerendered audio (fallback.py); anything else to the TTS.
         Only text that could still be the fallback is held back: a reply's first characters."""
         frames = self._fallback_audio.frames if self._fallback_audio is not None else None
@@ -144,9 +141,7 @@ class HalfsecAgent(Agent):
         async for frame in Agent.default.tts_node(self, replay(), model_settings):
             yield frame
 
-    def transcription_node(
-        self, text: AsyncIterable[str], model_settings: ModelSettings
-    ) -> AsyncIterable[str]:
+    def transcription_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[str]:
         # what was spoken (the session filters the TTS's text the same way): the history, the
         # room's transcript and the turn record then hold no markdown for the model to copy
         return Agent.default.transcription_node(self, strip_markup(text), model_settings)
@@ -254,5 +249,6 @@ def build_session(
         # registered after the tracer's handler: the turn has ended when the fallback starts
         if ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
+
     agent = HalfsecAgent(settings, tracer, [stt, kokoro], phrase(settings.llm.fallback_text), prerender=(asr_fallback,))
     return session, agent

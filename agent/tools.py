@@ -23,8 +23,10 @@ def spoken_time(moment: datetime) -> str:
     """'3:04 PM on Tuesday, 22 November 2026 (Europe/London time)': the words a caller hears."""
     hour = moment.hour % 12 or 12
     zone = getattr(moment.tzinfo, "key", None) or moment.tzname() or "local"
-    return (f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'} on {moment:%A}, "
-            f"{moment.day} {moment:%B %Y} ({zone} time)")  # fmt: skip
+    return (
+        f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'} on {moment:%A}, "
+        f"{moment.day} {moment:%B %Y} ({zone} time)"
+    )
 
 
 def current_time_tool(timezone: str, clock: Clock = datetime.now) -> llm.FunctionTool:

@@ -54,7 +54,9 @@ class Budget:
         unknown = set(self.stages_ms) - set(BUDGET_STAGES)
         missing = set(BUDGET_STAGES) - set(self.stages_ms)
         if unknown or missing:
-            raise ValueError(f"budget stages must be {list(BUDGET_STAGES)} (unknown {sorted(unknown)}, missing {sorted(missing)})")
+            raise ValueError(
+                f"budget stages must be {list(BUDGET_STAGES)} (unknown {sorted(unknown)}, missing {sorted(missing)})"
+            )
         # Over the total with every stage within its budget would leave no stage to blame.
         if sum(self.stages_ms.values()) > self.total_ms:
             raise ValueError(

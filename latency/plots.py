@@ -41,7 +41,9 @@ def _waterfall(records: Sequence[dict[str, Any]], budget: Budget, out: Path) -> 
     """One row per turn (the latest ones), its v2v split into stages; the budget on top."""
     turns = [r for r in records if r.get("stages_ms")][-MAX_WATERFALL_TURNS:]
     rows: list[tuple[str, dict[str, float], list[str]]] = [("budget", dict(budget.stages_ms), [])]
-    rows += [(f"{r.get('session_id', '')[:6]} #{r.get('turn')}", r["stages_ms"], r.get("over_budget") or []) for r in turns]
+    rows += [
+        (f"{r.get('session_id', '')[:6]} #{r.get('turn')}", r["stages_ms"], r.get("over_budget") or []) for r in turns
+    ]
     colors = _colors()
     fig, ax = plt.subplots(figsize=(11, 1.6 + 0.38 * len(rows)))
     for y, (_, stages, over) in enumerate(rows):
@@ -51,8 +53,15 @@ def _waterfall(records: Sequence[dict[str, Any]], budget: Budget, out: Path) -> 
             if ms is None:
                 continue
             is_over = stage in over
-            ax.barh(y, ms, left=left, color=colors[stage], edgecolor="red" if is_over else "white",
-                    linewidth=2 if is_over else 0.5, hatch="//" if is_over else None)
+            ax.barh(
+                y,
+                ms,
+                left=left,
+                color=colors[stage],
+                edgecolor="red" if is_over else "white",
+                linewidth=2 if is_over else 0.5,
+                hatch="//" if is_over else None,
+            )
             left += ms
         if y:
             ax.text(left, y, f" {left:.0f}", va="center", fontsize=8)
@@ -74,12 +83,16 @@ def _histograms(records: Sequence[dict[str, Any]], budget: Budget, out: Path) ->
     """v2v and each stage: the distribution of turns, with the budget as a dashed line."""
     panels = [("v2v", [r["v2v_ms"] for r in records if r.get("v2v_ms") is not None], budget.total_ms)]
     panels += [
-        (stage, [r["stages_ms"][stage] for r in records if stage in (r.get("stages_ms") or {})], budget.stages_ms[stage])
+        (
+            stage,
+            [r["stages_ms"][stage] for r in records if stage in (r.get("stages_ms") or {})],
+            budget.stages_ms[stage],
+        )
         for stage in BUDGET_STAGES
     ]
     colors = {"v2v": "black", **_colors()}
     fig, axes = plt.subplots(2, 4, figsize=(13, 6))
-    for ax, (name, values, limit) in zip(axes.flat, panels):
+    for ax, (name, values, limit) in zip(axes.flat, panels, strict=False):
         if values:
             ax.hist(values, bins=min(30, max(5, len(values))), color=colors[name], alpha=0.8)
         ax.axvline(limit, color="red", linestyle="--", linewidth=1)
@@ -88,7 +101,7 @@ def _histograms(records: Sequence[dict[str, Any]], budget: Budget, out: Path) ->
         ax.set_ylabel("turns", fontsize=8)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle("turns per latency, by stage (red dashed: budget)")
     fig.tight_layout()

@@ -58,4 +58,3 @@ def turn_files(source: str | os.PathLike[str]) -> list[Path]:
 def load_records(source: str | os.PathLike[str], budget: Budget) -> list[dict[str, Any]]:
     """All records under `source`, upgraded to the current shape."""
     return [upgrade(r, budget) for f in turn_files(source) for r in read_turns(f)]
-

@@ -38,9 +38,7 @@ def summarize(records: Sequence[dict[str, Any]], budget: Budget, *, worst: int =
         **_quantiles(v2v),
         "over": sum(1 for v in v2v if v > budget.total_ms),
     }
-    components = {
-        c: _quantiles([r[c] for r in records if r.get(c) is not None]) for c in COMPONENTS
-    }
+    components = {c: _quantiles([r[c] for r in records if r.get(c) is not None]) for c in COMPONENTS}
     within = sum(1 for v in v2v if v <= budget.total_ms)
     answered = sorted((r for r in records if r.get("v2v_ms") is not None), key=lambda r: -r["v2v_ms"])
     return {
@@ -66,8 +64,7 @@ def _worst_entry(r: dict[str, Any]) -> dict[str, Any]:
         "turn": r.get("turn"),
         "v2v_ms": r["v2v_ms"],
         "over_budget": [
-            {"stage": s, "ms": r["stages_ms"][s], "budget_ms": budget.get(s)}
-            for s in r.get("over_budget") or ()
+            {"stage": s, "ms": r["stages_ms"][s], "budget_ms": budget.get(s)} for s in r.get("over_budget") or ()
         ],
         "user_text": r.get("user_text", ""),
     }

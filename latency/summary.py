@@ -45,4 +45,8 @@ def render_table(turns: Sequence[dict[str, Any]], target_ms: float, console: Con
         table.add_row(q.upper(), *(_fmt(stats[s][q]) for s in COLUMNS), style="bold")
     console.print(table)
     for r in turns:
-        console.print(f"  {r['turn']}. caller: {r.get('user_text', '')!r}\n     agent:  {r.get('agent_text', '')!r}", soft_wrap=True, highlight=False)
+        console.print(
+            f"  {r['turn']}. caller: {r.get('user_text', '')!r}\n     agent:  {r.get('agent_text', '')!r}",
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -179,9 +179,7 @@ def build_record(
     return record
 
 
-def invariants(
-    record: TurnRecord, marks: Mapping[str, float], *, min_endpoint_ms: float | None = None
-) -> list[str]:
+def invariants(record: TurnRecord, marks: Mapping[str, float], *, min_endpoint_ms: float | None = None) -> list[str]:
     """What is wrong with `record` (built from `marks`): empty when nothing is.
 
     Every stage >= 0; the critical-path stages sum to v2v_ms; the endpoint no shorter than the
@@ -195,7 +193,5 @@ def invariants(
             problems.append(f"stages_ms sum {total:.1f} != v2v_ms {record.v2v_ms:g}")
     if min_endpoint_ms is not None and record.endpoint_ms is not None and record.endpoint_ms < min_endpoint_ms:
         problems.append(f"endpoint_ms {record.endpoint_ms:g} < {min_endpoint_ms:g} (the end-of-speech silence)")
-    problems += [
-        f"{a} after {b}" for a, b in CAUSAL_ORDER if a in marks and b in marks and marks[a] > marks[b]
-    ]
+    problems += [f"{a} after {b}" for a, b in CAUSAL_ORDER if a in marks and b in marks and marks[a] > marks[b]]
     return problems

@@ -81,7 +81,8 @@ def service_main(
     args = parser.parse_args()
     # HALFSEC_LOG_LEVEL=DEBUG shows each stream's events (services/asr) when chasing a bad turn.
     level = os.environ.get("HALFSEC_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     app, address = build(load_settings(args.profile))  # loads the model: slow, before we listen
     asyncio.run(serve(app, address.host, address.port, handler_cancellation=handler_cancellation))

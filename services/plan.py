@@ -138,21 +138,33 @@ def _asr(settings: Settings) -> list[Component]:
     work = facts.ASR_WORKSPACE_GIB_PER_WORKER * a.num_workers
     return [
         Component("asr CUDA context", facts.CUDA_CONTEXT_GIB, "asr", "estimate, per process"),
-        Component(f"asr weights ({a.compute_type})", size, "asr",
-                  f"{params / 1e6:.0f} M params x {facts.CT2_WEIGHT_BYTES[storage]} B"),
-        Component(f"asr workspace ({a.num_workers} worker{'s' if a.num_workers > 1 else ''})", work, "asr",
-                  f"estimate, {facts.ASR_WORKSPACE_GIB_PER_WORKER:g} GiB per worker"),
-    ]  # fmt: skip
+        Component(
+            f"asr weights ({a.compute_type})",
+            size,
+            "asr",
+            f"{params / 1e6:.0f} M params x {facts.CT2_WEIGHT_BYTES[storage]} B",
+        ),
+        Component(
+            f"asr workspace ({a.num_workers} worker{'s' if a.num_workers > 1 else ''})",
+            work,
+            "asr",
+            f"estimate, {facts.ASR_WORKSPACE_GIB_PER_WORKER:g} GiB per worker",
+        ),
+    ]
 
 
 def _tts(settings: Settings) -> list[Component]:
     params = _lookup(facts.TTS_PARAMS, settings.tts.model, "tts.model")
     return [
         Component("tts CUDA context", facts.CUDA_CONTEXT_GIB, "tts", "estimate, per process"),
-        Component("tts weights (fp32)", params * facts.TTS_WEIGHT_BYTES / facts.GIB, "tts",
-                  f"{params / 1e6:.0f} M params x {facts.TTS_WEIGHT_BYTES} B"),
+        Component(
+            "tts weights (fp32)",
+            params * facts.TTS_WEIGHT_BYTES / facts.GIB,
+            "tts",
+            f"{params / 1e6:.0f} M params x {facts.TTS_WEIGHT_BYTES} B",
+        ),
         Component("tts workspace", facts.TTS_WORKSPACE_GIB, "tts", "estimate"),
-    ]  # fmt: skip
+    ]
 
 
 def _llm(settings: Settings, plan: Plan) -> None:
@@ -171,19 +183,25 @@ def _llm(settings: Settings, plan: Plan) -> None:
         share = utilization * card
         kv = share - fixed
         plan.calls = max(int(kv // per_call), 0)
-        kv_name = f"llm KV cache (llm.gpu_memory_utilization {utilization:g}: {plan.calls} calls x {o.max_model_len} tokens)"
+        kv_name = (
+            f"llm KV cache (llm.gpu_memory_utilization {utilization:g}: {plan.calls} calls x {o.max_model_len} tokens)"
+        )
         if kv < per_call:
-            plan.advice = (f"llm.gpu_memory_utilization {utilization:g} gives vLLM {share:.2f} GiB of the "
-                           f"{card:g} GiB card, too little for its weights, activations and one "
-                           f"{o.max_model_len}-token call: unset it and let the plan compute it")
+            plan.advice = (
+                f"llm.gpu_memory_utilization {utilization:g} gives vLLM {share:.2f} GiB of the "
+                f"{card:g} GiB card, too little for its weights, activations and one "
+                f"{o.max_model_len}-token call: unset it and let the plan compute it"
+            )
     plan.context_tokens = o.max_model_len
     plan.vllm_gpu_memory_utilization = utilization
     plan.components += [
         Component("llm CUDA context", facts.CUDA_CONTEXT_GIB, "llm", "estimate, per process"),
         Component("llm weights", model.weights_gib, "llm", "vLLM's load log (public)", True),
-        Component(kv_name, max(kv, 0.0), "llm", f"{model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES):,} B a token", True),
+        Component(
+            kv_name, max(kv, 0.0), "llm", f"{model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES):,} B a token", True
+        ),
         Component("llm activations + CUDA graphs", facts.VLLM_ACTIVATION_GIB, "llm", "estimate", True),
-    ]  # fmt: skip
+    ]
 
 
 def _advice(settings: Settings, plan: Plan) -> str:
@@ -198,17 +216,21 @@ def _advice(settings: Settings, plan: Plan) -> str:
         share = plan.vllm_share_gb
         card = plan.gpu_gb or plan.budget_gb
         most = (plan.budget_gb - (plan.total_gb - share)) / card
-        return (f"{head}: llm.gpu_memory_utilization {o.gpu_memory_utilization:g} gives vLLM "
-                f"{share:.2f} GiB of the {card:g} GiB card; lower it to {max(most, 0):.3f} or less, "
-                f"or unset it and let the plan compute it")  # fmt: skip
+        return (
+            f"{head}: llm.gpu_memory_utilization {o.gpu_memory_utilization:g} gives vLLM "
+            f"{share:.2f} GiB of the {card:g} GiB card; lower it to {max(most, 0):.3f} or less, "
+            f"or unset it and let the plan compute it"
+        )
     room = plan.budget_gb - (plan.total_gb - kv.gib)
     per_token = _kv_gib_per_token(settings)
     calls = int(room // (o.max_model_len * per_token)) if room > 0 else 0
     if calls < 1:
         biggest = max(plan.components, key=lambda c: c.gib)
-        return (f"{head}, {plan.total_gb - kv.gib:.2f} GiB of it before any KV cache: pick a smaller "
-                f"llm.model (the largest part is {biggest.name}, {biggest.gib:.2f} GiB), run asr or tts "
-                f"on the CPU (asr.device / tts.device: cpu), or raise gpu.budget_gb")  # fmt: skip
+        return (
+            f"{head}, {plan.total_gb - kv.gib:.2f} GiB of it before any KV cache: pick a smaller "
+            f"llm.model (the largest part is {biggest.name}, {biggest.gib:.2f} GiB), run asr or tts "
+            f"on the CPU (asr.device / tts.device: cpu), or raise gpu.budget_gb"
+        )
     options = [f"llm.max_num_seqs to {calls} (at {o.max_model_len} tokens)"]
     context = int(room / (o.max_num_seqs * per_token)) // MIN_MODEL_LEN * MIN_MODEL_LEN
     if context >= MIN_MODEL_LEN:
@@ -263,10 +285,14 @@ def render_plan(plan: Plan, settings: Settings, out: Console) -> None:
     out.print(table)
     if plan.calls:
         spare = spare_calls(settings, plan)
-        out.print(f"KV cache: {plan.calls} concurrent calls of {plan.context_tokens} tokens"
-                  + (f" (the unplanned rest would hold {spare} more)" if spare else ""))  # fmt: skip
+        out.print(
+            f"KV cache: {plan.calls} concurrent calls of {plan.context_tokens} tokens"
+            + (f" (the unplanned rest would hold {spare} more)" if spare else "")
+        )
     if plan.fits and plan.vllm_gpu_memory_utilization is not None:
-        out.print(f"vLLM --gpu-memory-utilization {plan.vllm_gpu_memory_utilization:g} "
-                  f"(a fraction of the {plan.gpu_gb:g} GiB card)")  # fmt: skip
+        out.print(
+            f"vLLM --gpu-memory-utilization {plan.vllm_gpu_memory_utilization:g} "
+            f"(a fraction of the {plan.gpu_gb:g} GiB card)"
+        )
     if plan.note:
         out.print(plan.note)

@@ -65,9 +65,7 @@ def service_specs(
     def llm() -> ServiceSpec:
         llm_python = settings.llm_python()
         if not llm_python.exists():
-            raise ServiceError(
-                f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`"
-            )
+            raise ServiceError(f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`")
         template = settings.llm_chat_template()
         if template is not None and not template.is_file():
             raise ServiceError(f"chat template not found at {template} (llm.chat_template)")
@@ -110,7 +108,7 @@ async def is_healthy(url: str, timeout_s: float = 1.0) -> bool:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
             async with http.get(url) as resp:
                 return resp.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
@@ -189,8 +187,11 @@ class Supervisor:
                     continue
                 log.error(
                     "%s exited with code %s; restarting in %.0fs:\n%s",
-                    spec.name, proc.returncode, backoff[spec.name], self.tail(spec.name),
-                )  # fmt: skip
+                    spec.name,
+                    proc.returncode,
+                    backoff[spec.name],
+                    self.tail(spec.name),
+                )
                 await asyncio.sleep(backoff[spec.name])
                 backoff[spec.name] = min(backoff[spec.name] * 2, self._max_backoff_s)
                 self._spawn(spec)
@@ -202,13 +203,11 @@ class Supervisor:
         while not await is_healthy(spec.health_url):
             if proc is not None and proc.poll() is not None:
                 raise ServiceError(
-                    f"{spec.name} exited with code {proc.returncode} while starting:\n"
-                    + self.tail(spec.name)
+                    f"{spec.name} exited with code {proc.returncode} while starting:\n" + self.tail(spec.name)
                 )
             if time.monotonic() > deadline:
                 raise ServiceError(
-                    f"{spec.name} not healthy after {spec.startup_timeout_s:.0f}s:\n"
-                    + self.tail(spec.name)
+                    f"{spec.name} not healthy after {spec.startup_timeout_s:.0f}s:\n" + self.tail(spec.name)
                 )
             await asyncio.sleep(0.25)
         log.info("%s healthy", spec.name)

@@ -9,9 +9,9 @@ import pytest
 from jiwer import wer
 from whisper_normalizer.english import EnglishTextNormalizer
 
-from configs import Settings, load_settings
 from agent.sim.speech import LIBRIVOX_IDS
 from agent.sim.speech import artifacts as speech_artifacts
+from configs import Settings, load_settings
 from services.provision import ProvisionError, require
 from services.supervisor import supervisor
 

@@ -43,8 +43,9 @@ def tone(seconds: float, rate: int = ROOM_RATE, amplitude: int = 4000) -> np.nda
 
 def speech(*parts: float, name: str = "scripted") -> Utterance:
     """An utterance from durations: voice, pause, voice, ... (seconds)."""
-    pcm = np.concatenate([tone(s) if i % 2 == 0 else np.zeros(int(s * ROOM_RATE), np.int16)
-                          for i, s in enumerate(parts)])  # fmt: skip
+    pcm = np.concatenate(
+        [tone(s) if i % 2 == 0 else np.zeros(int(s * ROOM_RATE), np.int16) for i, s in enumerate(parts)]
+    )
     return Utterance(Path(name), pcm, Voice(first=0, end=len(pcm), rate=ROOM_RATE))
 
 
@@ -76,10 +77,21 @@ class _ScriptedVADStream(vad.VADStream):
             if speaking or voiced:
                 frames.append(item)
 
-            now = {"samples_index": samples, "timestamp": 0.0, "speech_duration": speech_s,
-                   "silence_duration": silence_s}  # fmt: skip
-            self._event_ch.send_nowait(vad.VADEvent(type=vad.VADEventType.INFERENCE_DONE, frames=[item],
-                                                    speaking=speaking, probability=float(voiced), **now))  # fmt: skip
+            now = {
+                "samples_index": samples,
+                "timestamp": 0.0,
+                "speech_duration": speech_s,
+                "silence_duration": silence_s,
+            }
+            self._event_ch.send_nowait(
+                vad.VADEvent(
+                    type=vad.VADEventType.INFERENCE_DONE,
+                    frames=[item],
+                    speaking=speaking,
+                    probability=float(voiced),
+                    **now,
+                )
+            )
             if not speaking and voiced and speech_s >= self._vad.min_speech_s:
                 speaking = True
                 start = vad.VADEvent(type=vad.VADEventType.START_OF_SPEECH, frames=list(frames), speaking=True, **now)

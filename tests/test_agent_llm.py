@@ -45,7 +45,9 @@ def test_an_unknown_time_zone_is_refused_naming_the_key(monkeypatch):
     from configs import SettingsError, load_settings
 
     monkeypatch.setenv("HALFSEC_TOOLS__TIMEZONE", "Mars/Olympus")
-    with pytest.raises(SettingsError, match=r"tools.timezone: .*unknown time zone 'Mars/Olympus'.*HALFSEC_TOOLS__TIMEZONE"):
+    with pytest.raises(
+        SettingsError, match=r"tools.timezone: .*unknown time zone 'Mars/Olympus'.*HALFSEC_TOOLS__TIMEZONE"
+    ):
         load_settings("cpu")
 
 

@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 
 from configs.settings import AsrSettings, VadSettings
-from services.asr.endpointer import FRAME, Endpoint, Endpointer, Pause, Resume, SpeechStart
+from services.asr.endpointer import FRAME, Endpoint, Endpointer, SpeechStart
 from services.asr.engine import Decoded
 from services.asr.scheduler import DecodeScheduler, Kind
 
@@ -87,10 +87,10 @@ async def test_queue_serves_a_waiting_final_before_a_long_talkers_interims():
     assert order == ["1", "5", "2", "4"]
 
 
-
 def test_a_final_is_its_own_kind_and_ranks_with_a_preflight():
     assert Kind.FINAL is not Kind.PREFLIGHT and Kind.FINAL.name == "FINAL"
     assert Kind.FINAL.priority == Kind.PREFLIGHT.priority < Kind.COMMIT.priority < Kind.INTERIM.priority
+
 
 def test_only_finished_phrases_settle():
     from services.asr.policy import _finished
@@ -108,8 +108,9 @@ async def test_a_doubtful_preflight_is_decoded_again_only_when_it_becomes_the_fi
 
     calls: list[bool] = []
 
-    def decode(audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True,
-               full_window: bool = False) -> Decoded:  # fmt: skip
+    def decode(
+        audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True, full_window: bool = False
+    ) -> Decoded:
         calls.append(full_window)
         text = "He was not an ill-disposed young man." if full_window else "He was not. He was not. He"
         return Decoded(text=text, audio_s=len(audio) / 16000, decode_ms=1, redecoded=full_window)
@@ -117,8 +118,11 @@ async def test_a_doubtful_preflight_is_decoded_again_only_when_it_becomes_the_fi
     probs = [0.0] * 10 + [0.9] * 20 + [0.0] * 2 + [0.9] * 20 + [0.0] * 12
     script = iter(probs)
     opts = AsrSettings(preflight_after_s=0.032, interim_interval_s=0, commit_min_s=5.0)
-    ep = Endpointer(VadSettings(min_silence_s=0.2, min_speech_s=0.064, prefix_padding_s=0.128), opts,
-                    model=lambda _frame: next(script))  # fmt: skip
+    ep = Endpointer(
+        VadSettings(min_silence_s=0.2, min_speech_s=0.064, prefix_padding_s=0.128),
+        opts,
+        model=lambda _frame: next(script),
+    )
     scheduler = DecodeScheduler(decode)
     scheduler.start()
     events: list = []

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from aiohttp.test_utils import TestServer
 
-from services.asr.bench import noise, stream_audio
+from services.asr.bench import noise
 from services.asr.client import AsrClient
 from services.asr.engine import WhisperEngine
 from services.asr.protocol import STREAM_PATH, Closed, Error, Final
@@ -59,7 +59,11 @@ async def test_a_turn_streams_every_event_and_the_preflight_is_the_final(asr, sp
     assert kinds[0] == "ready" and kinds[-1] == "closed"
     turn = [k for k in kinds if k != "interim"][1:-1]
     assert turn == ["speech_start", "preflight", "end_of_speech", "final"] or turn == [
-        "speech_start", "end_of_speech", "preflight", "final"], kinds
+        "speech_start",
+        "end_of_speech",
+        "preflight",
+        "final",
+    ], kinds
     assert kinds.count("interim") >= 2  # while the caller talks
     final = next(e for e in events if e.type == "final")
     preflight = next(e for e in events if e.type == "preflight")
@@ -73,7 +77,9 @@ async def test_silence_noise_music_and_breath_produce_no_words(asr):
     t = np.arange(16000 * 8) / 16000
     chord = sum(np.sin(2 * np.pi * f * t) for f in (262, 330, 392)) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
     music = (chord / 3 * 0.3 * 32767).astype(np.int16)
-    breath = (noise(8, seed=3) * np.tile(np.r_[np.hanning(16000 * 3 // 2), np.zeros(16000 // 2)], 4)[: 16000 * 8]).astype(np.int16)
+    breath = (
+        noise(8, seed=3) * np.tile(np.r_[np.hanning(16000 * 3 // 2), np.zeros(16000 // 2)], 4)[: 16000 * 8]
+    ).astype(np.int16)
     audio = np.concatenate([np.zeros(16000 * 8, np.int16), noise(8), music, breath])
     events = await events_of(asr, audio, realtime=False)
     words = [e.text for e in events if e.type in ("interim", "preflight", "final") and e.text]
@@ -106,9 +112,10 @@ async def test_a_turn_longer_than_whispers_window_loses_and_doubles_no_words(set
 
 
 async def _refused(settings, **params: str) -> tuple[Error, int | None]:
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-        f"{settings.asr.url}{STREAM_PATH}", params=params
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{settings.asr.url}{STREAM_PATH}", params=params) as ws,
+    ):
         msg = await ws.receive_json()
         await ws.receive()
         return Error.model_validate(msg), ws.close_code
@@ -116,8 +123,11 @@ async def _refused(settings, **params: str) -> tuple[Error, int | None]:
 
 @pytest.mark.parametrize(
     ("params", "words"),
-    [({"sample_rate": "48000"}, "sample_rate must be 16000"), ({"channels": "2"}, "channels must be 1"),
-     ({"encoding": "opus"}, "encoding must be pcm_s16le")],
+    [
+        ({"sample_rate": "48000"}, "sample_rate must be 16000"),
+        ({"channels": "2"}, "channels must be 1"),
+        ({"encoding": "opus"}, "encoding must be pcm_s16le"),
+    ],
 )
 async def test_wrong_format_is_refused_with_a_clear_error(asr, settings, params, words):
     error, code = await _refused(settings, **params)

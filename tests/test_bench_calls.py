@@ -1,9 +1,6 @@
 """`halfsec bench calls`: how turns are counted, and two calls at once through the real stack."""
 
 import json
-
-import pytest
-
 from pathlib import Path
 
 from agent.cli import main
@@ -27,9 +24,14 @@ def test_every_turn_counts_and_the_unanswered_are_listed():
     assert figures["v2v_p50_ms"] == REPLY_TIMEOUT_S * 1000 and figures["v2v_p95_ms"] == REPLY_TIMEOUT_S * 1000
     assert figures["stages"]["stt"]["p50_ms"] == 30.0  # stages: of the answered turns
     assert [(u["call"], u["turn"], u["why"]) for u in figures["unanswered"]] == [
-        (0, 2, "no reply"), (0, 3, "fallback"), (1, 2, "no record"), (1, 3, "no record"),
-        (2, 1, "call crashed"), (2, 2, "call crashed"), (2, 3, "call crashed"),
-    ]  # fmt: skip
+        (0, 2, "no reply"),
+        (0, 3, "fallback"),
+        (1, 2, "no record"),
+        (1, 3, "no record"),
+        (2, 1, "call crashed"),
+        (2, 2, "call crashed"),
+        (2, 3, "call crashed"),
+    ]
     assert figures["v2v_audio_p95_ms"] == REPLY_TIMEOUT_S * 1000  # measured: the same rule
     healthy = level_figures(1, [CallOutcome(0, files[:2], [turn(400), turn(800)], [410, 790])], turns_per_call=2)
     assert (healthy["v2v_p50_ms"], healthy["v2v_audio_p50_ms"], healthy["failed_turns"]) == (600.0, 600.0, 0)

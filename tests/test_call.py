@@ -5,14 +5,23 @@ import pytest
 import soundfile as sf
 from livekit import rtc
 
-from agent.sim.call import run_call
 from agent.plugins.asr_stt import to_pcm16_mono
+from agent.sim.call import run_call
+from agent.sim.speech import call_turns
 from latency import read_turns
 from services.asr.client import AsrClient
-from agent.sim.speech import call_turns
 
-RECORD_FIELDS = {"session_id", "turn", "user_text", "agent_text", "endpoint_ms", "stt_ms",
-                 "llm_ttft_ms", "tts_ttfb_ms", "v2v_ms"}  # fmt: skip
+RECORD_FIELDS = {
+    "session_id",
+    "turn",
+    "user_text",
+    "agent_text",
+    "endpoint_ms",
+    "stt_ms",
+    "llm_ttft_ms",
+    "tts_ttfb_ms",
+    "v2v_ms",
+}
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,9 @@ def test_token_counter_reads_the_models_tokenizer_when_present():
 
 async def test_agent_trims_the_history_it_sends_and_transcribes_speakable_text(monkeypatch):
     settings = load_settings("cpu")
-    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_model_len": 256, "max_tokens": 56})})
+    settings = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"max_model_len": 256, "max_tokens": 56})}
+    )
     agent = HalfsecAgent(settings, CallTracer("s", lambda record: None), [])
     sent: list[llm.ChatContext] = []
 

@@ -8,7 +8,6 @@ with aiohttp's websocket client, so no browser is downloaded from anywhere else.
 import asyncio
 import base64
 import itertools
-import json
 import os
 import re
 import shutil
@@ -21,8 +20,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .test_dashboard import DEMO, fast_turn
 from tests.ports import free_port
+
+from .test_dashboard import DEMO, fast_turn
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
@@ -31,7 +31,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (`make test` installs it: apt-get install chromium)"
 )
-
 
 
 class DevTools:
@@ -78,8 +77,11 @@ async def test_dashboard_shows_a_turn_appended_after_load(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "dashboard", "--port", str(port), "--run", str(log)],
-        cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     profile = tempfile.mkdtemp(prefix="halfsec-chromium-")
     browser = None
     try:
@@ -95,10 +97,17 @@ async def test_dashboard_shows_a_turn_appended_after_load(tmp_path):
                 raise AssertionError(f"dashboard did not come up: {server.stderr.read() if server.poll() else ''}")
 
             browser = await asyncio.create_subprocess_exec(
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,1100",
-                "about:blank", stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,1100",
+                "about:blank",
+                stderr=asyncio.subprocess.PIPE,
+            )
             ws_url = await _read_devtools_url(browser)
             devtools_http = ws_url.split("/devtools/")[0].replace("ws://", "http://")
             async with http.get(f"{devtools_http}/json/list") as resp:

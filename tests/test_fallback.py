@@ -1,12 +1,10 @@
 """A failing LLM or ASR degrades the call, never ends it: the caller hears a short apology instead."""
 
-
 from agent.sim.call import run_call
 from services.tts.client import TtsClient
 from services.tts.text.cuts import split_pieces
 from services.tts.text.normalize import speakable
 from tests.ports import free_port
-
 
 
 async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, settings, speech, tmp_path):
@@ -24,9 +22,7 @@ async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, set
         assert marks["first_frame_out"] - marks["end_of_turn"] < 2000, marks
 
 
-async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(
-    services, settings, speech, tmp_path
-):
+async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(services, settings, speech, tmp_path):
     dead = settings.model_copy(update={"asr": settings.asr.model_copy(update={"port": free_port()})})
     tts = TtsClient(settings.tts.url)
     before = (await tts.health())["pieces"]["synthesized"]

@@ -20,8 +20,18 @@ def _turn(sink, marks: dict[str, float], **fields):
 def test_records_feed_histograms_and_counters():
     metrics = TurnMetrics(CollectorRegistry())
     tracer = metrics.observe
-    _turn(tracer, {"last_voiced": 0.0, "end_of_turn": 0.25, "final_transcript": 0.27, "llm_first_token": 0.35,
-                   "tts_request": 0.38, "tts_first_audio": 0.41, "first_frame_out": 0.415})  # fmt: skip
+    _turn(
+        tracer,
+        {
+            "last_voiced": 0.0,
+            "end_of_turn": 0.25,
+            "final_transcript": 0.27,
+            "llm_first_token": 0.35,
+            "tts_request": 0.38,
+            "tts_first_audio": 0.41,
+            "first_frame_out": 0.415,
+        },
+    )
     _turn(tracer, {"last_voiced": 1.0, "end_of_turn": 1.1}, interrupted=True)  # cut off before any reply
     _turn(tracer, {"last_voiced": 2.0, "end_of_turn": 2.1, "fallback": 2.5, "first_frame_out": 3.0})
     _turn(tracer, {"last_voiced": 4.0, "end_of_turn": 4.1})  # no reply at all: an error
@@ -57,8 +67,13 @@ observe_turn(build_record("agent", 1, {"last_voiced": 0.0, "end_of_turn": 0.2, "
 print(port, flush=True)
 sys.stdin.read()
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     try:
         port = int(proc.stdout.readline())
         body = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()

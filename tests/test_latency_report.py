@@ -36,7 +36,11 @@ def test_summary_percentiles_share_and_worst_turns():
     assert s["stages"]["stt"]["over"] == 3 and s["stages"]["endpoint"]["over"] == 0
     assert s["within_budget"] == {"turns": 0, "of": 3, "share": 0.0}
     assert [w["turn"] for w in s["worst"]] == [3, 1]
-    assert s["worst"][0]["over_budget"][0] == {"stage": "tts_first_audio", "ms": pytest.approx(5085, abs=1), "budget_ms": 50.0}
+    assert s["worst"][0]["over_budget"][0] == {
+        "stage": "tts_first_audio",
+        "ms": pytest.approx(5085, abs=1),
+        "budget_ms": 50.0,
+    }
 
 
 def test_report_command_json_and_plots_over_a_run_directory(tmp_path, capsys):
@@ -45,8 +49,16 @@ def test_report_command_json_and_plots_over_a_run_directory(tmp_path, capsys):
     room = tmp_path / "rooms" / "room-1"
     room.mkdir(parents=True)
     clock = iter([0.0, 0.1, 0.12, 0.2, 0.3, 0.33, 0.38, 0.39])
-    names = ["last_voiced", "end_of_turn", "final_transcript", "llm_request", "llm_first_token",
-             "tts_request", "tts_first_audio", "first_frame_out"]  # fmt: skip
+    names = [
+        "last_voiced",
+        "end_of_turn",
+        "final_transcript",
+        "llm_request",
+        "llm_first_token",
+        "tts_request",
+        "tts_first_audio",
+        "first_frame_out",
+    ]
     record = build_record("room-1", 1, {name: next(clock) for name in names}, 500.0)
     (room / "turns.jsonl").write_text(json.dumps(record.to_json()) + "\n")
 

@@ -3,10 +3,17 @@ import json
 from latency import MILESTONES, SCHEMA_VERSION, Budget, TurnLog, build_record, read_turns
 
 TURN = {
-    "speech_start": 100.0, "last_voiced": 101.0, "end_of_turn": 101.25, "final_transcript": 101.30,
-    "llm_request": 101.31, "llm_first_token": 101.36, "llm_first_sentence": 101.50, "tts_request": 101.51,
-    "tts_first_audio": 101.60, "first_frame_out": 101.62,
-}  # fmt: skip
+    "speech_start": 100.0,
+    "last_voiced": 101.0,
+    "end_of_turn": 101.25,
+    "final_transcript": 101.30,
+    "llm_request": 101.31,
+    "llm_first_token": 101.36,
+    "llm_first_sentence": 101.50,
+    "tts_request": 101.51,
+    "tts_first_audio": 101.60,
+    "first_frame_out": 101.62,
+}
 
 
 def test_stages_from_marks():
@@ -30,9 +37,20 @@ def test_turn_log_appends_and_skips_torn_line(tmp_path):
     assert [r["turn"] for r in rows] == [1, 2]
     assert rows[1]["v2v_ms"] == 400.0
     assert set(json.loads(path.read_text().splitlines()[0])) >= {
-        "session_id", "turn", "user_text", "agent_text", "endpoint_ms", "stt_ms", "llm_ttft_ms",
-        "tts_ttfb_ms", "v2v_ms", "preemptive", "preflights", "invalid", "speech_id",
-    }  # fmt: skip
+        "session_id",
+        "turn",
+        "user_text",
+        "agent_text",
+        "endpoint_ms",
+        "stt_ms",
+        "llm_ttft_ms",
+        "tts_ttfb_ms",
+        "v2v_ms",
+        "preemptive",
+        "preflights",
+        "invalid",
+        "speech_id",
+    }
 
 
 def test_transcript_waits_are_never_negative():
@@ -45,14 +63,36 @@ def test_transcript_waits_are_never_negative():
 
 
 def test_record_carries_the_budget_split_and_the_stage_to_blame():
-    budget = Budget({"endpoint": 200, "stt": 30, "llm_first_token": 150, "first_sentence": 60,
-                     "tts_first_audio": 50, "transport": 10}, total_ms=600)  # fmt: skip
-    marks = {"last_voiced": 1.0, "end_of_turn": 1.2, "final_transcript": 1.25, "llm_request": 1.26,
-             "llm_first_token": 1.36, "tts_request": 1.40, "tts_first_audio": 1.60,
-             "first_frame_out": 1.605}  # fmt: skip
+    budget = Budget(
+        {
+            "endpoint": 200,
+            "stt": 30,
+            "llm_first_token": 150,
+            "first_sentence": 60,
+            "tts_first_audio": 50,
+            "transport": 10,
+        },
+        total_ms=600,
+    )
+    marks = {
+        "last_voiced": 1.0,
+        "end_of_turn": 1.2,
+        "final_transcript": 1.25,
+        "llm_request": 1.26,
+        "llm_first_token": 1.36,
+        "tts_request": 1.40,
+        "tts_first_audio": 1.60,
+        "first_frame_out": 1.605,
+    }
     r = build_record("s1", 1, marks, budget).to_json()
-    assert r["stages_ms"] == {"endpoint": 200.0, "stt": 50.0, "llm_first_token": 110.0,
-                              "first_sentence": 40.0, "tts_first_audio": 200.0, "transport": 5.0}  # fmt: skip
+    assert r["stages_ms"] == {
+        "endpoint": 200.0,
+        "stt": 50.0,
+        "llm_first_token": 110.0,
+        "first_sentence": 40.0,
+        "tts_first_audio": 200.0,
+        "transport": 5.0,
+    }
     assert sum(r["stages_ms"].values()) == r["v2v_ms"] == 605.0
     assert r["over_budget"] == ["tts_first_audio", "stt"]  # 150 ms over, then 20 ms over
     assert r["within_target"] is False and r["budget_ms"]["total"] == 600.0
@@ -60,8 +100,15 @@ def test_record_carries_the_budget_split_and_the_stage_to_blame():
 
 def test_stages_sum_to_v2v_despite_rounding():
     # boundaries 0.04 ms past a rounding edge each: rounding stages alone would drift from v2v
-    marks = {"last_voiced": 0.0, "end_of_turn": 0.20004, "final_transcript": 0.25006, "llm_first_token": 0.31249,
-             "tts_request": 0.33351, "tts_first_audio": 0.41049, "first_frame_out": 0.41451}  # fmt: skip
+    marks = {
+        "last_voiced": 0.0,
+        "end_of_turn": 0.20004,
+        "final_transcript": 0.25006,
+        "llm_first_token": 0.31249,
+        "tts_request": 0.33351,
+        "tts_first_audio": 0.41049,
+        "first_frame_out": 0.41451,
+    }
     record = build_record("s1", 1, marks, 500.0)
     assert abs(sum(record.stages_ms.values()) - record.v2v_ms) < 0.05
     assert record.invalid == []
@@ -69,8 +116,13 @@ def test_stages_sum_to_v2v_despite_rounding():
 
 def test_a_record_that_breaks_an_invariant_says_which():
     # an endpoint shorter than the VAD's silence, and TTS audio before its request
-    marks = {"last_voiced": 1.0, "end_of_turn": 1.05, "tts_request": 1.5, "tts_first_audio": 1.4,
-             "first_frame_out": 1.6}  # fmt: skip
+    marks = {
+        "last_voiced": 1.0,
+        "end_of_turn": 1.05,
+        "tts_request": 1.5,
+        "tts_first_audio": 1.4,
+        "first_frame_out": 1.6,
+    }
     record = build_record("s1", 1, marks, 500.0, min_endpoint_ms=168.0)
     assert "endpoint_ms 50 < 168 (the end-of-speech silence)" in record.invalid
     assert "tts_request after tts_first_audio" in record.invalid

@@ -46,8 +46,11 @@ class FakeOpenAI:
                 await asyncio.sleep(TOKEN_GAP_S)
             await send(base | {"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]})
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(TOKENS),
-                 "total_tokens": prompt_tokens + len(TOKENS)}  # fmt: skip
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(TOKENS),
+            "total_tokens": prompt_tokens + len(TOKENS),
+        }
         await send(base | {"choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
         return resp
@@ -91,8 +94,9 @@ class FakeOpenAI:
 async def test_bench_measures_what_the_stream_does():
     with FakeOpenAI() as fake:
         t0 = time.monotonic()
-        figures = await run_bench(fake.url, "halfsec-llm", "Be brief.", concurrency=[1, 3], turns=4,
-                                  requests=2, max_tokens=11)  # fmt: skip
+        figures = await run_bench(
+            fake.url, "halfsec-llm", "Be brief.", concurrency=[1, 3], turns=4, requests=2, max_tokens=11
+        )
         elapsed = time.monotonic() - t0
     assert set(figures["levels"]) == {"1", "3"}
     for level in figures["levels"].values():
@@ -152,8 +156,16 @@ def test_bench_llm_command_refuses_a_service_running_another_model(monkeypatch, 
 async def test_bench_against_vllm(services, settings):
     """The real vLLM server (started once per session, as for test_llm_service)."""
     o = settings.llm
-    figures = await run_bench(o.url, o.served_model_name, o.system_prompt, concurrency=[1, 2], turns=3,
-                              requests=1, max_tokens=16, temperature=0)  # fmt: skip
+    figures = await run_bench(
+        o.url,
+        o.served_model_name,
+        o.system_prompt,
+        concurrency=[1, 2],
+        turns=3,
+        requests=1,
+        max_tokens=16,
+        temperature=0,
+    )
     for level in figures["levels"].values():
         assert 0 < level["ttft_ms_p50"] <= level["ttft_ms_p95"] < 5000
         assert level["tokens_per_s"] > 0

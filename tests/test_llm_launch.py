@@ -69,7 +69,9 @@ def test_a_missing_chat_template_is_refused_before_anything_starts(monkeypatch):
 
     monkeypatch.setenv("HALFSEC_LLM__PYTHON", sys.executable)
     monkeypatch.setenv("HALFSEC_LLM__CHAT_TEMPLATE", "no/such/template.jinja")
-    with pytest.raises(ServiceError, match=r"chat template not found at .*no/such/template.jinja \(llm.chat_template\)"):
+    with pytest.raises(
+        ServiceError, match=r"chat template not found at .*no/such/template.jinja \(llm.chat_template\)"
+    ):
         service_specs(load_settings("cpu"), "cpu")
 
 
@@ -108,8 +110,14 @@ def rendered() -> dict:
     model = s.model_path(s.llm.model)
     if not os.path.isdir(model):
         pytest.skip(f"no model at {model} (halfsec models)")
-    out = subprocess.run([str(s.llm_python()), "-c", _RENDER, model, str(s.llm_chat_template())],
-                         capture_output=True, text=True, timeout=120, env=vllm_env(s), check=True)  # fmt: skip
+    out = subprocess.run(
+        [str(s.llm_python()), "-c", _RENDER, model, str(s.llm_chat_template())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=vllm_env(s),
+        check=True,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 

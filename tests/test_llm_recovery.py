@@ -16,7 +16,6 @@ from services.supervisor import Supervisor, is_healthy, service_specs
 from tests.ports import free_port
 
 
-
 async def test_vllm_killed_mid_call_fallback_within_2s_then_recovery(services, settings, speech, tmp_path):
     own = settings.model_copy(update={"llm": settings.llm.model_copy(update={"port": free_port()})})
     (spec,) = [s for s in service_specs(own, "cpu") if s.name == "llm"]
@@ -34,7 +33,9 @@ async def test_vllm_killed_mid_call_fallback_within_2s_then_recovery(services, s
             t0 = time.monotonic()
             deadline = t0 + spec.startup_timeout_s
             while not (sup.restarts.get("llm") and await is_healthy(spec.health_url)):
-                assert time.monotonic() < deadline, f"vLLM not back after {spec.startup_timeout_s:.0f}s:\n{sup.tail('llm')}"
+                assert time.monotonic() < deadline, (
+                    f"vLLM not back after {spec.startup_timeout_s:.0f}s:\n{sup.tail('llm')}"
+                )
                 await asyncio.sleep(0.5)
             restarted_after_s.append(time.monotonic() - t0)
 
@@ -54,5 +55,7 @@ async def test_vllm_killed_mid_call_fallback_within_2s_then_recovery(services, s
     assert heard_ms < 2000, marks
     # vLLM back under the same supervisor: a real answer again, in the same call
     assert not after["fallback"] and after["agent_text"] and after["agent_text"] != fallback, after
-    print(f"fallback heard {heard_ms:.0f} ms after the end of the turn; vLLM back "
-          f"{restarted_after_s[0]:.0f} s after turn 2; turn 3: {after['agent_text']!r}")
+    print(
+        f"fallback heard {heard_ms:.0f} ms after the end of the turn; vLLM back "
+        f"{restarted_after_s[0]:.0f} s after turn 2; turn 3: {after['agent_text']!r}"
+    )

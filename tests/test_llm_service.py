@@ -41,8 +41,12 @@ WEATHER = {
     "function": {
         "name": "weather",
         "description": "Today's weather in a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"], "additionalProperties": False},  # fmt: skip
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
         "strict": True,
     },
 }

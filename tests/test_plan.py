@@ -29,9 +29,17 @@ def test_gpu_24gb_fits_24_gib_with_8_calls_of_4k():
     assert plan.calls >= 8 and plan.context_tokens >= 4096
     parts = {c.name.split(" (")[0]: c.gib for c in plan.components}
     assert set(parts) == {
-        "asr CUDA context", "asr weights", "asr workspace", "tts CUDA context", "tts weights",
-        "tts workspace", "llm CUDA context", "llm weights", "llm KV cache", "llm activations + CUDA graphs",
-    }  # fmt: skip
+        "asr CUDA context",
+        "asr weights",
+        "asr workspace",
+        "tts CUDA context",
+        "tts weights",
+        "tts workspace",
+        "llm CUDA context",
+        "llm weights",
+        "llm KV cache",
+        "llm activations + CUDA graphs",
+    }
     # Qwen2.5-7B: 2 (K, V) x 28 layers x 4 KV heads x 128 dims x 2 bytes = 56 KiB a token
     assert vram_facts.LLM_FACTS["qwen2.5-7b-instruct-awq"].kv_bytes_per_token() == 57344
     assert parts["llm KV cache"] == pytest.approx(8 * 4096 * 57344 / 2**30)

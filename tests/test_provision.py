@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from configs import load_settings
 from agent.sim.speech import artifacts as speech_artifacts
+from configs import load_settings
 from services.provision import ProvisionError, model_artifacts, provision, require
 
 

@@ -52,7 +52,11 @@ def test_a_clause_mark_ends_a_clause_for_the_agent_and_the_service(mark):
 def test_a_semicolon_ends_a_clause_everywhere():
     assert ";" in CLAUSE_MARKS and ";" not in SENTENCE_MARKS
     text = "Thanks for waiting. The table is free; I have booked it for you."
-    assert agent_chunks(text) == split_pieces(text) == ["Thanks for waiting.", "The table is free; I have booked it for you."]
+    assert (
+        agent_chunks(text)
+        == split_pieces(text)
+        == ["Thanks for waiting.", "The table is free; I have booked it for you."]
+    )
     assert agent_chunks("The table is free; I have booked it.") == ["The table is free;", "I have booked it."]
     assert pause_after("The table is free;") == CLAUSE_PAUSE_S and not ends_sentence("The table is free;")
     assert FIRST_SENTENCE.search("The table is free; I have") is None

@@ -14,8 +14,15 @@ from agent.session import build_session
 from agent.sim.call import run_call
 from tests.session_fakes import Reply, ScriptedAsr, ScriptedLLM, ScriptedTts, ScriptedVAD, speech
 
-REPLY_MARKS = {"llm_request", "llm_first_token", "llm_first_sentence", "tts_request", "tts_first_audio",
-               "first_frame_out", "agent_stopped"}  # fmt: skip
+REPLY_MARKS = {
+    "llm_request",
+    "llm_first_token",
+    "llm_first_sentence",
+    "tts_request",
+    "tts_first_audio",
+    "first_frame_out",
+    "agent_stopped",
+}
 
 
 async def scripted_call(settings, tmp_path, utterances, texts, replies, asr_endpoint_s=0.2, **options):
@@ -37,8 +44,9 @@ def assert_whole(turn, settings):
 
 
 async def test_a_plain_turn(settings, tmp_path):
-    call, model, _ = await scripted_call(settings, tmp_path, [speech(0.6)], [["What time is it?"]],
-                                         {"What time is it?": Reply("It is noon.")})  # fmt: skip
+    call, model, _ = await scripted_call(
+        settings, tmp_path, [speech(0.6)], [["What time is it?"]], {"What time is it?": Reply("It is noon.")}
+    )
     [turn] = call.turns
     assert_whole(turn, settings)
     assert (turn["user_text"], turn["agent_text"]) == ("What time is it?", "It is noon.")
@@ -55,9 +63,12 @@ async def test_a_discarded_preemptive_generation_is_counted_not_timed(settings, 
     was spoken, counts the other and its wasted time."""
     slow = Reply("Which time?", ttft_s=0.4)
     call, model, _ = await scripted_call(
-        settings, tmp_path, [speech(0.5, 0.1, 0.5)], [["What time", "What time is it?"]],
+        settings,
+        tmp_path,
+        [speech(0.5, 0.1, 0.5)],
+        [["What time", "What time is it?"]],
         {"What time": slow, "What time is it?": Reply("It is noon.")},
-    )  # fmt: skip
+    )
     [turn] = call.turns
     assert_whole(turn, settings)
     assert model.requests == ["What time", "What time is it?"]
@@ -73,9 +84,13 @@ async def test_a_discarded_preemptive_generation_is_counted_not_timed(settings, 
 async def test_a_barge_in_flags_the_interrupted_turn(settings, tmp_path):
     long_reply = Reply("One two three four five six seven eight nine ten eleven twelve.")
     call, _, _ = await scripted_call(
-        settings, tmp_path, [speech(0.6), speech(0.8)], [["Count for me."], ["Stop there."]],
-        {"Count for me.": long_reply, "Stop there.": Reply("Stopped.")}, barge_in_at_s=0.5,
-    )  # fmt: skip
+        settings,
+        tmp_path,
+        [speech(0.6), speech(0.8)],
+        [["Count for me."], ["Stop there."]],
+        {"Count for me.": long_reply, "Stop there.": Reply("Stopped.")},
+        barge_in_at_s=0.5,
+    )
     first, second = call.turns
     assert first["interrupted"] is True and first["agent_text"].startswith("One two")
     # the caller began 0.5 s into the reply; the agent went quiet within 300 ms of that
@@ -91,9 +106,13 @@ async def test_a_false_interruption_pauses_and_resumes_the_reply(settings, tmp_p
     resumes the reply, which is then neither interrupted nor cut short."""
     long_reply = Reply("One two three four five six seven eight nine ten eleven twelve.")
     call, _, tts = await scripted_call(
-        settings, tmp_path, [speech(0.6), speech(0.3, name="cough")], [["Count for me."], [""]],
-        {"Count for me.": long_reply}, barge_in_at_s=0.4,
-    )  # fmt: skip
+        settings,
+        tmp_path,
+        [speech(0.6), speech(0.3, name="cough")],
+        [["Count for me."], [""]],
+        {"Count for me.": long_reply},
+        barge_in_at_s=0.4,
+    )
     first, cough = call.turns
     assert first["interrupted"] is False and first["false_interruptions"] == 1
     assert first["invalid"] == []
@@ -113,8 +132,9 @@ async def test_an_llm_failure_is_answered_with_the_fallback(settings, tmp_path):
 
 
 async def test_an_empty_transcript_is_a_turn_without_a_reply(settings, tmp_path):
-    call, model, _ = await scripted_call(settings, tmp_path, [speech(0.5), speech(0.6)], [[""], ["Hello?"]],
-                                         {"Hello?": Reply("Hi.")})  # fmt: skip
+    call, model, _ = await scripted_call(
+        settings, tmp_path, [speech(0.5), speech(0.6)], [[""], ["Hello?"]], {"Hello?": Reply("Hi.")}
+    )
     empty, hello = call.turns
     assert empty["user_text"] == "" and empty["v2v_ms"] is None and empty["speech_id"] is None
     assert empty["preflights"] == 0 and empty["invalid"] == []
@@ -124,8 +144,13 @@ async def test_an_empty_transcript_is_a_turn_without_a_reply(settings, tmp_path)
 
 async def test_a_tool_call_is_one_reply(settings, tmp_path):
     tools = settings.model_copy(update={"tools": settings.tools.model_copy(update={"enabled": True})})
-    call, model, _ = await scripted_call(tools, tmp_path, [speech(0.6)], [["What time is it?"]],
-                                         {"What time is it?": Reply("It is noon.", tool="current_time")})  # fmt: skip
+    call, model, _ = await scripted_call(
+        tools,
+        tmp_path,
+        [speech(0.6)],
+        [["What time is it?"]],
+        {"What time is it?": Reply("It is noon.", tool="current_time")},
+    )
     [turn] = call.turns
     assert_whole(turn, tools)
     assert model.requests == ["What time is it?", "What time is it?"]  # the call, then the answer
@@ -135,8 +160,12 @@ async def test_a_tool_call_is_one_reply(settings, tmp_path):
 
 
 def with_turn(settings, detection, streaming=True):
-    return settings.model_copy(update={"turn": settings.turn.model_copy(update={"detection": detection}),
-                                       "asr": settings.asr.model_copy(update={"streaming": streaming})})  # fmt: skip
+    return settings.model_copy(
+        update={
+            "turn": settings.turn.model_copy(update={"detection": detection}),
+            "asr": settings.asr.model_copy(update={"streaming": streaming}),
+        }
+    )
 
 
 @pytest.mark.parametrize("detection", ["vad", "stt"])
@@ -144,8 +173,14 @@ async def test_one_owner_ends_the_turn(settings, tmp_path, detection):
     """The session's VAD hears 200 ms of silence; the ASR service's endpointer waits 500 ms. With
     `turn.detection: vad` the VAD ends the turn and the ASR's end of speech changes nothing; with
     `stt` the ASR's endpoint ends it, whatever the VAD said."""
-    call, _, _ = await scripted_call(with_turn(settings, detection), tmp_path, [speech(0.6)], [["Hello there."]],
-                                     {"Hello there.": Reply("Hi.")}, asr_endpoint_s=0.5)  # fmt: skip
+    call, _, _ = await scripted_call(
+        with_turn(settings, detection),
+        tmp_path,
+        [speech(0.6)],
+        [["Hello there."]],
+        {"Hello there.": Reply("Hi.")},
+        asr_endpoint_s=0.5,
+    )
     [turn] = call.turns
     assert turn["invalid"] == [] and turn["agent_text"] == "Hi."
     if detection == "vad":
@@ -156,8 +191,9 @@ async def test_one_owner_ends_the_turn(settings, tmp_path, detection):
 
 async def test_without_streaming_the_vad_ends_the_turn_and_the_utterance_is_decoded_after(settings, tmp_path):
     one_shot = with_turn(settings, "vad", streaming=False)
-    call, model, _ = await scripted_call(one_shot, tmp_path, [speech(0.6)], [["Hello there."]],
-                                         {"Hello there.": Reply("Hi.")})  # fmt: skip
+    call, model, _ = await scripted_call(
+        one_shot, tmp_path, [speech(0.6)], [["Hello there."]], {"Hello there.": Reply("Hi.")}
+    )
     [turn] = call.turns
     assert turn["invalid"] == [] and turn["user_text"] == "Hello there." and model.requests == ["Hello there."]
     assert 168 <= turn["endpoint_ms"] < 450 and turn["preflights"] == 0

@@ -52,8 +52,18 @@ def test_unknown_key_and_profile_and_yaml(tmp_path):
 def test_latency_budgets_default_and_override(monkeypatch):
     s = load_settings("cpu")
     stages, total = s.latency.budget_values()
-    assert stages == {"endpoint": 200, "stt": 30, "llm_first_token": 150, "first_sentence": 60,
-                      "tts_first_audio": 50, "transport": 10} and total == 500  # fmt: skip
+    assert (
+        stages
+        == {
+            "endpoint": 200,
+            "stt": 30,
+            "llm_first_token": 150,
+            "first_sentence": 60,
+            "tts_first_audio": 50,
+            "transport": 10,
+        }
+        and total == 500
+    )
     monkeypatch.setenv("HALFSEC_LATENCY__BUDGET_MS__STT", "20")
     assert load_settings("cpu").latency.budget_values()[0]["stt"] == 20
 

@@ -17,8 +17,12 @@ async def test_livekit_gets_start_interim_preflight_end_and_final(services, sett
     marks: list[str] = []
     transcripts: list[tuple[str, str]] = []
     # the ASR's endpoint ends the turn here (turn.detection "stt"): the plugin marks it
-    plugin = HalfsecSTT(AsrClient(settings.asr.url), on_mark=marks.append,
-                        on_transcript=lambda kind, text: transcripts.append((kind, text)), marks_end_of_turn=True)
+    plugin = HalfsecSTT(
+        AsrClient(settings.asr.url),
+        on_mark=marks.append,
+        on_transcript=lambda kind, text: transcripts.append((kind, text)),
+        marks_end_of_turn=True,
+    )
     audio, _ = sf.read(speech[0][0], dtype="int16")
     # the room's rate: LiveKit's resampler inside RecognizeStream brings it to 16 kHz
     audio48 = np.repeat(np.concatenate([np.zeros(8000, np.int16), audio, np.zeros(16000, np.int16)]), 3)

@@ -10,7 +10,6 @@ from services.supervisor import ServiceError, ServiceSpec, Supervisor
 from tests.ports import free_port
 
 
-
 async def test_supervisor_reports_a_service_that_dies_on_start(tmp_path):
     spec = ServiceSpec(
         "broken",
@@ -86,8 +85,9 @@ async def test_a_service_after_others_starts_once_they_are_healthy(tmp_path):
 
 async def test_nothing_waits_on_a_service_that_failed_to_start(tmp_path):
     broken = ServiceSpec("asr", [sys.executable, "-c", "import sys; sys.exit(4)"], "http://127.0.0.1:9/health", 20)
-    after = ServiceSpec("llm", [sys.executable, "-c", "print('should not start')"], "http://127.0.0.1:9/health",
-                        20, after=("asr",))  # fmt: skip
+    after = ServiceSpec(
+        "llm", [sys.executable, "-c", "print('should not start')"], "http://127.0.0.1:9/health", 20, after=("asr",)
+    )
     sup = Supervisor([broken, after], tmp_path)
     with pytest.raises(ServiceError, match="asr exited with code 4"):
         await asyncio.wait_for(sup.start(), 10)

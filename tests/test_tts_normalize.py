@@ -11,7 +11,10 @@ from services.tts.text.normalize import speakable
     [
         # cardinals, decimals, ordinals, negatives, ranges
         ("I have 3 slots.", "I have three slots."),
-        ("That is 1,234,567 steps.", "That is one million two hundred and thirty-four thousand five hundred and sixty-seven steps."),
+        (
+            "That is 1,234,567 steps.",
+            "That is one million two hundred and thirty-four thousand five hundred and sixty-seven steps.",
+        ),
         ("Pi is 3.14.", "Pi is three point one four."),
         ("The 3rd floor, the 21st century, the 2nd try.", "The third floor, the twenty-first century, the second try."),
         ("It is -5 outside.", "It is minus five outside."),
@@ -44,13 +47,22 @@ from services.tts.text.normalize import speakable
         ("It is 5 km away, 1 km more.", "It is five kilometers away, one kilometer more."),
         ("Walk 200 m, or 1 m.", "Walk two hundred meters, or one meter."),
         ("Drive at 60 mph or 100 km/h.", "Drive at sixty miles per hour or one hundred kilometers per hour."),
-        ("It is 20°C, 68°F, 1°C warmer.", "It is twenty degrees Celsius, sixty-eight degrees Fahrenheit, one degree Celsius warmer."),
+        (
+            "It is 20°C, 68°F, 1°C warmer.",
+            "It is twenty degrees Celsius, sixty-eight degrees Fahrenheit, one degree Celsius warmer.",
+        ),
         ("Weighs 2.5 kg, 500 g, 1 lb.", "Weighs two point five kilograms, five hundred grams, one pound."),
-        ("Has 16 GB, 512GB and 3 GHz.", "Has sixteen gigabytes, five hundred and twelve gigabytes and three gigahertz."),
+        (
+            "Has 16 GB, 512GB and 3 GHz.",
+            "Has sixteen gigabytes, five hundred and twelve gigabytes and three gigahertz.",
+        ),
         ("Takes 10 ms, 5 min, 2 hrs.", "Takes ten milliseconds, five minutes, two hours."),
         ("Give me 5 minutes.", "Give me five minutes."),  # a word, not the unit "min"
         # abbreviations
-        ("Dr. Lee and Mr. Smith met Mrs. Jones and Ms. Park.", "Doctor Lee and Mister Smith met Missus Jones and Miz Park."),
+        (
+            "Dr. Lee and Mr. Smith met Mrs. Jones and Ms. Park.",
+            "Doctor Lee and Mister Smith met Missus Jones and Miz Park.",
+        ),
         ("St. Mark's is on Main St. near Elm Dr.", "Saint Mark's is on Main Street near Elm Drive."),
         ("Fruit, e.g. apples, i.e. food.", "Fruit, for example apples, that is food."),
         ("Cats vs. dogs, pens, etc. Then more.", "Cats versus dogs, pens, et cetera. Then more."),
@@ -120,9 +132,13 @@ def test_pieces_stay_under_kokoros_phoneme_limit():
     from kokoro_onnx.tokenizer import Tokenizer
 
     tokenizer = Tokenizer()
-    dense = " ".join(["x y z e g h k, F B I, I O U"] * 40) + ". " + " ".join(
-        ["The FBI, CIA and NASA met about an API, an SQL URL and the CEO"] * 10) + ". " + " ".join(
-        ["pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism"] * 10)
+    dense = (
+        " ".join(["x y z e g h k, F B I, I O U"] * 40)
+        + ". "
+        + " ".join(["The FBI, CIA and NASA met about an API, an SQL URL and the CEO"] * 10)
+        + ". "
+        + " ".join(["pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism"] * 10)
+    )
     for piece in split_pieces(speakable(dense)):
         phonemes = " ".join(tokenizer.phonemize(piece, "en-us").split())
         assert len(tokenizer.tokenize(phonemes, limit=None)) <= 510, piece

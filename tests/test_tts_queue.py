@@ -42,8 +42,13 @@ async def test_queue_serves_first_pieces_before_later_ones_fifo_within_each():
 
     running = ask("A2", first=False)  # a long reply's second piece, being synthesised
     await until(lambda: model.started)
-    queued = [ask("A3", first=False), ask("C2", first=False), ask("B1", first=True),
-              ask("C3", first=False), ask("D1", first=True)]  # fmt: skip
+    queued = [
+        ask("A3", first=False),
+        ask("C2", first=False),
+        ask("B1", first=True),
+        ask("C3", first=False),
+        ask("D1", first=True),
+    ]
     await until(lambda: queue.waiting == 5)
     model.release(6)
     await asyncio.gather(running, *queued)
@@ -133,6 +138,4 @@ async def test_the_agents_later_chunks_wait_behind_another_replys_first():
         model.release(100)
         await asyncio.gather(a, b, c)
         await client.aclose()
-    assert model.started[:4] == ["Well,", "Right,", "Sure thing,", "that depends on the weather,"], (
-        model.started
-    )
+    assert model.started[:4] == ["Well,", "Right,", "Sure thing,", "that depends on the weather,"], model.started

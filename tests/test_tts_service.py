@@ -7,9 +7,9 @@ from contextlib import aclosing
 import aiohttp
 import numpy as np
 import pytest
+from livekit import rtc
 
 from agent.plugins.asr_stt import to_pcm16_mono
-from livekit import rtc
 from services.asr.client import AsrClient
 from services.asr.engine import WhisperEngine
 from services.audio import resample
@@ -64,7 +64,8 @@ def ear(settings) -> WhisperEngine:
 
 async def synthesize(tts: TtsClient, text: str, **kw) -> tuple[int, np.ndarray]:
     chunks, rate = [], 0
-    async for rate, data in tts.stream(text, **kw):
+    async for piece_rate, data in tts.stream(text, **kw):
+        rate = piece_rate
         chunks.append(np.frombuffer(data, np.int16))
     return rate, np.concatenate(chunks)
 

@@ -35,10 +35,9 @@ async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatc
 
     import aiohttp
 
-    from tests.ports import free_port
-
     from agent.worker import RUNS_ENV, rooms_dir, watch_rooms
     from latency import TurnLog, build_record
+    from tests.ports import free_port
 
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))
     port = free_port()

@@ -23,7 +23,9 @@ def concurrency_levels(text: str) -> list[int]:
     except ValueError:
         levels = []
     if not levels or min(levels) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, like 1,4,8 (got {text!r})")
+        raise argparse.ArgumentTypeError(
+            f"expected positive whole numbers separated by commas, like 1,4,8 (got {text!r})"
+        )
     return levels
 
 

@@ -51,9 +51,16 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> dict:
         async with serving(settings, args.profile, "llm", "/v1/models", mismatch) as url:
-            return await run_bench(url, o.served_model_name, o.system_prompt, concurrency=args.concurrency,
-                                   turns=args.turns, requests=args.requests, max_tokens=o.max_tokens,
-                                   temperature=o.temperature)  # fmt: skip
+            return await run_bench(
+                url,
+                o.served_model_name,
+                o.system_prompt,
+                concurrency=args.concurrency,
+                turns=args.turns,
+                requests=args.requests,
+                max_tokens=o.max_tokens,
+                temperature=o.temperature,
+            )
 
     figures = asyncio.run(run())
     render(figures, f"LLM bench: {o.model}, {o.max_tokens} tokens a reply", Console())
@@ -112,8 +119,10 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
             return await run_bench(settings, args.concurrency, args.calls, audio, args.turns, out)
 
     figures = asyncio.run(run())
-    title = (f"{args.calls} calls of {args.turns} turns at each concurrency, ms "
-             f"(target v2v <= {settings.latency.target_ms:.0f})")  # fmt: skip
+    title = (
+        f"{args.calls} calls of {args.turns} turns at each concurrency, ms "
+        f"(target v2v <= {settings.latency.target_ms:.0f})"
+    )
     render(figures, title, Console())
     if args.json:
         print(json.dumps(figures))
@@ -131,22 +140,48 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         return parser
 
     asr = add("asr", cmd_bench_asr, "stream speech through services/asr: WER, latency, hallucinations")
-    asr.add_argument("--audio-dir", metavar="DIR", help="audio files with same-stem .txt references "
-                     "(default: the LibriVox speech `halfsec models` fetched)")  # fmt: skip
+    asr.add_argument(
+        "--audio-dir",
+        metavar="DIR",
+        help="audio files with same-stem .txt references (default: the LibriVox speech `halfsec models` fetched)",
+    )
     llm = add("llm", cmd_bench_llm, "stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
-    llm.add_argument("--concurrency", type=concurrency_levels, default=[1, 4, 8], metavar="1,4,8",
-                     help="concurrent calls at each level (default 1,4,8)")  # fmt: skip
-    llm.add_argument("--turns", type=positive, default=8, metavar="N", help="turns of the growing conversation (default 8)")
-    llm.add_argument("--requests", type=positive, default=3, metavar="R",
-                     help="requests each concurrent caller makes per level (default 3)")  # fmt: skip
-    calls = add("calls", cmd_bench_calls, "N simulated callers at once through the whole stack: v2v and "
-                "per-stage P50/P95, failed turns")  # fmt: skip
-    calls.add_argument("--concurrency", type=concurrency_levels, default=[1], metavar="N[,N...]",
-                       help="calls at once; several levels run one after the other (default 1)")  # fmt: skip
+    llm.add_argument(
+        "--concurrency",
+        type=concurrency_levels,
+        default=[1, 4, 8],
+        metavar="1,4,8",
+        help="concurrent calls at each level (default 1,4,8)",
+    )
+    llm.add_argument(
+        "--turns", type=positive, default=8, metavar="N", help="turns of the growing conversation (default 8)"
+    )
+    llm.add_argument(
+        "--requests",
+        type=positive,
+        default=3,
+        metavar="R",
+        help="requests each concurrent caller makes per level (default 3)",
+    )
+    calls = add(
+        "calls",
+        cmd_bench_calls,
+        "N simulated callers at once through the whole stack: v2v and per-stage P50/P95, failed turns",
+    )
+    calls.add_argument(
+        "--concurrency",
+        type=concurrency_levels,
+        default=[1],
+        metavar="N[,N...]",
+        help="calls at once; several levels run one after the other (default 1)",
+    )
     calls.add_argument("--calls", type=positive, default=4, metavar="M", help="calls at each level (default 4)")
     calls.add_argument("--turns", type=positive, default=3, help="turns per call (default 3)")
-    calls.add_argument("--audio-dir", metavar="DIR", help="speech files, one per turn "
-                       "(default: the LibriVox speech `halfsec models` fetched)")  # fmt: skip
+    calls.add_argument(
+        "--audio-dir",
+        metavar="DIR",
+        help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
+    )
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     tts = add("tts", cmd_bench_tts, "agent-style replies through services/tts: first audio, RTF, round-trip WER")
     tts.add_argument("--replies", metavar="FILE", help="one reply per line (default: services/tts/bench_replies.txt)")

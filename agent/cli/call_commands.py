@@ -67,10 +67,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--audio", nargs="+", metavar="FILE", help="speech files, one per user turn")
     demo.add_argument("--turns", type=int, default=3, help="turns of the built-in speech (default 3)")
     demo.add_argument("--out", metavar="DIR", help="where turns.jsonl and call.wav go")
-    demo.add_argument("--barge-in-at", type=seconds, metavar="SECONDS",
-                      help="the caller starts each next utterance this long after the agent starts speaking")  # fmt: skip
+    demo.add_argument(
+        "--barge-in-at",
+        type=seconds,
+        metavar="SECONDS",
+        help="the caller starts each next utterance this long after the agent starts speaking",
+    )
     measure = add_command(sub, "measure", cmd_measure, "per-turn v2v measured on a call recording (call.wav) alone")
     measure.add_argument("call_wav", metavar="CALL_WAV", help="a call's loopback recording (caller left, agent right)")
-    measure.add_argument("--sources", nargs="+", required=True, metavar="FILE",
-                         help="the speech files the caller said, in order")  # fmt: skip
+    measure.add_argument(
+        "--sources", nargs="+", required=True, metavar="FILE", help="the speech files the caller said, in order"
+    )
     measure.add_argument("--json", action="store_true", help="also print the turns as one JSON line")

@@ -54,7 +54,9 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    report = add_command(sub, "report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run")
+    report = add_command(
+        sub, "report", cmd_report, "latency percentiles per stage, budget share and worst turns of a run"
+    )
     report.add_argument("source", metavar="RUN_DIR_OR_JSONL", help="a turns.jsonl, or a directory searched for them")
     report.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     report.add_argument("--plot", metavar="FILE.png", help="also write FILE-waterfall.png and FILE-histogram.png")

@@ -71,7 +71,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
     plan = add_command(sub, "plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
     plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
-    plan.add_argument("--gpu-gb", type=float, metavar="M",
-                      help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)")  # fmt: skip
+    plan.add_argument(
+        "--gpu-gb",
+        type=float,
+        metavar="M",
+        help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)",
+    )
     plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
     add_command(sub, "up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")

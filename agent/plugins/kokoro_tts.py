@@ -7,7 +7,6 @@ calls `synthesize` per chunk; audio of each comes back as it is produced.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +30,7 @@ class HalfsecTTS(tts.TTS):
         speed: float | None = None,
         on_mark: Mark | None = None,
     ) -> None:
-        super().__init__(
-            capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1
-        )
+        super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1)
         self._client = client
         self.voice, self.speed = voice, speed
         self._mark = on_mark or (lambda _: None)
@@ -86,7 +83,7 @@ class _KokoroChunkedStream(tts.ChunkedStream):
                     t._mark("tts_first_audio")
                 output_emitter.push(pcm)
                 heard = True
-        except (TtsError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, TtsError, aiohttp.ClientError) as exc:
             raise APIConnectionError(f"TTS service: {exc}") from exc
         if not heard:
             # The service found nothing speakable (an emoji, a markdown rule). LiveKit counts a

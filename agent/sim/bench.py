@@ -69,20 +69,34 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
     # every turn each caller said, in order; None where the call has no record of it
     said = [(o, i, o.turns[i] if i < len(o.turns) else None) for o in outcomes for i in range(turns_per_call)]
     answered = [t for _, _, t in said if not failed(t)]
-    unanswered = [{"call": o.call, "turn": i + 1, "file": o.files[i].name if i < len(o.files) else None,
-                   "why": "call crashed" if o.error else "no record" if t is None
-                   else "fallback" if t.get("fallback") else "no reply"}
-                  for o, i, t in said if failed(t)]  # fmt: skip
+    unanswered = [
+        {
+            "call": o.call,
+            "turn": i + 1,
+            "file": o.files[i].name if i < len(o.files) else None,
+            "why": "call crashed"
+            if o.error
+            else "no record"
+            if t is None
+            else "fallback"
+            if t.get("fallback")
+            else "no reply",
+        }
+        for o, i, t in said
+        if failed(t)
+    ]
     # a turn without a reply counts at the reply timeout: the tail says what callers lived through
     v2v = [REPLY_TIMEOUT_S * 1000 if t is None or t.get("v2v_ms") is None else t["v2v_ms"] for _, _, t in said]
     # the same turns measured on each call's recording (Silero's end of voice -> agent above -40 dBFS)
-    heard = [REPLY_TIMEOUT_S * 1000 if i >= len(o.audio_v2v_ms) or o.audio_v2v_ms[i] is None else o.audio_v2v_ms[i]
-             for o, i, _ in said]  # fmt: skip
+    heard = [
+        REPLY_TIMEOUT_S * 1000 if i >= len(o.audio_v2v_ms) or o.audio_v2v_ms[i] is None else o.audio_v2v_ms[i]
+        for o, i, _ in said
+    ]
     stats = stage_percentiles(answered)
     gaps = [
         abs(t["v2v_ms"] - ms)
         for o in outcomes
-        for t, ms in zip(o.turns, o.audio_v2v_ms)
+        for t, ms in zip(o.turns, o.audio_v2v_ms, strict=False)  # a crashed call has fewer
         if not failed(t) and ms is not None
     ]
 
@@ -121,11 +135,20 @@ async def run_level(
     plans = [[audio[(i + k) % len(audio)] for k in range(turns_per_call)] for i in range(calls)]
     # spawn, not fork: a forked child would inherit this process's event loop and threads
     with ProcessPoolExecutor(max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")) as pool:
-        outcomes = await asyncio.gather(*(
-            loop.run_in_executor(pool, _one_call, settings, i, files, out_dir / f"call-{i:03d}",
-                                 _SPREAD_S * i / concurrency if i < concurrency else 0.0)
-            for i, files in enumerate(plans)
-        ))  # fmt: skip
+        outcomes = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    pool,
+                    _one_call,
+                    settings,
+                    i,
+                    files,
+                    out_dir / f"call-{i:03d}",
+                    _SPREAD_S * i / concurrency if i < concurrency else 0.0,
+                )
+                for i, files in enumerate(plans)
+            )
+        )
     for o in outcomes:
         if o.error:
             log.warning("call %d failed: %s", o.call, o.error)
@@ -173,25 +196,46 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
     """The table `halfsec bench calls` prints, the turns that got no answer, and tracing's cost."""
     table = Table(title=title)
     stages = list(figures["stages"])
-    for name in ("calls at once", "turns", "failed", "invalid records", "v2v P50", "v2v P95", "heard P50/P95",
-                 *(f"{s} P50/P95" for s in stages), "worst gap"):  # fmt: skip
+    for name in (
+        "calls at once",
+        "turns",
+        "failed",
+        "invalid records",
+        "v2v P50",
+        "v2v P95",
+        "heard P50/P95",
+        *(f"{s} P50/P95" for s in stages),
+        "worst gap",
+    ):
         table.add_column(name, justify="right")
 
     def pair(*values: float | None) -> str:
         return "/".join("-" if v is None else f"{v:.0f}" for v in values)
 
     for level in figures["levels"].values():
-        table.add_row(str(level["concurrency"]), str(level["turns"]), str(level["failed_turns"]),
-                      str(level["invalid_records"]), pair(level["v2v_p50_ms"]), pair(level["v2v_p95_ms"]),
-                      pair(level["v2v_audio_p50_ms"], level["v2v_audio_p95_ms"]),
-                      *(pair(*level["stages"][s].values()) for s in stages),
-                      f"{level['v2v_vs_audio_max_ms']}")  # fmt: skip
+        table.add_row(
+            str(level["concurrency"]),
+            str(level["turns"]),
+            str(level["failed_turns"]),
+            str(level["invalid_records"]),
+            pair(level["v2v_p50_ms"]),
+            pair(level["v2v_p95_ms"]),
+            pair(level["v2v_audio_p50_ms"], level["v2v_audio_p95_ms"]),
+            *(pair(*level["stages"][s].values()) for s in stages),
+            f"{level['v2v_vs_audio_max_ms']}",
+        )
     out.print(table)
     for level in figures["levels"].values():
         for u in level["unanswered"]:
             counted = "" if u["why"] == "fallback" else " (counted at the reply timeout in v2v)"
-            out.print(f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']}{counted}",
-                      highlight=False)  # fmt: skip
-    out.print(f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the turn log's "
-              f"flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. Turn records under "
-              f"{figures['out_dir']}", highlight=False, soft_wrap=True)  # fmt: skip
+            out.print(
+                f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']}{counted}",
+                highlight=False,
+            )
+    out.print(
+        f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the turn log's "
+        f"flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. Turn records under "
+        f"{figures['out_dir']}",
+        highlight=False,
+        soft_wrap=True,
+    )

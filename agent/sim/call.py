@@ -154,7 +154,7 @@ def call_tracer(settings: Settings, session_id: str, sink: Callable[[TurnRecord]
 
 def traced_vs_measured(result: CallResult) -> list[tuple[int, float | None, float | None]]:
     """(turn, traced v2v, measured v2v) per utterance."""
-    return [(t["turn"], t["v2v_ms"], m.v2v_ms) for t, m in zip(result.voiced_turns(), result.measured)]
+    return [(t["turn"], t["v2v_ms"], m.v2v_ms) for t, m in zip(result.voiced_turns(), result.measured, strict=False)]
 
 
 def worst_gap_ms(result: CallResult) -> float | None:
@@ -175,7 +175,7 @@ def print_summary(result: CallResult, settings: Settings, console: Console) -> N
     table = Table(title="v2v traced vs measured on call.wav (Silero end of voice -> agent above -40 dBFS), ms")
     for col in ("turn", "file", "traced", "measured", "gap"):
         table.add_column(col, justify="left" if col == "file" else "right")
-    for (turn, traced, measured), path in zip(traced_vs_measured(result), result.files):
+    for (turn, traced, measured), path in zip(traced_vs_measured(result), result.files, strict=False):
         gap = "-" if traced is None or measured is None else f"{traced - measured:+.1f}"
         table.add_row(str(turn), path.name, _ms(traced), _ms(measured), gap)
     console.print(table)
@@ -183,8 +183,11 @@ def print_summary(result: CallResult, settings: Settings, console: Console) -> N
     console.print(f"worst traced-vs-measured gap: {_ms(worst, 1)} ms", highlight=False)
     for t in result.turns:
         if t.get("interrupted"):
-            console.print(f"turn {t['turn']}: interrupted, agent silent {_ms(t.get('agent_stopped_ms'))} ms "
-                          "after the caller began", highlight=False)  # fmt: skip
+            console.print(
+                f"turn {t['turn']}: interrupted, agent silent {_ms(t.get('agent_stopped_ms'))} ms "
+                "after the caller began",
+                highlight=False,
+            )
         if t.get("invalid"):
             console.print(f"[red]turn {t['turn']} breaks its invariants:[/] {'; '.join(t['invalid'])}")
     console.print(f"wrote turns.jsonl, call.wav and agent.wav to {result.out_dir}", soft_wrap=True)

@@ -114,6 +114,9 @@ def render_measured(turns: list[MeasuredTurn], call_wav: str | Path, out: Consol
     for col in ("turn", "source", "voice ends at s", "v2v", "agent stopped after caller began"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for i, t in enumerate(turns, 1):
-        cells = (("-" if v is None else f"{v:.{d}f}") for v, d in ((t.voice_end_s, 3), (t.v2v_ms, 1), (t.agent_stopped_ms, 1)))
+        cells = (
+            ("-" if v is None else f"{v:.{d}f}")
+            for v, d in ((t.voice_end_s, 3), (t.v2v_ms, 1), (t.agent_stopped_ms, 1))
+        )
         table.add_row(str(i), Path(t.source).name, *cells)
     out.print(table)

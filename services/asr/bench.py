@@ -72,8 +72,7 @@ async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
             result.finals.append(event)
             result.endpoint_to_final_ms.append(event.after_endpoint_ms)
         elif isinstance(event, Closed):
-            result.received_s, result.decoded_s, result.compute_s = (
-                event.received_s, event.decoded_s, event.compute_s)
+            result.received_s, result.decoded_s, result.compute_s = (event.received_s, event.decoded_s, event.compute_s)
     await sending
     await stream.aclose()
     return result

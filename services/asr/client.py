@@ -57,9 +57,7 @@ class AsrClient(ServiceClient):
 
     async def transcribe(self, pcm16: bytes, sample_rate: int = SAMPLE_RATE) -> Transcript:
         url = f"{self.base_url}{TRANSCRIBE_PATH}"
-        async with self._http().post(
-            url, data=pcm16, params={"sample_rate": str(sample_rate)}
-        ) as resp:
+        async with self._http().post(url, data=pcm16, params={"sample_rate": str(sample_rate)}) as resp:
             if resp.status != 200:
                 raise AsrError(f"ASR service {resp.status}: {await error_text(resp)}")
             return Transcript.model_validate(await resp.json())

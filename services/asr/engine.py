@@ -47,7 +47,7 @@ def doubtful(text: str) -> bool:
     if _STUTTER.search(text) or _TRAILING_OFF.search(text):
         return True
     words = _WORD.findall(text.lower())
-    trigrams = list(zip(words, words[1:], words[2:]))
+    trigrams = list(zip(words, words[1:], words[2:], strict=False))
     return len(set(trigrams)) < len(trigrams)
 
 
@@ -78,9 +78,7 @@ class WhisperEngine:
         opts = settings.asr
         path = settings.model_path(opts.model)
         if not opts.model.startswith(HUB_PREFIX) and not (Path(path) / "model.bin").is_file():
-            raise FileNotFoundError(
-                f"ASR model not found at {path} (asr.model={opts.model!r}); run `halfsec models`"
-            )
+            raise FileNotFoundError(f"ASR model not found at {path} (asr.model={opts.model!r}); run `halfsec models`")
         t0 = time.perf_counter()
         self.model = WhisperModel(
             path,
@@ -93,7 +91,9 @@ class WhisperEngine:
         self.name = opts.model
         self.language = opts.language or "en"
         self._tokenizer = Tokenizer(
-            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
+            self.model.hf_tokenizer,
+            self.model.model.is_multilingual,
+            task="transcribe",
             language=self.language,
         )
         self._prompt = self.model.get_prompt(self._tokenizer, [], without_timestamps=True)
@@ -147,8 +147,14 @@ class WhisperEngine:
         elif out.compression_ratio > self.opts.compression_ratio_threshold:
             out.dropped = "repetition"
         if out.dropped:
-            log.info("dropped %r (%s, no_speech %.2f, logprob %.2f, ratio %.2f)", out.text, out.dropped,
-                     out.no_speech_prob, out.avg_logprob, out.compression_ratio)
+            log.info(
+                "dropped %r (%s, no_speech %.2f, logprob %.2f, ratio %.2f)",
+                out.text,
+                out.dropped,
+                out.no_speech_prob,
+                out.avg_logprob,
+                out.compression_ratio,
+            )
             out.text, out.phrases = "", []
         out.decode_ms = (time.perf_counter() - t0) * 1000.0
         return out
@@ -203,7 +209,4 @@ class WhisperEngine:
         return phrases
 
     def _silence(self, no_speech_prob: float, avg_logprob: float) -> bool:
-        return (
-            no_speech_prob > self.opts.no_speech_threshold
-            and avg_logprob < self.opts.log_prob_threshold
-        )
+        return no_speech_prob > self.opts.no_speech_threshold and avg_logprob < self.opts.log_prob_threshold

@@ -122,9 +122,14 @@ class DecodeScheduler:
             started = time.monotonic()
             try:
                 result = await asyncio.to_thread(job.run or self.decode, job.audio)
-                log.debug("stream %d %s %.1fs: waited %.0f ms, decoded in %.0f ms", job.stream,
-                          job.kind.name, job.audio_s, (started - job.queued_at) * 1000,
-                          (time.monotonic() - started) * 1000)
+                log.debug(
+                    "stream %d %s %.1fs: waited %.0f ms, decoded in %.0f ms",
+                    job.stream,
+                    job.kind.name,
+                    job.audio_s,
+                    (started - job.queued_at) * 1000,
+                    (time.monotonic() - started) * 1000,
+                )
                 if not job.future.done():
                     job.future.set_result(result)
             except Exception as exc:  # a failed decode fails its transcript, not the service

@@ -126,8 +126,13 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     if len(msg.data) > max_frame:
-                        out.put_nowait(Error(message=f"frame of {len(msg.data)} bytes: at most "
-                                             f"{max_frame} ({opts.max_frame_s:g} s) per frame", fatal=True))
+                        out.put_nowait(
+                            Error(
+                                message=f"frame of {len(msg.data)} bytes: at most "
+                                f"{max_frame} ({opts.max_frame_s:g} s) per frame",
+                                fatal=True,
+                            )
+                        )
                         close_code = WSCloseCode.MESSAGE_TOO_BIG
                         break
                     try:

@@ -73,9 +73,7 @@ class StreamSession:
         while self._policy.waiting and not self._closed:
             self._progress.clear()
             await self._progress.wait()
-        return Closed(
-            received_s=self.received / SAMPLE_RATE, decoded_s=self.decoded_s, compute_s=self.compute_s
-        )
+        return Closed(received_s=self.received / SAMPLE_RATE, decoded_s=self.decoded_s, compute_s=self.compute_s)
 
     def close(self) -> None:
         """The client went away: drop its queued decodes and pending transcripts."""
@@ -142,8 +140,15 @@ class StreamSession:
 
     def _trace(self, kind: Kind, start: int, end: int, future: asyncio.Future[Decoded]) -> None:
         result = "cancelled" if future.cancelled() else future.exception() or repr(future.result().text)
-        log.debug("stream %d: %s %.2f-%.2f s of utterance %d: %s", self.sid, kind.name,
-                  start / SAMPLE_RATE, end / SAMPLE_RATE, self._policy.utterance, result)
+        log.debug(
+            "stream %d: %s %.2f-%.2f s of utterance %d: %s",
+            self.sid,
+            kind.name,
+            start / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            self._policy.utterance,
+            result,
+        )
 
     def _count(self, future: asyncio.Future[Decoded]) -> None:
         if not future.cancelled() and future.exception() is None:

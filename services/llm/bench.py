@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from openai import AsyncOpenAI
 from rich.console import Console
 from rich.table import Table
@@ -57,9 +56,14 @@ class Reply:
 
 
 async def stream_reply(
-    client: AsyncOpenAI, model: str, messages: list[dict[str, str]], *, max_tokens: int,
-    temperature: float, fixed_length: bool,
-) -> Reply:  # fmt: skip
+    client: AsyncOpenAI,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int,
+    temperature: float,
+    fixed_length: bool,
+) -> Reply:
     t0 = time.perf_counter()
     stream = await client.chat.completions.create(
         model=model,
@@ -85,6 +89,7 @@ async def stream_reply(
         text += delta
         if sentence is None and FIRST_SENTENCE.search(text):
             sentence = now
+
     def ms(t: float | None) -> float | None:
         return None if t is None else (t - t0) * 1000
 
@@ -109,16 +114,25 @@ def _pct(values: list[float | None], q: float) -> float | None:
 
 
 async def bench_level(
-    client: AsyncOpenAI, model: str, system_prompt: str, *, concurrency: int, requests: int,
-    max_tokens: int, temperature: float,
-) -> dict[str, Any]:  # fmt: skip
+    client: AsyncOpenAI,
+    model: str,
+    system_prompt: str,
+    *,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    temperature: float,
+) -> dict[str, Any]:
     async def caller(index: int) -> list[Reply]:
         replies = []
         for r in range(requests):
             question = QUESTIONS[(index * requests + r) % len(QUESTIONS)]
             messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
-            replies.append(await stream_reply(client, model, messages, max_tokens=max_tokens,
-                                              temperature=temperature, fixed_length=True))  # fmt: skip
+            replies.append(
+                await stream_reply(
+                    client, model, messages, max_tokens=max_tokens, temperature=temperature, fixed_length=True
+                )
+            )
         return replies
 
     t0 = time.perf_counter()
@@ -138,37 +152,65 @@ async def bench_level(
 
 
 async def bench_conversation(
-    client: AsyncOpenAI, model: str, system_prompt: str, *, turns: int, max_tokens: int, temperature: float,
-) -> list[Reply]:  # fmt: skip
+    client: AsyncOpenAI,
+    model: str,
+    system_prompt: str,
+    *,
+    turns: int,
+    max_tokens: int,
+    temperature: float,
+) -> list[Reply]:
     """One call growing turn by turn; each turn's prompt is the previous one plus two messages."""
     messages = [{"role": "system", "content": system_prompt}]
     replies = []
     for n in range(turns):
         messages.append({"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]})
-        reply = await stream_reply(client, model, messages, max_tokens=max_tokens,
-                                   temperature=temperature, fixed_length=False)  # fmt: skip
+        reply = await stream_reply(
+            client, model, messages, max_tokens=max_tokens, temperature=temperature, fixed_length=False
+        )
         replies.append(reply)
         messages.append({"role": "assistant", "content": reply.text})
     return replies
 
 
 async def run_bench(
-    base_url: str, model: str, system_prompt: str, *, concurrency: list[int], turns: int,
-    requests: int = 3, max_tokens: int = 120, temperature: float = 0.3,
-) -> dict[str, Any]:  # fmt: skip
+    base_url: str,
+    model: str,
+    system_prompt: str,
+    *,
+    concurrency: list[int],
+    turns: int,
+    requests: int = 3,
+    max_tokens: int = 120,
+    temperature: float = 0.3,
+) -> dict[str, Any]:
     if not concurrency or min(concurrency) < 1 or turns < 1 or requests < 1:
         raise ValueError("concurrency levels, turns and requests must be positive")
     client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key="halfsec-local", max_retries=0)
     try:
         # a first request pays for warm-up (CUDA graphs, allocator); keep it out of the figures
-        await stream_reply(client, model, [{"role": "user", "content": "Hello."}], max_tokens=8,
-                           temperature=temperature, fixed_length=True)  # fmt: skip
+        await stream_reply(
+            client,
+            model,
+            [{"role": "user", "content": "Hello."}],
+            max_tokens=8,
+            temperature=temperature,
+            fixed_length=True,
+        )
         levels = {}
         for c in concurrency:
-            levels[str(c)] = await bench_level(client, model, system_prompt, concurrency=c, requests=requests,
-                                               max_tokens=max_tokens, temperature=temperature)  # fmt: skip
-        talk = await bench_conversation(client, model, system_prompt, turns=turns, max_tokens=max_tokens,
-                                        temperature=temperature)  # fmt: skip
+            levels[str(c)] = await bench_level(
+                client,
+                model,
+                system_prompt,
+                concurrency=c,
+                requests=requests,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        talk = await bench_conversation(
+            client, model, system_prompt, turns=turns, max_tokens=max_tokens, temperature=temperature
+        )
     finally:
         await client.close()
     return {
@@ -186,16 +228,39 @@ async def run_bench(
 def render(figures: dict[str, Any], title: str, out: Console) -> None:
     """The table `halfsec bench llm` prints, and the prefix cache's effect on one conversation."""
     table = Table(title=title)
-    for name in ("calls", "requests", "TTFT P50 ms", "TTFT P95 ms", "1st sentence P50 ms",
-                 "1st sentence P95 ms", "tok/s per stream", "tok/s total"):  # fmt: skip
+    for name in (
+        "calls",
+        "requests",
+        "TTFT P50 ms",
+        "TTFT P95 ms",
+        "1st sentence P50 ms",
+        "1st sentence P95 ms",
+        "tok/s per stream",
+        "tok/s total",
+    ):
         table.add_column(name, justify="right")
     for level in figures["levels"].values():
-        table.add_row(*(str(level[k]) for k in (
-            "concurrency", "requests", "ttft_ms_p50", "ttft_ms_p95", "first_sentence_ms_p50",
-            "first_sentence_ms_p95", "tokens_per_s_per_stream", "tokens_per_s")))  # fmt: skip
+        table.add_row(
+            *(
+                str(level[k])
+                for k in (
+                    "concurrency",
+                    "requests",
+                    "ttft_ms_p50",
+                    "ttft_ms_p95",
+                    "first_sentence_ms_p50",
+                    "first_sentence_ms_p95",
+                    "tokens_per_s_per_stream",
+                    "tokens_per_s",
+                )
+            )
+        )
     out.print(table)
     cached = figures["cached_tokens_turnN"]
-    out.print(f"one conversation, {figures['turns']} turns: TTFT turn 1 {figures['ttft_turn1_ms']} ms "
-              f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
-              f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
-              + (f", {cached} cached)" if cached is not None else ")"), highlight=False)  # fmt: skip
+    out.print(
+        f"one conversation, {figures['turns']} turns: TTFT turn 1 {figures['ttft_turn1_ms']} ms "
+        f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
+        f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
+        + (f", {cached} cached)" if cached is not None else ")"),
+        highlight=False,
+    )

@@ -35,14 +35,21 @@ def vllm_command(settings: Settings) -> list[str]:
         str(settings.llm_python()),
         "-m",
         "vllm.entrypoints.openai.api_server",
-        "--model", settings.model_path(o.model),
-        "--served-model-name", o.served_model_name,
-        "--host", o.host,
-        "--port", str(o.port),
-        "--dtype", o.dtype,
-        "--max-model-len", str(o.max_model_len),
-        "--max-num-seqs", str(o.max_num_seqs),
-    ]  # fmt: skip
+        "--model",
+        settings.model_path(o.model),
+        "--served-model-name",
+        o.served_model_name,
+        "--host",
+        o.host,
+        "--port",
+        str(o.port),
+        "--dtype",
+        o.dtype,
+        "--max-model-len",
+        str(o.max_model_len),
+        "--max-num-seqs",
+        str(o.max_num_seqs),
+    ]
     if o.enable_prefix_caching:
         cmd.append("--enable-prefix-caching")
     if o.block_size is not None:

@@ -30,4 +30,6 @@ def build_smollm2(settings: Settings) -> Callable[[Path, Path], None]:
 
 def artifacts(settings: Settings) -> list[Artifact]:
     files = {"config.json": None, "model.safetensors": None, "tokenizer.json": None}
-    return [Artifact("smollm2-135m-instruct", settings.models_dir / "smollm2-135m-instruct", files, build_smollm2(settings))]
+    return [
+        Artifact("smollm2-135m-instruct", settings.models_dir / "smollm2-135m-instruct", files, build_smollm2(settings))
+    ]

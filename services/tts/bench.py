@@ -87,7 +87,8 @@ async def timed_synthesis(client: TtsClient, text: str) -> Timed:
     chunks: list[bytes] = []
     arrivals: list[tuple[float, int]] = []
     rate = 0
-    async for rate, data in client.stream(text):
+    async for piece_rate, data in client.stream(text):
+        rate = piece_rate  # every piece has the service's one rate
         arrivals.append((time.perf_counter(), len(data) // 2))
         chunks.append(data)
     total = time.perf_counter() - t0

@@ -14,11 +14,35 @@ from .backend import Stop, SynthesisStopped, UnknownVoice
 
 # The American and British English voices of Kokoro-82M v1.0.
 ENGLISH_VOICES = [
-    "af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole",
-    "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",
-    "am_liam", "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma",
-    "bf_isabella", "bf_lily", "bm_daniel", "bm_fable", "bm_george", "bm_lewis",
-]  # fmt: skip
+    "af_alloy",
+    "af_aoede",
+    "af_bella",
+    "af_heart",
+    "af_jessica",
+    "af_kore",
+    "af_nicole",
+    "af_nova",
+    "af_river",
+    "af_sarah",
+    "af_sky",
+    "am_adam",
+    "am_echo",
+    "am_eric",
+    "am_fenrir",
+    "am_liam",
+    "am_michael",
+    "am_onyx",
+    "am_puck",
+    "am_santa",
+    "bf_alice",
+    "bf_emma",
+    "bf_isabella",
+    "bf_lily",
+    "bm_daniel",
+    "bm_fable",
+    "bm_george",
+    "bm_lewis",
+]
 
 
 class KokoroTorch:
@@ -30,9 +54,7 @@ class KokoroTorch:
 
         repo = settings.model_path(settings.tts.model)
         model = KModel(repo_id=repo).to(settings.tts.device).eval()
-        self._pipelines = {
-            code: KPipeline(lang_code=code, repo_id=repo, model=model) for code in ("a", "b")
-        }
+        self._pipelines = {code: KPipeline(lang_code=code, repo_id=repo, model=model) for code in ("a", "b")}
 
     @property
     def voices(self) -> list[str]:

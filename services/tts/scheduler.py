@@ -83,9 +83,7 @@ class SynthesisQueue:
             job.state = "running"
             self._waiting -= 1
             try:
-                audio = await asyncio.to_thread(
-                    self._backend.synthesize, job.text, job.voice, job.speed, job.stop
-                )
+                audio = await asyncio.to_thread(self._backend.synthesize, job.text, job.voice, job.speed, job.stop)
             except SynthesisStopped:
                 self.counts.stopped += 1
             except Exception as exc:  # the request fails, the queue goes on

@@ -47,11 +47,35 @@ def _spoken_email(m: re.Match[str]) -> str:
 
 # ---- abbreviations --------------------------------------------------------------------------
 
-_TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Jr": "Junior",
-           "Sr": "Senior", "Mt": "Mount", "Ave": "Avenue", "Rd": "Road", "Blvd": "Boulevard",
-           "approx": "approximately", "dept": "department", "appt": "appointment"}  # fmt: skip
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]  # fmt: skip
+_TITLES = {
+    "Mr": "Mister",
+    "Mrs": "Missus",
+    "Ms": "Miz",
+    "Prof": "Professor",
+    "Jr": "Junior",
+    "Sr": "Senior",
+    "Mt": "Mount",
+    "Ave": "Avenue",
+    "Rd": "Road",
+    "Blvd": "Boulevard",
+    "approx": "approximately",
+    "dept": "department",
+    "appt": "appointment",
+}
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _MONTH_ABBR = {m[:3]: m for m in _MONTHS} | {"Sept": "September"}
 
 _ABBREVIATIONS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
@@ -90,10 +114,23 @@ def _digits(group: str) -> str:
     return " ".join(num2words(int(d)) for d in group)
 
 
-_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
-               "£": ("pound", "pounds", "penny", "pence"), "¥": ("yen", "yen", "sen", "sen")}  # fmt: skip
-_SCALES = {"k": "thousand", "K": "thousand", "m": "million", "M": "million", "bn": "billion",
-           "thousand": "thousand", "million": "million", "billion": "billion", "trillion": "trillion"}  # fmt: skip
+_CURRENCIES = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "¥": ("yen", "yen", "sen", "sen"),
+}
+_SCALES = {
+    "k": "thousand",
+    "K": "thousand",
+    "m": "million",
+    "M": "million",
+    "bn": "billion",
+    "thousand": "thousand",
+    "million": "million",
+    "billion": "billion",
+    "trillion": "trillion",
+}
 
 
 def _money(m: re.Match[str]) -> str:
@@ -133,22 +170,48 @@ def _time(m: re.Match[str]) -> str:
 
 
 _UNITS = {
-    "km/h": ("kilometer per hour", "kilometers per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
-    "mph": ("mile per hour", "miles per hour"), "km": ("kilometer", "kilometers"), "m": ("meter", "meters"),
-    "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"), "mi": ("mile", "miles"),
-    "ft": ("foot", "feet"), "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"),
-    "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
-    "oz": ("ounce", "ounces"), "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"),
-    "°C": ("degree Celsius", "degrees Celsius"), "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
-    "°": ("degree", "degrees"), "KB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"),
-    "GB": ("gigabyte", "gigabytes"), "TB": ("terabyte", "terabytes"), "Hz": ("hertz", "hertz"),
-    "kHz": ("kilohertz", "kilohertz"), "MHz": ("megahertz", "megahertz"), "GHz": ("gigahertz", "gigahertz"),
-    "kW": ("kilowatt", "kilowatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
-    "ms": ("millisecond", "milliseconds"), "sec": ("second", "seconds"), "secs": ("second", "seconds"),
-    "min": ("minute", "minutes"), "mins": ("minute", "minutes"), "hr": ("hour", "hours"),
-    "hrs": ("hour", "hours"), "¢": ("cent", "cents"), "USD": ("dollar", "dollars"),
-    "EUR": ("euro", "euros"), "GBP": ("pound", "pounds"),
-}  # fmt: skip
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"),
+    "mph": ("mile per hour", "miles per hour"),
+    "km": ("kilometer", "kilometers"),
+    "m": ("meter", "meters"),
+    "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"),
+    "mi": ("mile", "miles"),
+    "ft": ("foot", "feet"),
+    "kg": ("kilogram", "kilograms"),
+    "g": ("gram", "grams"),
+    "mg": ("milligram", "milligrams"),
+    "lb": ("pound", "pounds"),
+    "lbs": ("pound", "pounds"),
+    "oz": ("ounce", "ounces"),
+    "ml": ("milliliter", "milliliters"),
+    "mL": ("milliliter", "milliliters"),
+    "°C": ("degree Celsius", "degrees Celsius"),
+    "°F": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "°": ("degree", "degrees"),
+    "KB": ("kilobyte", "kilobytes"),
+    "MB": ("megabyte", "megabytes"),
+    "GB": ("gigabyte", "gigabytes"),
+    "TB": ("terabyte", "terabytes"),
+    "Hz": ("hertz", "hertz"),
+    "kHz": ("kilohertz", "kilohertz"),
+    "MHz": ("megahertz", "megahertz"),
+    "GHz": ("gigahertz", "gigahertz"),
+    "kW": ("kilowatt", "kilowatts"),
+    "kWh": ("kilowatt hour", "kilowatt hours"),
+    "ms": ("millisecond", "milliseconds"),
+    "sec": ("second", "seconds"),
+    "secs": ("second", "seconds"),
+    "min": ("minute", "minutes"),
+    "mins": ("minute", "minutes"),
+    "hr": ("hour", "hours"),
+    "hrs": ("hour", "hours"),
+    "¢": ("cent", "cents"),
+    "USD": ("dollar", "dollars"),
+    "EUR": ("euro", "euros"),
+    "GBP": ("pound", "pounds"),
+}
 # Longest first, so "km/h" wins over "km" and "kWh" over "kW".
 _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 
@@ -174,10 +237,14 @@ def _month_day(m: re.Match[str]) -> str:
 
 _NUMBER_RULES: list[Rule] = [
     # phone numbers digit by digit, in their groups: "555-123-4567"
-    (re.compile(r"(?<![\w-])(?:\+?1[-. ])?\(?(\d{3})\)?[-. ](\d{3})[-.](\d{4})(?![\w-])"),
-     lambda m: ", ".join(_digits(g) for g in m.groups())),
-    (re.compile(r"\b(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b"),  # ISO date
-     lambda m: f"{_MONTHS[int(m.group(2)) - 1]} {num2words(int(m.group(3)), to='ordinal')}, {m.group(1)}"),
+    (
+        re.compile(r"(?<![\w-])(?:\+?1[-. ])?\(?(\d{3})\)?[-. ](\d{3})[-.](\d{4})(?![\w-])"),
+        lambda m: ", ".join(_digits(g) for g in m.groups()),
+    ),
+    (
+        re.compile(r"\b(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b"),  # ISO date
+        lambda m: f"{_MONTHS[int(m.group(2)) - 1]} {num2words(int(m.group(3)), to='ordinal')}, {m.group(1)}",
+    ),
     (re.compile(r"([$€£¥])\s?(" + _NUM + r")(?:\s?(thousand|million|billion|trillion|bn|[kKmM])\b)?"), _money),
     (re.compile(r"\b(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?::[0-5]\d)?(?:\s?(?P<ap>[AaPp])\.?[Mm]\b\.?)?"), _time),
     (re.compile(r"\b(?P<h>1[0-2]|0?[1-9])\s?(?P<ap>[AaPp])\.?[Mm]\b\.?"), _time),
@@ -188,8 +255,10 @@ _NUMBER_RULES: list[Rule] = [
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), lambda m: num2words(int(m.group(1)), to="ordinal")),
     (re.compile(r"(?:\b|')(1[1-9]\d0|20\d0|[1-9]0)s\b"), _decade),
     # ranges: "5-10 minutes" -> "five to ten minutes" (phone numbers are gone by now)
-    (re.compile(r"(?<![\d.,])(" + _NUM + r")\s?[-\u2013]\s?(" + _NUM + r")(?![\d.,]*\d)"),
-     lambda m: f"{m.group(1)} to {m.group(2)}"),
+    (
+        re.compile(r"(?<![\d.,])(" + _NUM + r")\s?[-\u2013]\s?(" + _NUM + r")(?![\d.,]*\d)"),
+        lambda m: f"{m.group(1)} to {m.group(2)}",
+    ),
     (re.compile(r"(?<![\d.,$€£¥])\b(1[1-9]\d\d|20\d\d)\b(?![.,]\d)"), lambda m: _year(m.group(1))),
     (re.compile(r"(?<![\w.])-(?=\d)"), lambda m: "minus "),
     (re.compile(r"\b(" + _NUM + r")\b"), lambda m: words(m.group(1))),
