@@ -1,6 +1,7 @@
 import json
 
 from latency import MILESTONES, SCHEMA_VERSION, Budget, TurnLog, build_record, read_turns
+from latency.budget import DEFAULT_STAGE_BUDGETS_MS
 
 TURN = {
     "speech_start": 100.0,
@@ -63,17 +64,7 @@ def test_transcript_waits_are_never_negative():
 
 
 def test_record_carries_the_budget_split_and_the_stage_to_blame():
-    budget = Budget(
-        {
-            "endpoint": 200,
-            "stt": 30,
-            "llm_first_token": 150,
-            "first_sentence": 60,
-            "tts_first_audio": 50,
-            "transport": 10,
-        },
-        total_ms=600,
-    )
+    budget = Budget(DEFAULT_STAGE_BUDGETS_MS, total_ms=600)  # endpoint 200, stt 30, ... transport 10
     marks = {
         "last_voiced": 1.0,
         "end_of_turn": 1.2,
