@@ -27,38 +27,37 @@ def settings() -> Settings:
     return load_settings("cpu")
 
 
+def required(settings: Settings, extra: list | None = None) -> None:
+    """What `make test` provisions first: its absence fails the test with the one-line reason."""
+    try:
+        require(settings, extra=extra)
+    except ProvisionError as exc:
+        pytest.fail(f"{exc} (make test runs it first)")
+
+
 @pytest.fixture(scope="session")
 def speech(settings: Settings) -> list[tuple[Path, str]]:
     """The LibriVox utterances `halfsec models` fetched: (wav path, reference text)."""
-    try:
-        require(settings, extra=speech_artifacts(settings))
-    except ProvisionError as exc:
-        pytest.fail(f"{exc} (make test runs it first)")
+    required(settings, extra=speech_artifacts(settings))
     base = settings.speech_dir / "librivox"
     return [(base / f"{u}.wav", (base / f"{u}.txt").read_text().strip()) for u in LIBRIVOX_IDS]
 
 
+async def _running(settings: Settings, names: tuple[str, ...]):
+    required(settings)
+    async with supervisor(settings, "cpu", names) as sup:
+        yield sup
+
+
 @pytest.fixture(scope="session")
 async def services(settings: Settings):
-    try:
-        require(settings)
-    except ProvisionError as exc:
-        pytest.fail(f"{exc} (make test runs it first)")
-    sup = supervisor(settings, "cpu")
-    await sup.start()
-    yield sup
-    await sup.stop()
+    async for sup in _running(settings, ("asr", "tts", "llm")):
+        yield sup
 
 
 @pytest.fixture(scope="session")
 async def tts_service(settings: Settings):
     """services/tts alone, for tests that need no other model. One already answering on
     tts.port (the one `services` started) is reused."""
-    try:
-        require(settings)
-    except ProvisionError as exc:
-        pytest.fail(f"{exc} (make test runs it first)")
-    sup = supervisor(settings, "cpu", ("tts",))
-    await sup.start()
-    yield sup
-    await sup.stop()
+    async for sup in _running(settings, ("tts",)):
+        yield sup
