@@ -165,11 +165,12 @@ class CallTracer:
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self.mark("speech_start")
-        elif ev.old_state == "speaking" and self._end_of_turn_by == "vad":
+        elif ev.old_state == "speaking":
             now = self.now()
-            if not self._ground_truth_io:
-                self.mark("last_voiced", now - self._vad_silence_s)  # the VAD waited this long
-            self.mark("end_of_turn", now)
+            if not self._ground_truth_io:  # a room: the VAD's end of speech, less the silence it waited
+                self.mark("last_voiced", now - self._vad_silence_s)
+            if self._end_of_turn_by == "vad":
+                self.mark("end_of_turn", now)
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         if ev.new_state == "speaking" and not self._ground_truth_io:
