@@ -33,8 +33,9 @@ async def test_barge_in_silences_the_agent_and_stops_the_services(services, sett
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())
-    # the second reply is as long: its record is written when we stop waiting, not when it ends
-    call = await run_call(long, files, tmp_path, barge_in_at_s=0.5, reply_timeout_s=12)
+    # The second reply is as long: its record is written when we stop waiting (30 s), not when it
+    # ends. Its first audio can take over 12 s here: vLLM decodes 200 tokens beside Kokoro.
+    call = await run_call(long, files, tmp_path, barge_in_at_s=0.5, reply_timeout_s=30)
     sampler.cancel()
     after_tts = stopped_pieces(await tts.health())
     await tts.aclose()
