@@ -2,6 +2,7 @@ import json
 
 from latency import MILESTONES, SCHEMA_VERSION, Budget, TurnLog, build_record, read_turns
 from latency.budget import DEFAULT_STAGE_BUDGETS_MS
+from tests.test_call import RECORD_FIELDS
 
 TURN = {
     "speech_start": 100.0,
@@ -37,16 +38,7 @@ def test_turn_log_appends_and_skips_torn_line(tmp_path):
     rows = list(read_turns(path))
     assert [r["turn"] for r in rows] == [1, 2]
     assert rows[1]["v2v_ms"] == 400.0
-    assert set(json.loads(path.read_text().splitlines()[0])) >= {
-        "session_id",
-        "turn",
-        "user_text",
-        "agent_text",
-        "endpoint_ms",
-        "stt_ms",
-        "llm_ttft_ms",
-        "tts_ttfb_ms",
-        "v2v_ms",
+    assert set(json.loads(path.read_text().splitlines()[0])) >= RECORD_FIELDS | {
         "preemptive",
         "preflights",
         "invalid",

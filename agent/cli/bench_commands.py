@@ -98,12 +98,12 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
+    from services.audio import read_pcm16
     from services.provision import require
     from services.supervisor import supervisor
 
     from ..sim import speech
     from ..sim.bench import render, run_bench
-    from ..sim.caller import load_utterance
 
     require(settings, extra=None if args.audio_dir else speech.artifacts(settings))
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
@@ -111,7 +111,7 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     if not audio:
         raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
     for f in audio:
-        load_utterance(f)  # a bad file stops the bench here, not as a failed call later
+        read_pcm16(f, 16000)  # a bad file stops the bench here, not as a failed call later
     out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:

@@ -225,7 +225,7 @@ class CallerEar(io.AudioOutput):
 
     def _stopped(self, at: float) -> None:
         if self._audible:
-            self._mark("agent_stopped", min(at, self._played_until) if self._played_until else at)
+            self._mark("agent_stopped", min(at, self._played_until))  # or earlier, if playout ran dry
 
     def _finished(self, interrupted: bool) -> None:
         if not self._segment:
