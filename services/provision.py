@@ -68,8 +68,11 @@ def run_tool(cmd: list[str], what: str) -> None:
         raise ProvisionError(f"{what}: `{' '.join(cmd[:4])} ...` failed:\n{tail}")
 
 
-def pip_download(spec: str, downloads: Path, *, sdist: bool = False) -> Path:
-    """A package file from PyPI (cached in `downloads`), without installing it."""
+def pip_download(spec: str, downloads: Path, *, sdist: bool = False, isolated: bool = False) -> Path:
+    """A package file from PyPI (cached in `downloads`), without installing it.
+
+    `isolated`: prepare an sdist's metadata in pip's own build environment (its build deps as
+    wheels), for setuptools sdists that the venv's old setuptools cannot prepare."""
     name, version = spec.split("==")
     stem = f"{name.replace('-', '_')}-{version}"
     # sdists are named with the project's dashes or with underscores, depending on their age
@@ -81,7 +84,9 @@ def pip_download(spec: str, downloads: Path, *, sdist: bool = False) -> Path:
     if found := find():
         return found
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads), spec]
-    if sdist:
+    if sdist and isolated:
+        cmd += ["--no-binary", name]
+    elif sdist:
         # pip prepares metadata even to download; with scikit-build-core already installed and
         # no isolation that takes ~3 s instead of a ~4.5 min native build.
         cmd += ["--no-binary", ":all:", "--no-build-isolation"]
