@@ -51,16 +51,21 @@ class AsrSettings(ServiceAddress):
     cpu_threads: int = Field(default=2, ge=1)
     language: str | None = "en"
     beam_size: int = Field(default=1, ge=1)
+    # Streamed decodes only. MEASURED-REPETITION
+    repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
     # Decodes that wait longer than this are refused with 503 rather than queued without bound.
     max_queue: int = Field(default=16, ge=1)
     max_audio_s: float = Field(default=60.0, gt=0)
-    # Streaming (WebSocket). Decodes see only the audio since the last committed segment plus
-    # `decode_pad_s` of padding, not Whisper's fixed 30 s window: tiny.en 7 s in ~0.25 s instead
-    # of ~0.7 s, same WER on the LibriVox set with >= 0.5 s of padding (none: repetition loops).
+    # Streaming (WebSocket). A decode sees the audio since the last committed segment plus
+    # `decode_pad_s` of zeros, in a window of at least `min_window_s` (Whisper's own is 30 s).
+    # MEASURED-WINDOW
     decode_pad_s: float = Field(default=1.0, ge=0.5, le=5.0)
-    # Decode as soon as the VAD has seen this much silence: if no speech follows before the
-    # endpoint, that decode (the preflight) is the final transcript and nothing is left to do.
-    preflight_after_s: float = Field(default=0.032, gt=0)  # one VAD frame
+    min_window_s: float = Field(default=10.0, ge=1.0, le=30.0)
+    # The piece is decoded at the first silent VAD frame, so the transcript is ready when the
+    # endpoint comes (`vad.min_silence_s` later); it goes out as a preflight, which lets the agent
+    # start its reply, only once the silence lasts `preflight_after_s`. MEASURED-PREFLIGHT
+    pause_decode_s: float = Field(default=0.032, gt=0)  # one VAD frame
+    preflight_after_s: float = Field(default=0.096, gt=0)
     # Interim transcripts while the caller talks without pausing (0: only at pauses).
     interim_interval_s: float = Field(default=1.0, ge=0)
     # A pause at least `commit_pause_s` long after at least `commit_min_s` of speech commits the
@@ -83,7 +88,8 @@ class AsrSettings(ServiceAddress):
     num_workers: int = Field(default=1, ge=1)
     max_streams: int = Field(default=32, ge=1)
     max_frame_s: float = Field(default=1.0, gt=0)  # larger WebSocket frames are refused
-    # Spoken when a turn cannot be transcribed (service down or erroring).
+    # Spoken when a turn cannot be transcribed (service down or erroring), and when speech was
+    # heard but no words came of it (the ASR's final is `unheard`): the caller is asked to repeat.
     fallback_text: str = "Sorry, I didn't catch that. Could you say it again?"
 
 

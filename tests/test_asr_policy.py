@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from configs.settings import AsrSettings
 from services.asr.decodes import DecodeRequest
-from services.asr.endpointer import FRAME, Endpoint, Pause, Resume, SpeechStart
+from services.asr.endpointer import FRAME, Candidate, Endpoint, Pause, Resume, SpeechStart
 from services.asr.engine import Decoded
 from services.asr.policy import Action, DecodeFailed, FinalText, Reclassify, StreamPolicy
 from services.asr.protocol import SAMPLE_RATE as S
@@ -43,7 +43,9 @@ def test_a_plain_utterance_reuses_its_preflight_as_the_final():
     assert p.heard(2 * S) == []
     [preflight] = p.on_event(Pause(at=2 * S))
     assert decodes([preflight]) == [(Kind.PREFLIGHT, 0, 2 * S, NO_RETRY)]
-    assert p.decoded(preflight, said("Hello there.")) == [Preflight(text="Hello there.")]
+    # decoded at the first silent frame; out only once the pause may be the end of speech
+    assert p.decoded(preflight, said("Hello there.")) == []
+    assert p.on_event(Candidate()) == [Preflight(text="Hello there.")]
     at = 2 * S + 6 * FRAME
     assert p.on_event(Endpoint(at=at, last_voiced=2 * S)) == [
         end_of_speech(1.0, at, 2 * S),
@@ -56,10 +58,23 @@ def test_a_preflight_still_decoding_at_the_endpoint_goes_out_then_becomes_the_fi
     p = policy()
     p.on_event(SpeechStart(stream_s=0.0))
     [preflight] = p.on_event(Pause(at=S))
+    assert p.on_event(Candidate()) == []  # nothing decoded yet
     at = S + 6 * FRAME
     assert p.on_event(Endpoint(at=at, last_voiced=S)) == [end_of_speech(0.0, at, S)]
     assert p.waiting
     assert p.decoded(preflight, said("Yes.")) == [Preflight(text="Yes."), FinalText(1, "Yes.", at / S, True)]
+
+
+def test_a_short_pause_inside_an_utterance_sends_no_preflight():
+    """A preflight lets the agent start its reply: not at every breath inside a sentence."""
+    p = policy()
+    p.on_event(SpeechStart(stream_s=0.0))
+    [inside] = p.on_event(Pause(at=S))
+    assert p.decoded(inside, said("I would like")) == []
+    assert p.on_event(Resume(pause_s=0.064)) == [Reclassify(inside, Kind.INTERIM), Interim(text="I would like")]
+    [last] = p.on_event(Pause(at=2 * S))
+    assert p.on_event(Candidate()) == []
+    assert p.decoded(last, said("I would like a coffee.")) == [Preflight(text="I would like a coffee.")]
 
 
 def test_speech_resuming_commits_the_preflight_after_a_long_pause_else_it_is_an_interim():
@@ -80,6 +95,7 @@ def test_speech_resuming_commits_the_preflight_after_a_long_pause_else_it_is_an_
     assert p.on_event(Resume(pause_s=0.064)) == [Reclassify(third, Kind.INTERIM)]
     [fourth] = p.on_event(Pause(at=7 * S))
     assert decodes([fourth]) == [(Kind.PREFLIGHT, 3 * S, 7 * S, NO_RETRY)]
+    assert p.on_event(Candidate()) == []
     at = 7 * S + 6 * FRAME
     assert p.on_event(Endpoint(at=at, last_voiced=7 * S)) == [end_of_speech(0.0, at, 7 * S)]
     assert p.decoded(third, said("And then we")) == []  # an interim after the endpoint is not sent
@@ -119,6 +135,7 @@ def test_interims_while_talking_are_paced_by_the_piece_and_settle_finished_phras
     assert decodes([preflight]) == [(Kind.PREFLIGHT, settled, 6 * S, NO_RETRY)]
     assert p.heard(6 * S + 4 * FRAME) == []  # no interims while a preflight may be the final
     text = "Hello there. How are you? I'm fine."
+    assert p.on_event(Candidate()) == []
     assert p.decoded(preflight, said("I'm fine.")) == [Preflight(text=text)]
     at = 6 * S + 6 * FRAME
     assert p.on_event(Endpoint(at=at, last_voiced=6 * S))[1:] == [FinalText(1, text, at / S, True)]
@@ -133,20 +150,21 @@ def test_a_short_or_looping_interim_settles_nothing():
     assert decodes([second]) == [(Kind.INTERIM, 0, 6 * S, INTERIM)]
 
 
-def test_a_doubtful_preflight_is_decoded_again_over_the_full_window_only_as_the_final():
+def test_a_doubtful_preflight_is_never_sent_and_is_decoded_again_over_the_full_window_as_the_final():
     p = policy()
     p.on_event(SpeechStart(stream_s=0.0))
     [inside] = p.on_event(Pause(at=S))
-    assert p.decoded(inside, said(DOUBTFUL)) == [Preflight(text=DOUBTFUL)]  # the quick one goes out as it is
-    # the caller speaks on: an interim, not decoded again
+    assert p.decoded(inside, said(DOUBTFUL)) == []
+    # the caller speaks on: an interim, as it is, and not decoded again
     assert p.on_event(Resume(pause_s=0.2)) == [Reclassify(inside, Kind.INTERIM), Interim(text=DOUBTFUL)]
     [last] = p.on_event(Pause(at=3 * S))
-    assert p.decoded(last, said(DOUBTFUL)) == [Preflight(text=DOUBTFUL)]
+    assert p.on_event(Candidate()) == []
+    assert p.decoded(last, said(DOUBTFUL)) == []  # a reply must not start on a loop
     at = 3 * S + 6 * FRAME
     end = p.on_event(Endpoint(at=at, last_voiced=3 * S))
-    assert decodes(end) == [(Kind.FINAL, 0, 3 * S, {"full_window": True})]
+    assert decodes(end) == [(Kind.FINAL, 0, 3 * S, {"full_window": True})]  # the preflight's piece
     redo = end[1]
-    assert isinstance(redo, DecodeRequest) and redo.again is last  # the preflight's audio, again
+    assert isinstance(redo, DecodeRequest) and redo is last.redo
     assert p.decoded(redo, said(SURE, redecoded=True)) == [FinalText(1, SURE, at / S, True)]
 
 
@@ -205,23 +223,36 @@ def test_a_piece_nearing_whispers_window_mid_pause_commits_the_preflight():
     assert decodes([rest]) == [(Kind.PREFLIGHT, 10 * S - FRAME, 12 * S, NO_RETRY)]
 
 
-def test_an_empty_utterance_gets_an_empty_final():
+def test_a_wordless_utterance_is_decoded_whole_once_then_called_unheard():
     p = policy()
     p.on_event(SpeechStart(stream_s=0.5))
     [preflight] = p.on_event(Pause(at=8 * FRAME))
-    assert p.decoded(preflight, said("")) == []  # Whisper heard no words (a cough): no empty preflight
+    assert p.decoded(preflight, said("")) == []  # no words in the quick decode: no empty preflight
+    p.on_event(Candidate())
     at = 14 * FRAME
-    assert p.on_event(Endpoint(at=at, last_voiced=6 * FRAME)) == [
-        end_of_speech(0.5, at, 6 * FRAME),
-        FinalText(1, "", at / S, reused_preflight=True),
-    ]
-    # nothing undecided at the endpoint: an empty final at once, nothing decoded
+    end = p.on_event(Endpoint(at=at, last_voiced=6 * FRAME))
+    assert end[0] == end_of_speech(0.5, at, 6 * FRAME)
+    # before giving up, the whole utterance over Whisper's full window
+    assert decodes(end[1:]) == [(Kind.FINAL, 0, at, {"full_window": True})]
+    assert p.decoded(end[1], said("", redecoded=True)) == [FinalText(1, "", at / S, True, unheard=True)]
+    # nothing undecided at a forced endpoint: an empty final at once, nothing decoded, not unheard
     p.on_event(SpeechStart(stream_s=3.0))
     assert p.on_event(Endpoint(at=0, last_voiced=0, forced=True)) == [
         end_of_speech(3.0, 0, 0, forced=True),
         FinalText(2, "", 0.0, reused_preflight=False),
     ]
     assert not p.waiting
+
+
+def test_a_one_word_answer_lost_by_the_quick_decode_is_found_by_the_whole_one():
+    p = policy()
+    p.on_event(SpeechStart(stream_s=0.0))
+    [preflight] = p.on_event(Pause(at=20 * FRAME))
+    p.decoded(preflight, said(""))
+    p.on_event(Candidate())
+    at = 26 * FRAME
+    [_, rescue] = p.on_event(Endpoint(at=at, last_voiced=19 * FRAME))
+    assert p.decoded(rescue, said("Firefox.", redecoded=True)) == [FinalText(1, "Firefox.", at / S, True)]
 
 
 def test_a_failed_decode_fails_the_final_loudly_and_the_rest_quietly():

@@ -20,11 +20,13 @@ class DecodeRequest:
     kind: Kind  # may change while it runs: a preflight becomes a commit or an interim
     start: int
     end: int
+    utterance: int = 0  # whose audio: the stream keeps an utterance's after its endpoint
     timestamps: bool = False  # Whisper's phrase ends too: an interim settles phrases with them
     retry_doubtful: bool = True  # the engine decodes a doubtful piece again over the full window
     full_window: bool = False  # decode over Whisper's full 30 s window straight away
-    # Decode the audio of this earlier request: its utterance may be gone from the endpointer.
-    again: DecodeRequest | None = None
+    # Second decodes over the full window, made once and shared by a preflight and its final:
+    redo: DecodeRequest | None = None  # of this piece, which came out doubtful
+    rescue: DecodeRequest | None = None  # of the whole utterance, of which no words came
     result: Decoded | None = None
     error: BaseException | None = None
     cancelled: bool = False  # the stream closed, or a newer interim replaced it in the queue

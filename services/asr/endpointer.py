@@ -33,6 +33,11 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """The pause has lasted `asr.preflight_after_s`: the utterance may be ending here."""
+
+
+@dataclass(frozen=True)
 class Resume:
     pause_s: float  # how long the pause that just ended lasted
 
@@ -44,7 +49,7 @@ class Endpoint:
     forced: bool = False  # max utterance length reached, the caller is still talking
 
 
-Event = SpeechStart | Pause | Resume | Endpoint
+Event = SpeechStart | Pause | Candidate | Resume | Endpoint
 Vad = Callable[[np.ndarray], float]  # one 512-sample float32 frame -> speech probability
 
 
@@ -66,7 +71,8 @@ class Endpointer:
         self._min_speech = _frames(vad.min_speech_s)
         self._min_silence = _frames(vad.min_silence_s)
         self._max_frames = _frames(vad.max_utterance_s)
-        self._pause = min(_frames(asr.preflight_after_s), self._min_silence)
+        self._pause = min(_frames(asr.pause_decode_s), self._min_silence)
+        self._candidate = min(max(_frames(asr.preflight_after_s), self._pause), self._min_silence)
         self._pending = np.zeros(0, np.float32)
         self._preroll: deque[np.ndarray] = deque(maxlen=_frames(vad.prefix_padding_s) + self._min_speech)
         self._frames_seen = 0
@@ -137,6 +143,8 @@ class Endpointer:
             self._silence += 1
             if self._silence == self._pause:
                 events.append(Pause(at=self.length))
+            if self._silence == self._candidate:
+                events.append(Candidate())
             if self._silence >= self._min_silence:
                 self.in_speech = False
                 events.append(Endpoint(self.length, self._last_voiced))

@@ -136,9 +136,9 @@ class WhisperEngine:
         if audio_s > WINDOW_S:
             raise ValueError(f"a streamed piece is at most {WINDOW_S:.0f} s, got {audio_s:.1f} s")
         features = self.model.feature_extractor(audio)
-        out = self._decode(features, audio_s, WINDOW_S if full_window else self.opts.decode_pad_s, timestamps)
+        out = self._decode(features, audio_s, WINDOW_S if full_window else self._window_s(audio_s), timestamps)
         out.redecoded = full_window
-        if retry_doubtful and not full_window and audio_s + self.opts.decode_pad_s < WINDOW_S and doubtful(out.text):
+        if retry_doubtful and not full_window and self._window_s(audio_s) < WINDOW_S and doubtful(out.text):
             log.info("doubtful %r: decoding again over the full window", out.text)
             out = self._decode(features, audio_s, WINDOW_S, timestamps)
             out.redecoded = True
@@ -159,9 +159,15 @@ class WhisperEngine:
         out.decode_ms = (time.perf_counter() - t0) * 1000.0
         return out
 
-    def _decode(self, features: np.ndarray, audio_s: float, pad_s: float, timestamps: bool) -> Decoded:
-        # an even number of mel frames (the encoder's stride is 2), padded with silence
-        frames = min(int(WINDOW_S * _FRAMES_PER_S), 2 * math.ceil((audio_s + pad_s) * _FRAMES_PER_S / 2))
+    def _window_s(self, audio_s: float) -> float:
+        """The window a streamed piece is encoded in: its audio, padding, and at least
+        `asr.min_window_s` (see the setting for why)."""
+        return min(WINDOW_S, max(audio_s + self.opts.decode_pad_s, self.opts.min_window_s))
+
+    def _decode(self, features: np.ndarray, audio_s: float, window_s: float, timestamps: bool) -> Decoded:
+        # an even number of mel frames (the encoder's stride is 2), padded with zeros as
+        # faster-whisper pads its own windows
+        frames = min(int(WINDOW_S * _FRAMES_PER_S), 2 * math.ceil(window_s * _FRAMES_PER_S / 2))
         features = features[:, :frames]
         features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
         encoded = self.model.encode(features)
@@ -177,6 +183,7 @@ class WhisperEngine:
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
+            repetition_penalty=self.opts.repetition_penalty,
         )[0]
         tokens = result.sequences_ids[0]
         phrases = self._phrases(tokens) if timestamps else []

@@ -1,9 +1,11 @@
 """What one stream decodes when, and which transcripts it sends: a pure state machine.
 
 Rules (positions are utterance samples; every decode goes through the shared DecodeScheduler):
-  - at a pause (`asr.preflight_after_s` of silence): everything since the last settled segment.
+  - at a pause (`asr.pause_decode_s` of silence): everything since the last settled segment.
     If the caller stays silent until the endpoint, that decode is the final: sent as `preflight`
-    when ready, and reused as `final` at the endpoint, so normally nothing is left to decode then;
+    once the pause is an end-of-speech candidate (`asr.preflight_after_s`; shorter pauses inside
+    an utterance start no reply) and the decode is trustworthy, and reused as `final` at the
+    endpoint, so normally nothing is left to decode then;
   - if the caller speaks again after a long enough pause (`asr.commit_pause_s`) and enough speech
     (`asr.commit_min_s`), that decode is committed (the words before a silence are settled),
     otherwise it counts as an interim;
@@ -13,9 +15,12 @@ Rules (positions are utterance samples; every decode goes through the shared Dec
   - a piece nearing Whisper's 30 s window (`asr.max_segment_s`) is cut at its quietest frame and
     committed; mid-pause, the preflight is committed instead;
   - at the endpoint with no preflight: the rest since the last settled segment, as the final;
-  - a final is the settled segments plus the last piece, joined in order (transcript.py); a
-    doubtful decode among them (it stutters or trails off) is decoded again over the full window
-    first. Preflights and interims go out as they are: most are never the final.
+  - a final is the settled segments plus the last piece, joined in order (transcript.py). It and
+    the preflight that may become it are made trustworthy first: a doubtful decode among the
+    pieces (it stutters, trails off or loops) is decoded again over the full window, and if no
+    words come of a whole utterance, all of it is decoded once over the full window; a final
+    still empty then is `unheard` (the agent asks the caller to repeat). Interims go out as they
+    are: most are never the final.
 
 In: the endpointer's events, the utterance's length after each piece of audio, and decode
 outcomes. Out: `Action`s, in order: decodes to submit, kinds to change in the queue, and the
@@ -30,8 +35,8 @@ from dataclasses import dataclass
 from configs.settings import AsrSettings
 
 from .decodes import DecodeRequest
-from .endpointer import FRAME, Endpoint, Event, Pause, Resume, SpeechStart
-from .engine import Decoded, doubtful
+from .endpointer import FRAME, Candidate, Endpoint, Event, Pause, Resume, SpeechStart
+from .engine import WINDOW_S, Decoded, doubtful
 from .protocol import SAMPLE_RATE, EndOfSpeech, Interim, Preflight, SpeechStarted
 from .scheduler import Kind
 from .transcript import Assembly, Segments
@@ -58,6 +63,7 @@ class FinalText:
     text: str
     audio_s: float
     reused_preflight: bool
+    unheard: bool = False  # speech, but no words came of it even decoded whole
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ class _Pending:
     tail: DecodeRequest | None = None  # the last piece: a preflight is sent only while it is one
     audio_s: float = 0.0  # a final's
     reused_preflight: bool = False
+    end: int = 0  # where its audio ends: a rescue decodes the utterance up to here
+    rescued: bool = False  # its pieces said nothing: it waits on the whole utterance's decode
 
 
 class StreamPolicy:
@@ -97,6 +105,8 @@ class StreamPolicy:
         self.in_speech = False
         self._segments = Segments()
         self._preflight: DecodeRequest | None = None  # decoded at the pause the caller is in
+        self._candidate = False  # that pause is long enough for a preflight to go out
+        self._held: str | None = None  # the preflight's text, decoded before the pause was
         self._last: DecodeRequest | None = None  # one decode at a time per stream (redos aside)
         self._pending: list[_Pending] = []
         self._out: list[Action] = []
@@ -113,7 +123,12 @@ class StreamPolicy:
             self._speech_start(event)
         elif isinstance(event, Pause):
             self._preflight = self._submit(Kind.PREFLIGHT, event.at, retry_doubtful=False)
-            self._expect(Kind.PREFLIGHT, self._preflight)
+            self._expect(Kind.PREFLIGHT, self._preflight, end=event.at)
+        elif isinstance(event, Candidate):
+            self._candidate = True
+            if self._held is not None:
+                self._out.append(Preflight(text=self._held))
+                self._held = None
         elif isinstance(event, Resume):
             self._resume(event)
         elif isinstance(event, Endpoint):
@@ -149,10 +164,12 @@ class StreamPolicy:
         self.in_speech = True
         self._segments = Segments(base=round(event.stream_s * SAMPLE_RATE))
         self._preflight = None
+        self._candidate, self._held = False, None
         self._out.append(SpeechStarted(stream_s=event.stream_s))
 
     def _resume(self, event: Resume) -> None:
         preflight, self._preflight = self._preflight, None
+        self._candidate, self._held = False, None
         if preflight is None or preflight.cancelled:
             return
         if (
@@ -178,7 +195,7 @@ class StreamPolicy:
         if tail is None and event.at > self._segments.undecided_from:
             # checked for doubt as a final anyway (`_redo`): no retry of its own
             tail = self._submit(Kind.FINAL, event.at, retry_doubtful=False)
-        self._expect(Kind.FINAL, tail, audio_s=event.at / SAMPLE_RATE, reused_preflight=reused)
+        self._expect(Kind.FINAL, tail, audio_s=event.at / SAMPLE_RATE, reused_preflight=reused, end=event.at)
         self._segments.parts, self._preflight = [], None
 
     def _maybe_cut(self, length: int) -> None:
@@ -236,7 +253,7 @@ class StreamPolicy:
 
     def _submit(self, kind: Kind, end: int, **options: bool) -> DecodeRequest:
         """A decode of the undecided piece up to `end`."""
-        request = DecodeRequest(kind, self._segments.undecided_from, end, **options)
+        request = DecodeRequest(kind, self._segments.undecided_from, end, utterance=self.utterance, **options)
         self._segments.asked(end)
         self._last = request
         self._out.append(request)
@@ -252,21 +269,38 @@ class StreamPolicy:
             self._out.append(Reclassify(request, kind))
 
     def _redo(self, request: DecodeRequest) -> DecodeRequest | None:
-        """A final's piece decoded again over the full window, if its text is doubtful and no
-        decode of it had the full window yet."""
+        """A piece decoded again over the full window, if its text is doubtful and no decode of
+        it had the full window yet. One redo per piece: the preflight's is the final's."""
         assert request.result is not None
-        if request.again is not None or request.result.redecoded or not doubtful(request.result.text):
-            return None
-        return DecodeRequest(Kind.FINAL, request.start, request.end, full_window=True, again=request)
+        if request.redo is None and not request.result.redecoded and doubtful(request.result.text):
+            request.redo = DecodeRequest(Kind.FINAL, request.start, request.end, request.utterance, full_window=True)
+            self._out.append(request.redo)
+        return request.redo
+
+    def _rescue(self, pending: _Pending) -> DecodeRequest:
+        """The whole utterance (up to Whisper's window) decoded once over the full window, when
+        no words came of its pieces. One per utterance: the preflight's is the final's."""
+        tail = pending.tail
+        assert tail is not None
+        if tail.rescue is None:
+            start = max(0, pending.end - round((WINDOW_S - 1.0) * SAMPLE_RATE))
+            tail.rescue = DecodeRequest(Kind.FINAL, start, pending.end, tail.utterance, full_window=True)
+            self._out.append(tail.rescue)
+        return tail.rescue
 
     # -- transcripts out ------------------------------------------------------------------
 
     def _expect(
-        self, kind: Kind, tail: DecodeRequest | None, audio_s: float = 0.0, reused_preflight: bool = False
+        self,
+        kind: Kind,
+        tail: DecodeRequest | None,
+        audio_s: float = 0.0,
+        reused_preflight: bool = False,
+        end: int = 0,
     ) -> None:
         """Send a `kind` transcript of the settled parts and `tail` once they are decoded."""
         parts = [*self._segments.parts, tail] if tail is not None else self._segments.parts
-        pending = _Pending(kind, Assembly(parts), self.utterance, tail, audio_s, reused_preflight)
+        pending = _Pending(kind, Assembly(parts), self.utterance, tail, audio_s, reused_preflight, end)
         if not self._advance(pending):
             self._pending.append(pending)
 
@@ -276,6 +310,7 @@ class StreamPolicy:
 
     def _advance(self, pending: _Pending) -> bool:
         """Take what is decoded of `pending`; send it once complete. True when it is done with."""
+        final = pending.kind is Kind.FINAL
         while (request := pending.assembly.waiting_on()) is not None:
             if not request.done:
                 return False
@@ -287,23 +322,36 @@ class StreamPolicy:
                     self._out.append(FinalText(pending.utterance, "", pending.audio_s, pending.reused_preflight))
                 return True
             assert request.result is not None
-            redo = self._redo(request) if pending.kind is Kind.FINAL else None
+            redo = self._redo(request) if final and not pending.rescued else None
             if redo is not None:
                 pending.assembly.swap(redo)
-                self._out.append(redo)
                 continue
             pending.assembly.take(request.result.text)
+            if final and pending.assembly.complete and not pending.assembly.text and not pending.rescued:
+                if pending.tail is None:
+                    break  # nothing was left to decode: no speech to rescue
+                pending.assembly, pending.rescued = Assembly([self._rescue(pending)]), True
         self._send(pending)
         return True
 
     def _send(self, pending: _Pending) -> None:
         text = pending.assembly.text
         if pending.kind is Kind.FINAL:
-            self._out.append(FinalText(pending.utterance, text, pending.audio_s, pending.reused_preflight))
+            unheard = not text and pending.rescued
+            self._out.append(FinalText(pending.utterance, text, pending.audio_s, pending.reused_preflight, unheard))
         elif pending.kind is Kind.PREFLIGHT:
             assert pending.tail is not None
-            if pending.tail.kind is Kind.PREFLIGHT and text:  # not demoted: the caller did not speak again
+            if pending.tail.kind is not Kind.PREFLIGHT or not text:
+                return  # demoted (the caller spoke again), or no words yet
+            if any(
+                isinstance(part, DecodeRequest) and part.result and doubtful(part.result.text)
+                for part in pending.assembly.parts
+            ):
+                return  # the final decodes it again: a reply must not start on these words
+            if self._candidate:
                 self._out.append(Preflight(text=text))
+            else:  # a short pause so far: out once it is long enough to be an end of speech
+                self._held = text
         elif pending.utterance == self.utterance and self.in_speech and text:
             self._out.append(Interim(text=text))
 

@@ -72,6 +72,8 @@ class Final(BaseModel):
     audio_s: float
     after_endpoint_ms: float  # endpoint detected -> this transcript ready, at the service
     reused_preflight: bool
+    # Speech was heard but no words came of it, even decoded whole: ask the caller to repeat.
+    unheard: bool = False
 
 
 class Error(BaseModel):

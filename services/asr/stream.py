@@ -49,9 +49,11 @@ class StreamSession:
         self.received = 0  # samples
         self.decoded_s = 0.0
         self.compute_s = 0.0
-        # The job of each request the policy still holds: its kind may change in the queue, and a
-        # final may decode its audio again after the endpointer has moved on to the next utterance.
+        # The job of each request the policy still holds: its kind may change in the queue.
         self._jobs: weakref.WeakKeyDictionary[DecodeRequest, Job] = weakref.WeakKeyDictionary()
+        # Each ended utterance's audio until its final is sent: a final may decode it again after
+        # the endpointer has moved on to the next utterance.
+        self._ended: dict[int, np.ndarray] = {}
         self._progress = asyncio.Event()  # a decode came back: `finish` looks again
         self._endpoint_at: dict[int, float] = {}  # utterance -> monotonic time of its endpoint
         self._closed = False
@@ -84,6 +86,7 @@ class StreamSession:
     def _on(self, event: Event) -> None:
         if isinstance(event, Endpoint):  # a final's latency counts from here
             self._endpoint_at[self._policy.utterance] = time.monotonic()
+            self._ended[self._policy.utterance] = self._ep.audio()
         self._act(self._policy.on_event(event))
 
     # -- the policy's actions -------------------------------------------------------------
@@ -97,12 +100,16 @@ class StreamSession:
                     job.kind = action.kind
             elif isinstance(action, FinalText):
                 t0 = self._endpoint_at.pop(action.utterance)
+                self._ended.pop(action.utterance, None)
+                if action.unheard:
+                    log.info("stream %d: speech, but no words even decoded whole", self.sid)
                 self._emit(
                     Final(
                         text=action.text,
                         audio_s=action.audio_s,
                         after_endpoint_ms=(time.monotonic() - t0) * 1000.0,
                         reused_preflight=action.reused_preflight,
+                        unheard=action.unheard,
                     )
                 )
             elif isinstance(action, DecodeFailed):
@@ -112,18 +119,16 @@ class StreamSession:
                 self._emit(action)
 
     def _submit(self, request: DecodeRequest) -> None:
-        if request.again is not None:
-            assert request.again.result is not None
-            log.info("stream %d: doubtful %r: decoding again over the full window", self.sid, request.again.result.text)
-            audio = self._jobs[request.again].audio
-        else:
-            audio = self._ep.audio(request.start, request.end)
+        ended = self._ended.get(request.utterance)
+        audio = self._ep.audio(request.start, request.end) if ended is None else ended[request.start : request.end]
+        if request.full_window:
+            log.info("stream %d: decoding %s again over the full window", self.sid, request.kind.name)
         options = request.options
         run = partial(self._scheduler.decode, **options) if options else None
         job = self._scheduler.submit(self.sid, request.kind, audio, request.end, run=run)
         self._jobs[request] = job
         job.future.add_done_callback(self._count)
-        if request.again is None and log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logging.DEBUG):
             job.future.add_done_callback(partial(self._trace, request.kind, request.start, request.end))
         job.future.add_done_callback(partial(self._done, request))
 

@@ -62,5 +62,9 @@ class Assembly:
         self.parts[len(self._texts)] = request
 
     @property
+    def complete(self) -> bool:
+        return len(self._texts) == len(self.parts)
+
+    @property
     def text(self) -> str:
         return " ".join(t for t in self._texts if t)
