@@ -233,16 +233,26 @@ def build_session(
 
     asr_fallback = phrase(settings.asr.fallback_text)
 
-    def asr_failed(exc: Exception) -> None:
-        log.warning("ASR failed (%s): speaking the fallback", exc)
-        tracer.mark("fallback")
+    def ask_again() -> None:
         audio = asr_fallback.replay()
         if audio is None:  # not rendered (yet): the TTS says it
             session.say(settings.asr.fallback_text)
         else:
             session.say(settings.asr.fallback_text, audio=audio)
 
-    stt.on_failure = asr_failed
+    def asr_failed(exc: Exception) -> None:
+        log.warning("ASR failed (%s): speaking the fallback", exc)
+        tracer.mark("fallback")
+        ask_again()
+
+    def unheard() -> None:
+        if session.agent_state == "speaking":
+            return  # a sound over the agent's reply (the false-interruption timer handles it)
+        log.info("speech without words: asking the caller to repeat")
+        tracer.mark("unheard")
+        ask_again()
+
+    stt.on_failure, stt.on_unheard = asr_failed, unheard
 
     @session.on("user_state_changed")
     def _answer_turns_during_an_outage(ev: UserStateChangedEvent) -> None:

@@ -127,14 +127,15 @@ class CallTracer:
         """A milestone, now or at `at` (this tracer's clock). Reply milestones go to the speech
         of the running task (or the one playing); the user's to the current turn."""
         at = self.now() if at is None else at
-        if name in SPEECH_MILESTONES or (name == "fallback" and _CURRENT_SPEECH.get(None) is not None):
+        either = name in ("fallback", "unheard")  # the user's turn, or the reply's if one is running
+        if name in SPEECH_MILESTONES or (either and _CURRENT_SPEECH.get(None) is not None):
             speech = self._speech_for(name)
             if name == "agent_stopped" and "first_frame_out" not in speech.marks:
                 return  # nothing was heard, so nothing stopped
             speech.marks.setdefault(name, at)
             if name == "first_frame_out":
                 self._playing = speech
-        elif name in USER_MILESTONES or name == "fallback":
+        elif name in USER_MILESTONES or either:
             turn = self._user_turn(starts=name in ("speech_start", "first_voiced"))
             turn.marks.setdefault(name, at)
             if name == "end_of_turn":
@@ -273,9 +274,10 @@ class CallTracer:
         if any(s.done_at is None for s in turn.speeches):
             return False
         answered = any(s.scheduled for s in turn.speeches)
-        # the turn is over and the ASR heard no words in it: LiveKit will not answer it
-        unheard = "end_of_turn" in turn.marks and bool(turn.finals) and not any(t.strip() for _, t in turn.finals)
-        return answered or unheard or turn is not self._turns[-1]
+        # the turn is over and the ASR heard no words in it: LiveKit will not answer it (unless the
+        # ASR called it speech, `unheard`: then the agent asks the caller to repeat)
+        wordless = "end_of_turn" in turn.marks and bool(turn.finals) and not any(t.strip() for _, t in turn.finals)
+        return answered or (wordless and "unheard" not in turn.marks) or turn is not self._turns[-1]
 
     def _flush(self, closing: bool = False) -> None:
         while self._turns and self._complete(self._turns[0], closing):

@@ -51,6 +51,11 @@ class TurnMetrics:
         self.fallbacks = Counter(
             "halfsec_turn_fallbacks", "Turns answered with the fallback line (a component failed)", registry=registry
         )
+        self.unheard = Counter(
+            "halfsec_turn_unheard",
+            "Turns the ASR heard speech in but no words, even decoded whole (the agent asked to repeat)",
+            registry=registry,
+        )
         self.errors = Counter(
             "halfsec_turn_errors",
             "Turns that ended with no agent audio and no interruption (the caller got no answer)",
@@ -83,6 +88,8 @@ class TurnMetrics:
             self.interruptions.inc()
         if r.get("fallback"):
             self.fallbacks.inc()
+        if r.get("unheard"):
+            self.unheard.inc()
         if r.get("v2v_ms") is None and not r.get("interrupted"):
             self.errors.inc()
         if r.get("invalid"):

@@ -40,6 +40,8 @@ def upgrade(record: Mapping[str, Any], budget: Budget) -> dict[str, Any]:
         out.setdefault("agent_stopped_ms", None)
         out.setdefault("false_interruptions", 0)
         out.setdefault("invalid", [])
+    if version < 4:  # schema 3 had no unheard turns: an empty final went unanswered
+        out.setdefault("unheard", False)
     # `schema` keeps saying what the record was written as
     return out
 

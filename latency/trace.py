@@ -23,7 +23,7 @@ from .budget import Budget, critical_path, over_budget
 
 # 3: speech_id, preflights, preemptive, agent_stopped_ms, false_interruptions, invalid; the
 # preflight is the one whose transcript became the final. Older records: `latency.records.upgrade`.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Milestones in pipeline order. A turn's record holds whichever of them were seen.
 USER_MILESTONES = (
@@ -47,8 +47,9 @@ SPEECH_MILESTONES = (
     # caller (a pause that resumes is no stop)
     "agent_stopped",
 )
-# Either side: the caller heard a fallback (a component failed).
-MILESTONES = (*USER_MILESTONES, *SPEECH_MILESTONES, "fallback")
+# Either side: the caller heard a fallback (a component failed), or was asked to repeat (speech
+# was heard, but no words came of it).
+MILESTONES = (*USER_MILESTONES, *SPEECH_MILESTONES, "fallback", "unheard")
 
 # Component durations in milliseconds: name -> (from milestone, to milestone). They may overlap;
 # `budget.critical_path` is the split of v2v_ms into stages that do not.
@@ -116,6 +117,7 @@ class TurnRecord:
     agent_stopped_ms: float | None = None
     false_interruptions: int = 0  # the agent paused for caller sound that was no turn, and resumed
     fallback: bool = False
+    unheard: bool = False  # the ASR heard speech but no words: the agent asked the caller to repeat
     preflights: int = 0  # early transcripts the ASR sent this turn; only the one that held is timed
     preemptive: Preemptive = field(default_factory=Preemptive)
     # v2v_ms within the total budget (None: no agent audio this turn).
@@ -170,6 +172,7 @@ def build_record(
         origin = min(marks.values())
         record.marks_ms = {n: _ms(marks[n] - origin) for n in MILESTONES if n in marks}
     record.fallback = record.fallback or "fallback" in marks
+    record.unheard = record.unheard or "unheard" in marks
     record.stages_ms = critical_path(marks)
     record.over_budget = over_budget(record.stages_ms, budget)
     record.budget_ms = budget.to_json()

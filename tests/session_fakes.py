@@ -108,9 +108,13 @@ class _ScriptedVADStream(vad.VADStream):
 # ---------------------------------------------------------------- ASR (services/asr's client)
 
 
+UNHEARD = "<unheard>"  # a final with no words that the service marks `unheard`
+
+
 class ScriptedAsr:
     """`texts[u]`: utterance u's transcripts, one per pause of its voice (a preflight each, the
-    last one also the final). An empty text is a turn Whisper heard nothing in."""
+    last one also the final). An empty text is a turn Whisper heard nothing in; `UNHEARD`, one
+    the service marks as speech without words (it asks the agent to have the caller repeat)."""
 
     def __init__(self, texts: list[list[str]], preflight_after_s: float = 0.032, endpoint_s: float = 0.2) -> None:
         self.texts = texts
@@ -152,11 +156,14 @@ class _ScriptedAsrStream:
             self._voiced = False
             text = texts[min(self._pause, len(texts) - 1)]
             self._pause += 1
-            if text:
+            if text and text is not UNHEARD:
                 self._events.put_nowait(Preflight(text=text))
         if self._pause and not self._voiced and self._silence_s >= o.endpoint_s:
             self._events.put_nowait(EndOfSpeech(stream_s=0.0, last_voiced_s=0.0))
-            self._events.put_nowait(Final(text=texts[-1], audio_s=0.0, after_endpoint_ms=0.0, reused_preflight=True))
+            unheard = texts[-1] is UNHEARD
+            text = "" if unheard else texts[-1]
+            final = Final(text=text, audio_s=0.0, after_endpoint_ms=0.0, reused_preflight=True, unheard=unheard)
+            self._events.put_nowait(final)
             o.utterance += 1
             self._pause = 0
 

@@ -25,7 +25,7 @@ def test_stages_from_marks():
     assert record.v2v_ms == 620.0 and record.within_target is False
     assert record.marks_ms["last_voiced"] == 1000.0
     assert (record.user_text, record.agent_text, record.turn) == ("hello", "hi there", 1)
-    assert record.invalid == [] and record.schema == SCHEMA_VERSION == 3
+    assert record.invalid == [] and record.schema == SCHEMA_VERSION == 4
 
 
 def test_turn_log_appends_and_skips_torn_line(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from agent.session import build_session
 from agent.sim.call import run_call
-from tests.session_fakes import Reply, ScriptedAsr, ScriptedLLM, ScriptedTts, ScriptedVAD, speech
+from tests.session_fakes import UNHEARD, Reply, ScriptedAsr, ScriptedLLM, ScriptedTts, ScriptedVAD, speech
 
 REPLY_MARKS = {
     "llm_request",
@@ -140,6 +140,19 @@ async def test_an_empty_transcript_is_a_turn_without_a_reply(settings, tmp_path)
     assert empty["preflights"] == 0 and empty["invalid"] == []
     assert model.requests == ["Hello?"]
     assert_whole(hello, settings)
+
+
+async def test_speech_without_words_is_answered_with_a_request_to_repeat(settings, tmp_path):
+    call, model, _ = await scripted_call(
+        settings, tmp_path, [speech(0.5), speech(0.6)], [[UNHEARD], ["Firefox."]], {"Firefox.": Reply("Good choice.")}
+    )
+    unheard, firefox = call.turns
+    assert unheard["unheard"] is True and not unheard["fallback"]
+    assert unheard["agent_text"] == settings.asr.fallback_text and unheard["v2v_ms"] is not None
+    assert unheard["invalid"] == [] and unheard["user_text"] == ""
+    assert model.requests == ["Firefox."]  # the request to repeat is no LLM turn
+    assert_whole(firefox, settings)
+    assert firefox["unheard"] is False
 
 
 async def test_a_tool_call_is_one_reply(settings, tmp_path):

@@ -5,6 +5,9 @@ Service events map onto LiveKit's: speech_start -> START_OF_SPEECH, interim -> I
 preflight -> PREFLIGHT (the session may start the LLM on it), end_of_speech -> END_OF_SPEECH,
 final -> FINAL. With `turn_detection="stt"` the service's endpoint ends the turn.
 
+A final the service marks `unheard` (speech, but no words even decoded whole) goes to `on_unheard`:
+LiveKit ends no turn on an empty transcript, so without it the caller would get no answer.
+
 If the service cannot be reached, the call degrades instead of going deaf: the plugin records
 the outage in `outage` (the session answers each turn with a short fallback) and reconnects every
 `_RETRY_S`.
@@ -67,6 +70,7 @@ class HalfsecSTT(stt.STT):
         on_transcript: Transcript | None = None,
         marks_end_of_turn: bool = False,
         on_failure: Callable[[Exception], None] | None = None,
+        on_unheard: Callable[[], None] | None = None,
         survive_outages: bool = False,
         streaming: bool = True,
     ) -> None:
@@ -80,6 +84,7 @@ class HalfsecSTT(stt.STT):
         # with `turn_detection="stt"` the service's endpoint ends the turn (else the session's VAD)
         self._marks_end_of_turn = marks_end_of_turn
         self.on_failure = on_failure
+        self.on_unheard = on_unheard
         self.survive_outages = survive_outages
         self.outage: Exception | None = None  # set while the service cannot be reached
 
@@ -197,6 +202,8 @@ class AsrSpeechStream(stt.RecognizeStream):
                 owner._mark("end_of_turn")
             emit(owner.event(kind.END_OF_SPEECH))
         elif isinstance(event, Final):
+            if event.unheard and owner.on_unheard is not None:
+                owner.on_unheard()  # first: the request to repeat answers this turn
             owner._transcript("final_transcript", event.text)
             emit(owner.event(kind.FINAL_TRANSCRIPT, event.text))
         elif isinstance(event, Error):
