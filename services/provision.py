@@ -106,6 +106,42 @@ def npm_pack(spec: str, downloads: Path) -> Path:
     return path
 
 
+def apt_download(spec: str, downloads: Path) -> Path:
+    """A Debian package file (`NAME=VERSION`, cached in `downloads`), without installing it."""
+    name, version = spec.split("=")
+    # the file name drops the epoch ("1:2.0" -> "2.0") and keeps the rest as is
+    pattern = f"{name}_{version.split(':', 1)[-1]}_*.deb"
+
+    def find() -> Path | None:
+        return next(iter(sorted(downloads.glob(pattern))), None)
+
+    if found := find():
+        return found
+    try:
+        proc = subprocess.run(["apt-get", "download", spec], cwd=downloads, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ProvisionError(f"apt-get download {spec}: `apt-get` is not installed") from None
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise ProvisionError(f"apt-get download {spec} failed (run `apt-get update` first?):\n{tail}")
+    if not (found := find()):
+        raise ProvisionError(f"apt-get download {spec}: no {pattern} in {downloads}")
+    return found
+
+
+def deb_tree(deb: Path) -> Path:
+    """The files of a .deb, unpacked once (`dpkg-deb -x`) beside it; returns the tree's root."""
+    root = deb.with_suffix("")
+    if not root.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=deb.parent))
+        try:
+            run_tool(["dpkg-deb", "-x", str(deb), str(tmp)], f"unpack {deb.name}")
+            tmp.rename(root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
 def extract_members(wheel: Path, members: dict[str, Path]) -> None:
     with zipfile.ZipFile(wheel) as zf:
         for member, target in members.items():

@@ -20,9 +20,14 @@ console = Console(stderr=True)
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from services.provision import model_artifacts, provision
 
-    from ..sim import devset, speech
+    from ..sim import devset, noise, speech
 
-    wanted = [*model_artifacts(settings), *speech.artifacts(settings), *devset.artifacts(settings)]
+    wanted = [
+        *model_artifacts(settings),
+        *speech.artifacts(settings),
+        *devset.artifacts(settings),
+        *noise.artifacts(settings),
+    ]
     built = provision(settings, wanted, console)
     console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
     return 0
