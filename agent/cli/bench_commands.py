@@ -17,22 +17,30 @@ from .args import concurrency_levels, positive
 
 
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
-    from services.asr.bench import run_bench
-    from services.figures import figures_table
+    from services.asr.bench import render, run_bench
+    from services.provision import provision
     from services.supervisor import serving
 
-    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    from ..sim import devset, noise
+
+    sets = [] if args.audio_dir else devset.artifacts(settings)
+    sets += noise.artifacts(settings) if args.hallucination_s else []
+    provision(settings, sets, Console(stderr=True))  # built once, then cached
+    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "dev"
+    kinds: dict[str, list[Path]] = {}
+    for path, kind in noise.noise_set(settings) if args.hallucination_s else []:
+        kinds.setdefault(kind, []).append(path)
     model = settings.asr.model
 
     def mismatch(health: dict) -> str | None:
         return None if health["model"] == model else f"runs {health['model']!r}, not {model!r}"
 
-    async def run() -> dict[str, float | int]:
+    async def run() -> dict:
         async with serving(settings, args.profile, "asr", "/health", mismatch) as url:
-            return await run_bench(url, audio_dir)
+            return await run_bench(url, audio_dir, kinds, hallucination_s=args.hallucination_s)
 
     figures = asyncio.run(run())
-    Console().print(figures_table(f"ASR streaming bench: {model}, {figures['files']} files in {audio_dir}", figures))
+    render(figures, f"ASR streaming bench: {model}, {figures['files']} files in {audio_dir}", Console())
     if args.json:
         print(json.dumps(figures))
     return 0
@@ -143,7 +151,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     asr.add_argument(
         "--audio-dir",
         metavar="DIR",
-        help="audio files with same-stem .txt references (default: the LibriVox speech `halfsec models` fetched)",
+        help="audio files with same-stem .txt references, `<category>--<name>` grouped by category "
+        "(default: the varied dev set `halfsec models` builds)",
+    )
+    asr.add_argument(
+        "--hallucination-s",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds of each kind of non-speech (room noise, breathing, music) to stream (0: none)",
     )
     llm = add("llm", cmd_bench_llm, "stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
     llm.add_argument(

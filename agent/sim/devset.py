@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import Settings
+from services.audio import resample
 from services.provision import Artifact, npm_pack, pip_download
 
 RATE = 16000
@@ -348,15 +349,6 @@ PAD = 0.2  # seconds of silence around a cut
 # ---------------------------------------------------------------- audio
 
 
-def resample(x: np.ndarray, rate: int) -> np.ndarray:
-    """To RATE by FFT (band-limited; clips are short, so one transform each is cheap)."""
-    if rate == RATE:
-        return x
-    n = round(len(x) * RATE / rate)
-    spec = np.fft.rfft(x)[: n // 2 + 1]
-    return np.fft.irfft(spec, n) * (n / len(x))
-
-
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x**2)) + 1e-12)
 
@@ -396,11 +388,11 @@ class Archives:
 
         data = self.tar(src).extractfile(SOURCES[src][2] + member).read()  # type: ignore[union-attr]
         if raw_rate:
-            x, rate = np.frombuffer(data, "<i2").astype(np.float64) / 32768, raw_rate
+            pcm, rate = np.frombuffer(data, "<i2"), raw_rate
         else:
-            x, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
-            x = x.mean(axis=1)
-        return resample(x, rate)
+            channels, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+            pcm = channels.mean(axis=1).astype(np.int16)
+        return resample(pcm, rate, RATE).astype(np.float64) / 32768  # LiveKit's resampler
 
     def close(self) -> None:
         for tf in self.open.values():

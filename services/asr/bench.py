@@ -1,31 +1,40 @@
 """`halfsec bench asr`: stream speech files at real-time pace through services/asr and measure.
 
-Each file (wav/flac/mp3 with a same-stem .txt reference) is streamed in 20 ms frames at real-time
-pace, with silence before and after, over the real WebSocket protocol. The same files also go
-through the offline path (POST /v1/transcribe: faster-whisper's own windowing) for reference WER.
-Then 60 s of silence and 60 s of noise are streamed: every word they produce is a hallucination.
+Each file (wav/flac/mp3 with a same-stem .txt reference; `<category>--<name>` groups it) is
+streamed in 20 ms frames at real-time pace, with silence before and after, over the real
+WebSocket protocol. Two references with the same model, over HTTP (POST /v1/transcribe):
+  - `offline`: the whole file at once (faster-whisper's own 30 s windows);
+  - `per turn`: each utterance the stream found, alone, after it ended: what a pipeline that
+    transcribes each turn after it (stock LiveKit's VAD-wrapped STT) would hear.
+Then each kind of non-speech (room noise, breathing, music) is streamed for a minute: every word
+it yields is a hallucination.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jiwer
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from latency.summary import percentile
 
 from ..audio import read_pcm16
+from ..figures import figures_table
 from .client import AsrClient
-from .protocol import SAMPLE_RATE, Closed, Final
+from .protocol import SAMPLE_RATE, Closed, EndOfSpeech, Final, Preflight, SpeechStarted
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
 LEAD_S, TRAIL_S = 0.5, 1.5
 FRAME_S = 0.02
+HALLUCINATION_S = 60.0  # of each kind of non-speech
 _normalise = EnglishTextNormalizer()
 
 
@@ -33,6 +42,8 @@ _normalise = EnglishTextNormalizer()
 class StreamResult:
     finals: list[Final] = field(default_factory=list)
     endpoint_to_final_ms: list[float] = field(default_factory=list)
+    utterances: list[tuple[float, float]] = field(default_factory=list)  # stream seconds
+    preflights: int = 0
     received_s: float = 0.0
     decoded_s: float = 0.0
     compute_s: float = 0.0
@@ -40,6 +51,12 @@ class StreamResult:
     @property
     def text(self) -> str:
         return " ".join(f.text for f in self.finals if f.text)
+
+
+def category(path: Path) -> str:
+    """`<category>--<name>.wav` belongs to `category`; any other name to "-"."""
+    head, sep, _ = path.stem.partition("--")
+    return head if sep else "-"
 
 
 def corpus(audio_dir: Path) -> list[tuple[Path, str]]:
@@ -51,7 +68,7 @@ def corpus(audio_dir: Path) -> list[tuple[Path, str]]:
 
 
 async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
-    """Stream `pcm` at real-time pace; collect the finals and the endpoint-to-final times."""
+    """Stream `pcm` at real-time pace; collect the finals, utterances and endpoint-to-final times."""
     result = StreamResult()
     stream = await client.stream()
     t0 = time.monotonic()
@@ -66,11 +83,18 @@ async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
         await stream.end()
 
     sending = asyncio.create_task(send())
+    start = 0.0
     async for event in stream.events():
         # endpoint -> final is timed at the service (`after_endpoint_ms`), free of network jitter
         if isinstance(event, Final):
             result.finals.append(event)
             result.endpoint_to_final_ms.append(event.after_endpoint_ms)
+        elif isinstance(event, SpeechStarted):
+            start = event.stream_s
+        elif isinstance(event, EndOfSpeech):
+            result.utterances.append((start, event.stream_s))
+        elif isinstance(event, Preflight):
+            result.preflights += 1
         elif isinstance(event, Closed):
             result.received_s, result.decoded_s, result.compute_s = (event.received_s, event.decoded_s, event.compute_s)
     await sending
@@ -83,47 +107,110 @@ def _rounded(ms: float | None) -> float | None:
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
-    refs = [_normalise(r) for r in references]
-    hyps = [_normalise(h) for h in hypotheses]
-    return float(jiwer.wer(refs, hyps))
+    pairs = [(_normalise(r), _normalise(h)) for r, h in zip(references, hypotheses, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r]  # a reference of fillers only counts no words
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])) if pairs else 0.0
 
 
-def noise(seconds: float, seed: int = 0) -> np.ndarray:
-    """Pink-ish noise at a speech-like level: what a line or a room sounds like."""
-    rng = np.random.default_rng(seed)
-    white = rng.standard_normal(int(seconds * SAMPLE_RATE))
-    spectrum = np.fft.rfft(white) / np.sqrt(np.arange(1, len(white) // 2 + 2))
-    pink = np.fft.irfft(spectrum, n=len(white))
-    return (pink / np.abs(pink).max() * 0.3 * 32767).astype(np.int16)
+def words(text: str) -> int:
+    return len(_normalise(text).split())
 
 
-async def run_bench(asr_url: str, audio_dir: Path, *, hallucination_s: float = 60.0) -> dict[str, float | int]:
+def noise_minute(files: list[Path], seconds: float = HALLUCINATION_S) -> np.ndarray:
+    """`files` one after another, looped, to `seconds`."""
+    clips = [read_pcm16(p, SAMPLE_RATE) for p in files]
+    joined = np.concatenate(clips)
+    return np.resize(joined, int(seconds * SAMPLE_RATE))
+
+
+@dataclass
+class _Row:
+    refs: list[str] = field(default_factory=list)
+    streamed: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    per_turn: list[str] = field(default_factory=list)
+    unheard: int = 0
+
+    def figures(self) -> dict[str, float | int]:
+        return {
+            "files": len(self.refs),
+            "words": sum(words(r) for r in self.refs),
+            "wer": round(wer(self.refs, self.streamed), 4),
+            "offline_wer": round(wer(self.refs, self.offline), 4),
+            "turn_wer": round(wer(self.refs, self.per_turn), 4),
+            "unheard": self.unheard,
+        }
+
+
+async def run_bench(
+    asr_url: str,
+    audio_dir: Path,
+    noise: dict[str, list[Path]] | None = None,
+    *,
+    hallucination_s: float = HALLUCINATION_S,
+) -> dict:
+    """The figures: overall ones at the top level, `categories` (per category, streaming beside
+    both references), and `hallucinated_words` per kind of non-speech."""
     pairs = corpus(audio_dir)
     client = AsrClient(asr_url, timeout_s=120.0)
+    rows: dict[str, _Row] = defaultdict(_Row)
+    everything = _Row()
+    after_ms: list[float] = []
+    received = decoded = compute = 0.0
+    utterances = preflights = 0
+    hallucinated: dict[str, int] = {}
     try:
         lead, trail = np.zeros(int(LEAD_S * SAMPLE_RATE), np.int16), np.zeros(int(TRAIL_S * SAMPLE_RATE), np.int16)
-        streamed, offline, after_ms = [], [], []
-        received = decoded = compute = 0.0
-        for path, _ in pairs:
+        for path, ref in pairs:
             pcm = read_pcm16(path, SAMPLE_RATE)
-            run = await stream_audio(client, np.concatenate([lead, pcm, trail]))
-            streamed.append(run.text)
+            streamed = np.concatenate([lead, pcm, trail])
+            run = await stream_audio(client, streamed)
+            turns = []
+            for start, end in run.utterances:  # the stream's own cuts, each decoded alone
+                piece = streamed[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+                turns.append((await client.transcribe(piece.tobytes())).text if len(piece) else "")
+            offline = (await client.transcribe(pcm.tobytes())).text
+            for row in (rows[category(path)], everything):
+                row.refs.append(ref)
+                row.streamed.append(run.text)
+                row.offline.append(offline)
+                row.per_turn.append(" ".join(t for t in turns if t))
+                row.unheard += sum(f.unheard for f in run.finals)
             after_ms += run.endpoint_to_final_ms
             received, decoded, compute = received + run.received_s, decoded + run.decoded_s, compute + run.compute_s
-            offline.append((await client.transcribe(pcm.tobytes())).text)
-        silence = await stream_audio(client, np.zeros(int(hallucination_s * SAMPLE_RATE), np.int16))
-        noisy = await stream_audio(client, noise(hallucination_s))
+            utterances, preflights = utterances + len(run.utterances), preflights + run.preflights
+        for kind, files in (noise or {}).items():
+            heard = await stream_audio(client, noise_minute(files, hallucination_s))
+            hallucinated[kind] = len(heard.text.split())
     finally:
         await client.aclose()
-    refs = [ref for _, ref in pairs]
     return {
-        "files": len(pairs),
-        "wer": round(wer(refs, streamed), 4),
-        "offline_wer": round(wer(refs, offline), 4),
+        **everything.figures(),
+        "utterances": utterances,
+        "preflights": preflights,
         "rtf": round(compute / received, 3),  # decoding time per second of audio streamed
         "final_after_endpoint_ms_p50": _rounded(percentile(after_ms, 50)),
         "final_after_endpoint_ms_p90": _rounded(percentile(after_ms, 90)),
         "decode_factor": round(decoded / received, 3),
-        "silence_words": len(silence.text.split()),
-        "noise_words": len(noisy.text.split()),
+        "hallucinated_words": hallucinated,
+        "categories": {name: rows[name].figures() for name in sorted(rows)},
     }
+
+
+def render(figures: dict, title: str, console: Console) -> None:
+    """The overall figures, then streaming beside both references per category."""
+    flat = {k: v for k, v in figures.items() if k not in ("categories", "hallucinated_words")}
+    flat |= {f"hallucinated words: {kind}": n for kind, n in figures["hallucinated_words"].items()}
+    console.print(figures_table(title, flat))
+    table = Table(title="WER by category: streaming, offline (whole file), per turn (each utterance alone)")
+    for column in ("category", "files", "words", "streaming", "offline", "per turn", "unheard"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for name, row in figures["categories"].items():
+        table.add_row(
+            name,
+            str(row["files"]),
+            str(row["words"]),
+            *(f"{row[k]:.1%}" for k in ("wer", "offline_wer", "turn_wer")),
+            str(row["unheard"]),
+        )
+    console.print(table)
