@@ -234,7 +234,9 @@ def test_a_wordless_utterance_is_decoded_whole_once_then_called_unheard():
     assert end[0] == end_of_speech(0.5, at, 6 * FRAME)
     # before giving up, the whole utterance over Whisper's full window
     assert decodes(end[1:]) == [(Kind.FINAL, 0, at, {"full_window": True})]
-    assert p.decoded(end[1], said("", redecoded=True)) == [FinalText(1, "", at / S, True, unheard=True)]
+    heard_a_word = said("", redecoded=True)
+    heard_a_word.dropped_text = "Fire"  # words, dropped by Whisper's silence gate: ask to repeat
+    assert p.decoded(end[1], heard_a_word) == [FinalText(1, "", at / S, True, unheard=True)]
     # nothing undecided at a forced endpoint: an empty final at once, nothing decoded, not unheard
     p.on_event(SpeechStart(stream_s=3.0))
     assert p.on_event(Endpoint(at=0, last_voiced=0, forced=True)) == [
@@ -242,6 +244,19 @@ def test_a_wordless_utterance_is_decoded_whole_once_then_called_unheard():
         FinalText(2, "", 0.0, reused_preflight=False),
     ]
     assert not p.waiting
+
+
+def test_a_lone_filler_or_nothing_is_no_turn_to_ask_about():
+    for dropped in ("Uh", "Um... hmm.", ""):
+        p = policy()
+        p.on_event(SpeechStart(stream_s=0.0))
+        [preflight] = p.on_event(Pause(at=20 * FRAME))
+        p.decoded(preflight, said(""))
+        at = 26 * FRAME
+        [_, rescue] = p.on_event(Endpoint(at=at, last_voiced=19 * FRAME))
+        whole = said("", redecoded=True)
+        whole.dropped_text = dropped
+        assert p.decoded(rescue, whole) == [FinalText(1, "", at / S, True, unheard=False)], dropped
 
 
 def test_a_one_word_answer_lost_by_the_quick_decode_is_found_by_the_whole_one():

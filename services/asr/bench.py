@@ -159,6 +159,7 @@ async def run_bench(
     received = decoded = compute = 0.0
     utterances = preflights = 0
     hallucinated: dict[str, int] = {}
+    asked: dict[str, int] = {}  # unheard finals on non-speech: the agent would ask to repeat
     try:
         lead, trail = np.zeros(int(LEAD_S * SAMPLE_RATE), np.int16), np.zeros(int(TRAIL_S * SAMPLE_RATE), np.int16)
         for path, ref in pairs:
@@ -182,6 +183,7 @@ async def run_bench(
         for kind, files in (noise or {}).items():
             heard = await stream_audio(client, noise_minute(files, hallucination_s))
             hallucinated[kind] = len(heard.text.split())
+            asked[kind] = sum(f.unheard for f in heard.finals)
     finally:
         await client.aclose()
     return {
@@ -193,14 +195,16 @@ async def run_bench(
         "final_after_endpoint_ms_p90": _rounded(percentile(after_ms, 90)),
         "decode_factor": round(decoded / received, 3),
         "hallucinated_words": hallucinated,
+        "noise_unheard": asked,
         "categories": {name: rows[name].figures() for name in sorted(rows)},
     }
 
 
 def render(figures: dict, title: str, console: Console) -> None:
     """The overall figures, then streaming beside both references per category."""
-    flat = {k: v for k, v in figures.items() if k not in ("categories", "hallucinated_words")}
+    flat = {k: v for k, v in figures.items() if k not in ("categories", "hallucinated_words", "noise_unheard")}
     flat |= {f"hallucinated words: {kind}": n for kind, n in figures["hallucinated_words"].items()}
+    flat |= {f"unheard finals: {kind}": n for kind, n in figures["noise_unheard"].items()}
     console.print(figures_table(title, flat))
     table = Table(title="WER by category: streaming, offline (whole file), per turn (each utterance alone)")
     for column in ("category", "files", "words", "streaming", "offline", "per turn", "unheard"):

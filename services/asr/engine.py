@@ -60,6 +60,7 @@ class Decoded:
     avg_logprob: float = 0.0
     compression_ratio: float = 0.0
     dropped: str | None = None  # why the text was dropped, if it was
+    dropped_text: str = ""  # what the gates dropped: did Whisper hear words, or only "uh"?
     redecoded: bool = False  # the short window's decode was doubtful: this is the full window's
     # with timestamps: Whisper's phrases as (end in seconds, text); the last may be unfinished
     phrases: list[tuple[float, str]] = field(default_factory=list)
@@ -155,7 +156,7 @@ class WhisperEngine:
                 out.avg_logprob,
                 out.compression_ratio,
             )
-            out.text, out.phrases = "", []
+            out.dropped_text, out.text, out.phrases = out.text, "", []
         out.decode_ms = (time.perf_counter() - t0) * 1000.0
         return out
 

@@ -29,6 +29,7 @@ events to send. No clock, no audio, no asyncio: the stream (stream.py) does thos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,8 +40,10 @@ from .endpointer import FRAME, Candidate, Endpoint, Event, Pause, Resume, Speech
 from .engine import WINDOW_S, Decoded, doubtful
 from .protocol import SAMPLE_RATE, EndOfSpeech, Interim, Preflight, SpeechStarted
 from .scheduler import Kind
-from .transcript import Assembly, Segments
+from .transcript import Assembly, Part, Segments
 
+# A hesitation, not an answer: an utterance of only these is no turn to ask about.
+_FILLER = re.compile(r"(?:uh+|um+|ah+|hm+|mm+|mhm|er+)", re.IGNORECASE)
 _CUT_SEARCH_S = 3.0  # a forced cut looks this far back for the quietest frame
 _SETTLE_GUARD_S = 1.0  # a phrase ending closer than this to the newest audio may still change
 
@@ -74,6 +77,16 @@ class DecodeFailed:
 
 
 Action = DecodeRequest | Reclassify | SpeechStarted | EndOfSpeech | Interim | Preflight | FinalText | DecodeFailed
+
+
+def _heard_words(rescue: Part) -> bool:
+    """Whisper's whole-utterance decode had words before its gates dropped them (not nothing,
+    not only "uh"): something was said that the agent should ask about. Measured on the dev set's
+    fillers: a lone "uh" came back as "Uh", dropped as no speech (no_speech 0.61)."""
+    if not isinstance(rescue, DecodeRequest) or rescue.result is None:
+        return False
+    words = re.findall(r"[\w']+", rescue.result.dropped_text)
+    return any(not _FILLER.fullmatch(word) for word in words)
 
 
 def _finished(phrase: str) -> bool:
@@ -337,7 +350,7 @@ class StreamPolicy:
     def _send(self, pending: _Pending) -> None:
         text = pending.assembly.text
         if pending.kind is Kind.FINAL:
-            unheard = not text and pending.rescued
+            unheard = not text and pending.rescued and _heard_words(pending.assembly.parts[0])
             self._out.append(FinalText(pending.utterance, text, pending.audio_s, pending.reused_preflight, unheard))
         elif pending.kind is Kind.PREFLIGHT:
             assert pending.tail is not None
