@@ -15,12 +15,12 @@ Rules (positions are utterance samples; every decode goes through the shared Dec
   - a piece nearing Whisper's 30 s window (`asr.max_segment_s`) is cut at its quietest frame and
     committed; mid-pause, the preflight is committed instead;
   - at the endpoint with no preflight: the rest since the last settled segment, as the final;
-  - a final is the settled segments plus the last piece, joined in order (transcript.py). It and
-    the preflight that may become it are made trustworthy first: a doubtful decode among the
-    pieces (it stutters, trails off or loops) is decoded again over the full window, and if no
-    words come of a whole utterance, all of it is decoded once over the full window; a final
-    still empty then is `unheard` (the agent asks the caller to repeat). Interims go out as they
-    are: most are never the final.
+  - a final is the settled segments plus the last piece, joined in order (transcript.py), made
+    trustworthy first: a doubtful decode among the pieces (it stutters, trails off or loops) is
+    decoded again over the full window, and if no words come of a whole utterance, all of it is
+    decoded once over the full window; a final still empty then is `unheard` if Whisper heard
+    words its gates dropped (the agent asks the caller to repeat). A doubtful preflight is not
+    sent (no reply starts on it); interims go out as they are: most are never the final.
 
 In: the endpointer's events, the utterance's length after each piece of audio, and decode
 outcomes. Out: `Action`s, in order: decodes to submit, kinds to change in the queue, and the
