@@ -147,6 +147,17 @@ class HalfsecAgent(Agent):
         return Agent.default.transcription_node(self, strip_markup(text), model_settings)
 
 
+def build_vad(settings: Settings) -> VAD:
+    """The session's Silero VAD: where the caller's speech starts and (with turn.detection
+    "vad") where their turn ends."""
+    return silero.VAD.load(
+        min_silence_duration=settings.vad.min_silence_s,
+        min_speech_duration=settings.vad.min_speech_s,
+        prefix_padding_duration=settings.vad.prefix_padding_s,
+        activation_threshold=settings.vad.activation_threshold,
+    )
+
+
 def build_llm(settings: Settings, **options: Any) -> openai.LLM:
     """The session's LLM: LiveKit's OpenAI plugin streaming from services/llm (vLLM). `options`
     go to the plugin as they are (a test's `extra_body={"ignore_eos": True}`)."""
@@ -177,12 +188,7 @@ def build_session(
     """The call's session and agent; `tracer` follows the session (attached before any other
     handler, so a turn's end is marked before anything reacts to it). The VAD, the services'
     clients and the LLM come from settings unless given (a test's fakes)."""
-    vad = vad or silero.VAD.load(
-        min_silence_duration=settings.vad.min_silence_s,
-        min_speech_duration=settings.vad.min_speech_s,
-        prefix_padding_duration=settings.vad.prefix_padding_s,
-        activation_threshold=settings.vad.activation_threshold,
-    )
+    vad = vad or build_vad(settings)
     stt = HalfsecSTT(
         asr or AsrClient(settings.asr.url),
         language=settings.asr.language or "en",

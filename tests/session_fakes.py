@@ -46,7 +46,7 @@ def speech(*parts: float, name: str = "scripted") -> Utterance:
     pcm = np.concatenate(
         [tone(s) if i % 2 == 0 else np.zeros(int(s * ROOM_RATE), np.int16) for i, s in enumerate(parts)]
     )
-    return Utterance(Path(name), pcm, Voice(first=0, end=len(pcm), rate=ROOM_RATE))
+    return Utterance(Path(name), pcm, Voice(first=0, end=len(pcm), rate=ROOM_RATE), on_stream_grid=False)
 
 
 # ---------------------------------------------------------------- VAD

@@ -2,14 +2,21 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from livekit import rtc
+from livekit.agents.vad import VADEventType
 
-from agent.sim.caller import ROOM_RATE, CallerEar, CallRecorder, load_utterance
-from agent.sim.voice import AUDIBLE, first_audible, measure_call, voice_span
+from agent.session import build_vad
+from agent.sim.caller import ROOM_RATE, CallerEar, CallRecorder, Utterance, load_utterance
+from agent.sim.devset import artifacts as devset_artifacts
+from agent.sim.devset import dev_set
+from agent.sim.voice import AUDIBLE, WINDOW, first_audible, measure_call, voice_span
+
+from .conftest import required
 
 
 def test_voice_span_is_silero_not_energy(speech):
@@ -51,7 +58,7 @@ def test_measure_call_reads_v2v_from_the_recording_alone(tmp_path, speech):
     after the voice's end (behind 40 ms of digital near-silence, which is no sound)."""
     wav, _ = speech[2]
     pcm, rate = sf.read(wav, dtype="int16")
-    voice = voice_span(pcm, rate)
+    voice = voice_span(pcm, rate, offset=rate // 2)  # on the recording's grid
     rec = CallRecorder()
     rec.add("caller", rec.t0 + 0.5, pcm, rate)
     answer_at = 0.5 + voice.end / rate + 0.7
@@ -99,3 +106,40 @@ async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):
     heard = np.abs(audio[:, 1].astype(int)) > AUDIBLE
     played = heard.sum() / rate  # ~0.3 s before the pause + ~0.2 s after the resume
     assert played == pytest.approx(0.5, abs=0.06)
+
+
+async def test_voice_on_the_streams_grid_agrees_with_the_calls_vad(settings):
+    """The ground truth's end of voice, taken on the grid where the caller's stream puts each
+    one-word clip, is never later than the session's own VAD allows: its end of speech comes
+    at least the configured silence (less one window) after it, at every grid position a
+    20 ms frame can start the clip on. On each file's own grid, "okay" (a soft ending) ends up
+    to ~100 ms later than the call's VAD hears, and its turn read as a 162 ms endpoint."""
+    required(settings, extra=devset_artifacts(settings))
+    vad = build_vad(settings)
+    step = ROOM_RATE // 50
+    floor_s = settings.vad.min_silence_s - WINDOW / 16000
+    for wav, category, _ in dev_set(settings):
+        if category != "one-word" or (utt := load_utterance(wav)).voice is None:
+            continue
+        for frames in range(8):  # 8 x 20 ms: every lead into a 32 ms window, 64 samples apart
+            offset = frames * step
+            voice = utt.voice_at(offset)
+            pcm = np.concatenate([np.zeros(offset, np.int16), utt.pcm, np.zeros(ROOM_RATE, np.int16)])
+            stream = vad.stream()
+            for i in range(0, len(pcm) - step + 1, step):
+                stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), ROOM_RATE, 1, step))
+            stream.end_input()
+            ends = [ev.samples_index / 16000 async for ev in stream if ev.type == VADEventType.END_OF_SPEECH]
+            assert ends, (wav.name, frames)
+            endpoint_s = ends[-1] - (offset + voice.end) / ROOM_RATE
+            assert endpoint_s >= floor_s, (wav.name, frames, endpoint_s)
+
+
+def test_voice_at_is_cached_per_grid_and_silence_has_none(speech):
+    utt = load_utterance(speech[0][0])
+    utt.prepare(ROOM_RATE // 50)
+    assert len(utt._grids) == 8  # 20 ms frames fall on 8 leads into a 32 ms window
+    assert utt.voice_at(0) == utt.voice  # the file's own grid
+    silent = Utterance(Path("silence.wav"), np.zeros(ROOM_RATE, np.int16), None)
+    silent.prepare(ROOM_RATE // 50)  # returns: nothing to place
+    assert silent.voice_at(960) is None

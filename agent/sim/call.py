@@ -94,6 +94,7 @@ async def run_call(
         tracer = call_tracer(settings, session_id, on_record)
         recorder = CallRecorder()
         mouth, ear = CallerMouth(tracer.mark, recorder), CallerEar(tracer.mark, recorder)
+        await mouth.prepare(utterances)
         session, agent = build(settings, tracer)
         session.input.audio = mouth
         session.output.audio = ear

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,33 +26,56 @@ from livekit.agents.voice import io
 
 from services.audio import read_pcm16
 
-from .voice import Voice, first_audible, voice_span
+from .voice import FRAME_MS, Voice, first_audible, grid_lead, voice_span
 
 ROOM_RATE = 48000  # WebRTC audio arrives at 48 kHz
-FRAME_MS = 20
 
 Mark = Callable[[str, float], None]  # (milestone, monotonic time)
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One speech file as the caller says it: mono int16 at the room's rate, and its voice."""
+    """One speech file as the caller says it: mono int16 at `rate`, and its voice (on the
+    file's own 32 ms grid; `voice_at` gives it where the caller's stream puts it)."""
 
     path: Path
     pcm: np.ndarray
     voice: Voice | None
+    rate: int = ROOM_RATE
+    # False: `voice` holds wherever the clip lands (a test's synthetic audio)
+    on_stream_grid: bool = True
+    _grids: dict[int, Voice | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def voice_at(self, offset: int) -> Voice | None:
+        """Its voice when it starts `offset` samples into the caller's stream."""
+        if self.voice is None or not self.on_stream_grid:
+            return self.voice
+        lead = grid_lead(offset, self.rate)
+        if lead not in self._grids:
+            self._grids[lead] = voice_span(self.pcm, self.rate, offset)
+        return self._grids[lead]
+
+    def prepare(self, step: int) -> None:
+        """Compute its voice on every grid a stream fed in `step`-sample frames can start it on."""
+        if self.voice is None or not self.on_stream_grid:
+            return
+        offset = 0
+        while grid_lead(offset, self.rate) not in self._grids:
+            self.voice_at(offset)
+            offset += step
 
 
 def load_utterance(path: str | Path, rate: int = ROOM_RATE) -> Utterance:
     """A speech file (LiveKit's resampler to `rate`) and its voiced span; a clear ValueError
     if the file is unusable."""
     pcm = read_pcm16(path, rate)
-    return Utterance(Path(path), pcm, voice_span(pcm, rate))
+    return Utterance(Path(path), pcm, voice_span(pcm, rate), rate)
 
 
 @dataclass
 class _Playing:
     utt: Utterance
+    voice: Voice | None  # on the stream's grid
     pos: int = 0
     first_voiced: asyncio.Future[float] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     done: asyncio.Future[float] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -68,14 +91,21 @@ class CallerMouth(io.AudioInput):
         self._queue: asyncio.Queue[_Playing] = asyncio.Queue()
         self._current: _Playing | None = None
         self._next_at: float | None = None
+        self._fed = 0  # samples of the stream so far
         self._closed = False
 
     async def say(self, utt: Utterance) -> float:
         """Play one utterance; returns the monotonic time its last voiced sample was fed (its
         last sample, if Silero hears no voice in it)."""
-        playing = _Playing(utt)
+        await self.prepare([utt])
+        playing = _Playing(utt, None)
         await self._queue.put(playing)
         return await playing.done
+
+    async def prepare(self, utts: Sequence[Utterance]) -> None:
+        """Silero on each utterance, for every grid this stream can start it on, off the event
+        loop (a long file takes ~1 s): done before a call, its turns start on time."""
+        await asyncio.to_thread(lambda: [u.prepare(self._spf) for u in utts])
 
     def close(self) -> None:
         self._closed = True
@@ -91,12 +121,16 @@ class CallerMouth(io.AudioInput):
         # The frame's audio ends at its scheduled real-time position, even if the event loop
         # delivers it late: the caller's voice stopped then, and any lag is pipeline latency.
         due = self._next_at
+        if self._fed == 0:  # the recording's caller channel starts with this stream
+            self._recorder.start(due - FRAME_MS / 1000)
         chunk = np.zeros(self._spf, dtype=np.int16)
         if self._current is None and not self._queue.empty():
             self._current = self._queue.get_nowait()
+            self._current.voice = self._current.utt.voice_at(self._fed)
         if (playing := self._current) is not None:
             self._feed(playing, chunk, due)
         self._recorder.add("caller", due - FRAME_MS / 1000, chunk, self._rate)
+        self._fed += self._spf
         return rtc.AudioFrame(chunk.tobytes(), self._rate, 1, self._spf)
 
     def _feed(self, playing: _Playing, chunk: np.ndarray, due: float) -> None:
@@ -108,13 +142,13 @@ class CallerMouth(io.AudioInput):
         def at(sample: int) -> float:  # when `sample` of the utterance was fed
             return due - (playing.pos - sample) / self._rate
 
-        if utt.voice is not None:
-            if start <= utt.voice.first < playing.pos:
-                self._mark("first_voiced", at(utt.voice.first))
-                playing.first_voiced.set_result(at(utt.voice.first))
-            if start < utt.voice.end <= playing.pos:
-                self._mark("last_voiced", at(utt.voice.end))
-                playing.done.set_result(at(utt.voice.end))
+        if (voice := playing.voice) is not None:
+            if start <= voice.first < playing.pos:
+                self._mark("first_voiced", at(voice.first))
+                playing.first_voiced.set_result(at(voice.first))
+            if start < voice.end <= playing.pos:
+                self._mark("last_voiced", at(voice.end))
+                playing.done.set_result(at(voice.end))
         if playing.pos >= len(utt.pcm):
             self._current = None
             if not playing.done.done():
@@ -252,6 +286,12 @@ class CallRecorder:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
         self._parts: dict[str, list[tuple[int, np.ndarray]]] = {"caller": [], "agent": []}
+
+    def start(self, at: float) -> None:
+        """Sample 0 is at monotonic `at` (the caller's stream starts there), if nothing is
+        recorded yet: then the recording's grid is the stream's, and so is a VAD's on it."""
+        if not any(self._parts.values()):
+            self.t0 = at
 
     def _index(self, at: float) -> int:
         return max(0, round((at - self.t0) * self.RATE))

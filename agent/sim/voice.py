@@ -2,7 +2,10 @@
 
 - the caller stopped at the end of the last 32 ms window that Silero (livekit-plugins-silero's
   ONNX model, at 16 kHz) scores >= 0.5, computed offline over the whole source file; they
-  started at the beginning of the first such window;
+  started at the beginning of the first such window. The windows lie on the 32 ms grid of the
+  stream the file was played into (the call's caller channel), as any VAD on the call sees
+  them: where a soft word ends moves with the grid by up to ~100 ms ("okay" in the dev set
+  ends 589-704 ms in), so a span on the file's own grid can disagree with the call's VAD;
 - the agent answered at its first output sample with |x| > 328 (-40 dBFS of 16-bit full scale).
 
 An energy rule would follow breath and room noise and put the end of speech late, which
@@ -28,6 +31,7 @@ SILERO_RATE = 16000
 WINDOW = 512  # samples at 16 kHz: 32 ms, Silero's window
 VOICED = 0.5
 AUDIBLE = 328  # -40 dBFS
+FRAME_MS = 20  # a room's audio frame (WebRTC's)
 # The caller channel is digital silence between utterances; its first sample above this is
 # where an utterance was placed (tolerant of a resampler's +-1 ripple around zero).
 _ONSET = 8
@@ -47,10 +51,18 @@ def _silero() -> OnnxModel:
     return OnnxModel(onnx_session=new_inference_session(force_cpu=True), sample_rate=SILERO_RATE)
 
 
-def voice_span(pcm: np.ndarray, rate: int) -> Voice | None:
-    """The voiced span of mono int16 `pcm` (None: Silero hears no voice in it)."""
+def grid_lead(offset: int, rate: int) -> int:
+    """How far into Silero's window (16 kHz samples) a clip starting `offset` samples (at
+    `rate`) into a stream begins."""
+    return round(offset * SILERO_RATE / rate) % WINDOW
+
+
+def voice_span(pcm: np.ndarray, rate: int, offset: int = 0) -> Voice | None:
+    """The voiced span of mono int16 `pcm` (None: Silero hears no voice in it), where `pcm`
+    starts `offset` samples (at `rate`) into the stream it is played into."""
+    lead = grid_lead(offset, rate)
     x = resample(pcm, rate, SILERO_RATE).astype(np.float32) / 32768.0
-    x = np.pad(x, (0, -len(x) % WINDOW))
+    x = np.pad(x, (lead, -(lead + len(x)) % WINDOW))
     model = _silero()
     model.reset()
     probs = np.array([model(x[i : i + WINDOW]) for i in range(0, len(x), WINDOW)])
@@ -58,7 +70,9 @@ def voice_span(pcm: np.ndarray, rate: int) -> Voice | None:
     if not voiced.size:
         return None
     scale = rate / SILERO_RATE
-    return Voice(first=round(voiced[0] * WINDOW * scale), end=round((voiced[-1] + 1) * WINDOW * scale), rate=rate)
+    first = max(0, round((voiced[0] * WINDOW - lead) * scale))
+    end = min(len(pcm), round(((voiced[-1] + 1) * WINDOW - lead) * scale))
+    return Voice(first=first, end=end, rate=rate)
 
 
 def first_audible(pcm: np.ndarray) -> int | None:
@@ -80,9 +94,10 @@ class MeasuredTurn:
 def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[MeasuredTurn]:
     """Per source file (in the order the caller said them), v2v measured on the recording.
 
-    Each file's voice comes from the file itself (Silero); the recording only says where that
-    file's audio landed (the first non-silent sample after the previous utterance) and when the
-    agent made a sound.
+    Each file's voice comes from the file itself (Silero, on the grid of where it landed); the
+    recording only says where that file's audio landed (the first non-silent sample after the
+    previous utterance; the caller channel starts with the caller's stream) and when the agent
+    made a sound.
     """
     audio, rate = sf.read(str(call_wav), dtype="int16", always_2d=True)
     if audio.shape[1] != 2:
@@ -91,12 +106,20 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
     cursor, out = 0, []
     for path in sources:
         source = read_pcm16(path, rate)
-        voice = voice_span(source, rate)
         sounding = np.abs(caller[cursor:].astype(np.int32)) > _ONSET
-        if voice is None or not sounding.any():
+        if not sounding.any():
             out.append(MeasuredTurn(str(path), None, None, None))
             continue
         placed = cursor + int(np.argmax(sounding)) - int(np.argmax(np.abs(source.astype(np.int32)) > _ONSET))
+        # the caller's stream is 20 ms frames from sample 0, and a file starts on a frame; the
+        # onset alone can be a sample off (two resamplers), which would move Silero's grid
+        frame = rate * FRAME_MS // 1000
+        placed = max(0, round(placed / frame) * frame)
+        voice = voice_span(source, rate, offset=placed)
+        cursor = placed + len(source)
+        if voice is None:  # played, but no voice in it
+            out.append(MeasuredTurn(str(path), None, None, None))
+            continue
         first, end = placed + voice.first, placed + voice.end
         answer = agent[end:]
         v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() else None
@@ -104,7 +127,6 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         was_talking = agent[max(0, first - rate // 50) : first + 1].any()  # within the last 20 ms
         stopped = (talking[-1] + 1) / rate * 1000 if talking.size and was_talking else None
         out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
-        cursor = placed + len(source)
     return out
 
 
