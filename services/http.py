@@ -85,4 +85,8 @@ def service_main(
         level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     app, address = build(load_settings(args.profile))  # loads the model: slow, before we listen
-    asyncio.run(serve(app, address.host, address.port, handler_cancellation=handler_cancellation))
+    try:
+        asyncio.run(serve(app, address.host, address.port, handler_cancellation=handler_cancellation))
+    except OSError as exc:  # the port is taken or the address is not ours: one line, not a traceback
+        logging.getLogger("halfsec").error("cannot listen on %s:%d: %s", address.host, address.port, exc.strerror)
+        raise SystemExit(1) from None

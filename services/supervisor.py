@@ -103,26 +103,54 @@ def _affinity(cpus: set[int] | None):  # -> preexec_fn or None
     return lambda: os.sched_setaffinity(0, cpus)  # inherited by every process vLLM spawns
 
 
-async def is_healthy(url: str, timeout_s: float = 1.0) -> bool:
+async def is_healthy(url: str, timeout_s: float = 1.0, http: aiohttp.ClientSession | None = None) -> bool:
+    """Whether `url` answers 200 within `timeout_s` (a hung service answers nothing)."""
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
-            async with http.get(url) as resp:
-                return resp.status == 200
+        if http is None:
+            async with aiohttp.ClientSession() as own:
+                return await is_healthy(url, timeout_s, own)
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            return resp.status == 200
     except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
-class Supervisor:
-    """Starts the services, then watches the ones it started: a service that dies is restarted
-    after a back-off (1 s, doubling to `max_backoff_s`), with the tail of its log in ours."""
+@dataclass(frozen=True)
+class Watch:
+    """How the supervisor watches a service it started. A service is restarted when its process
+    dies, or when `/health` fails (not 200, or no answer in `probe_timeout_s`) `unhealthy_probes`
+    times in a row: a hung service is as useless as a dead one. Restarts back off from
+    `first_backoff_s`, doubling to `max_backoff_s`; after `reset_after_s` healthy the back-off
+    starts over."""
 
-    def __init__(self, specs: list[ServiceSpec], log_dir: Path, *, max_backoff_s: float = 30.0) -> None:
+    probe_every_s: float = 1.0
+    first_backoff_s: float = 1.0
+    probe_timeout_s: float = 3.0  # a busy 2-core box answers /health in well under a second
+    unhealthy_probes: int = 3
+    max_backoff_s: float = 30.0
+    reset_after_s: float = 60.0
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal the service's whole process group: its leader may be dead while what it started
+    (vLLM's engine, a decode worker) still holds the port or the GPU's memory."""
+    try:
+        os.killpg(proc.pid, sig)  # the group id is the leader's pid (start_new_session)
+    except ProcessLookupError:
+        pass
+
+
+class Supervisor:
+    """Starts the services, then watches the ones it started, each in its own task (one slow
+    restart does not hide another service's death): see `Watch`."""
+
+    def __init__(self, specs: list[ServiceSpec], log_dir: Path, *, watch: Watch | None = None) -> None:
         self.specs = specs
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {}
-        self._max_backoff_s = max_backoff_s
-        self._watcher: asyncio.Task[None] | None = None
+        self.watch = watch or Watch()
+        self._watchers: list[asyncio.Task[None]] = []
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -165,7 +193,11 @@ class Supervisor:
             await asyncio.gather(*ready.values(), return_exceptions=True)
             await self.stop()
             raise
-        self._watcher = asyncio.create_task(self._watch(), name="supervisor-watch")
+        self._watchers = [
+            asyncio.create_task(self._watch(spec), name=f"watch-{spec.name}")
+            for spec in self.specs
+            if spec.name in self.procs
+        ]
 
     async def _start_one(self, spec: ServiceSpec, after: list[asyncio.Task[None]]) -> None:
         for dep in after:
@@ -176,26 +208,47 @@ class Supervisor:
         self._spawn(spec)
         await self._wait_healthy(spec)
 
-    async def _watch(self) -> None:
-        owned = [s for s in self.specs if s.name in self.procs]
-        backoff = {s.name: 1.0 for s in owned}
-        while True:
-            await asyncio.sleep(0.5)
-            for spec in owned:
+    async def _watch(self, spec: ServiceSpec) -> None:
+        w = self.watch
+        backoff, failed, healthy_since = w.first_backoff_s, 0, time.monotonic()
+        async with aiohttp.ClientSession() as http:
+            while True:
+                await asyncio.sleep(w.probe_every_s)
                 proc = self.procs[spec.name]
-                if proc.poll() is None:
+                if proc.poll() is not None:
+                    why = f"exited with code {proc.returncode}"
+                elif await is_healthy(spec.health_url, w.probe_timeout_s, http):
+                    failed = 0
+                    if time.monotonic() - healthy_since >= w.reset_after_s:
+                        backoff = w.first_backoff_s
                     continue
-                log.error(
-                    "%s exited with code %s; restarting in %.0fs:\n%s",
-                    spec.name,
-                    proc.returncode,
-                    backoff[spec.name],
-                    self.tail(spec.name),
-                )
-                await asyncio.sleep(backoff[spec.name])
-                backoff[spec.name] = min(backoff[spec.name] * 2, self._max_backoff_s)
+                else:
+                    failed += 1
+                    if failed < w.unhealthy_probes:
+                        continue
+                    why = f"failed {failed} health probes in a row"
+                log.error("%s %s; restarting in %.0fs:\n%s", spec.name, why, backoff, self.tail(spec.name))
+                await self._terminate(proc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, w.max_backoff_s)
                 self._spawn(spec)
                 self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
+                failed = 0
+                try:  # a restarting service is not probed as a hung one until it has come up
+                    await self._wait_healthy(spec)
+                except ServiceError as exc:
+                    log.error("%s", exc)  # dead or not up in time: the next probe restarts it
+                    failed = w.unhealthy_probes
+                healthy_since = time.monotonic()
+
+    async def _terminate(self, proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+        """The process group, SIGTERM then (after `grace_s`) SIGKILL; also what a dead leader left."""
+        _kill_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait()
 
     async def _wait_healthy(self, spec: ServiceSpec) -> None:
         deadline = time.monotonic() + spec.startup_timeout_s
@@ -220,21 +273,20 @@ class Supervisor:
         return "\n".join(f"  {name}| {line}" for line in text)
 
     async def stop(self, timeout_s: float = 15.0) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._watchers = []
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            _kill_group(proc, signal.SIGTERM)  # also what a dead leader left behind
         deadline = time.monotonic() + timeout_s
         for name, proc in self.procs.items():
             while proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             if proc.poll() is None:
                 log.warning("%s did not stop in %.0fs: killing it", name, timeout_s)
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _kill_group(proc, signal.SIGKILL)
+            proc.wait()
         self.procs.clear()
 
     async def __aenter__(self) -> Supervisor:

@@ -12,14 +12,14 @@ import signal
 import time
 
 from agent.sim.call import run_call
-from services.supervisor import Supervisor, is_healthy, service_specs
+from services.supervisor import Supervisor, Watch, is_healthy, service_specs
 from tests.ports import free_port
 
 
 async def test_vllm_killed_mid_call_fallback_within_2s_then_recovery(services, settings, speech, tmp_path):
     own = settings.model_copy(update={"llm": settings.llm.model_copy(update={"port": free_port()})})
     (spec,) = [s for s in service_specs(own, "cpu") if s.name == "llm"]
-    sup = Supervisor([spec], tmp_path / "logs", max_backoff_s=1.0)
+    sup = Supervisor([spec], tmp_path / "logs", watch=Watch(max_backoff_s=1.0))
     await sup.start()
     killed: list[int] = []
     restarted_after_s: list[float] = []
