@@ -164,7 +164,8 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
     return openai.LLM(
         model=settings.llm.served_model_name,
         base_url=f"{settings.llm.url}/v1",
-        api_key="halfsec-local",  # vLLM does not check it, the openai client requires one
+        # vLLM checks it when HALFSEC_SERVICE_TOKEN is set; without, the openai client still wants one
+        api_key=settings.token() or "halfsec-local",
         temperature=settings.llm.temperature,
         max_completion_tokens=settings.llm.max_tokens,
         **options,
@@ -190,7 +191,7 @@ def build_session(
     clients and the LLM come from settings unless given (a test's fakes)."""
     vad = vad or build_vad(settings)
     stt = HalfsecSTT(
-        asr or AsrClient(settings.asr.url),
+        asr or AsrClient(settings.asr.url, token=settings.token()),
         language=settings.asr.language or "en",
         on_mark=tracer.mark,
         on_transcript=tracer.transcript,
@@ -200,7 +201,7 @@ def build_session(
         streaming=settings.asr.streaming,
     )
     model = model or build_llm(settings)
-    kokoro_client = tts_client or TtsClient(settings.tts.url)
+    kokoro_client = tts_client or TtsClient(settings.tts.url, token=settings.token())
     kokoro = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark)
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).

@@ -19,6 +19,7 @@ from configs import Settings, load_settings
 from latency import Budget, TurnLog
 from latency.dashboard import running
 
+from .access import dashboard_access
 from .session import HalfsecAgent, build_session
 from .tracing import CallTracer
 
@@ -78,7 +79,8 @@ def watch_rooms(settings: Settings):  # -> an async context manager serving the 
     rooms = rooms_dir()
     rooms.mkdir(parents=True, exist_ok=True)
     o = settings.latency
-    return running(rooms, Budget(*o.budget_values()), host=o.dashboard_host, port=o.dashboard_port)
+    access = dashboard_access(settings, o.dashboard_host)
+    return running(rooms, Budget(*o.budget_values()), host=o.dashboard_host, port=o.dashboard_port, **access)
 
 
 async def _serve(settings: Settings) -> None:

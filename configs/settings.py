@@ -7,13 +7,23 @@ Every process (CLI, services, agent) loads the same schema, so a key means the s
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # The budget's stages, defaults and rule belong to latency/budget.py (a leaf: it imports nothing
@@ -28,6 +38,20 @@ HUB_PREFIX = "hf:"  # a model value starting with this is fetched by the library
 
 class SettingsError(ValueError):
     """A bad profile, key or value. The message is one line and names the key."""
+
+
+TOKEN_ENV = "HALFSEC_SERVICE_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only ("localhost", 127.0.0.0/8, ::1). Any
+    other name may resolve to a public address, so it counts as exposed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Section(BaseModel):
@@ -273,6 +297,41 @@ class Settings(BaseSettings):
     vad: VadSettings = Field(default_factory=VadSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
+    # The bearer token the services, vLLM and an exposed dashboard require, and their clients
+    # send (HALFSEC_SERVICE_TOKEN). A SecretStr: the settings' repr and JSON show "**********".
+    service_token: SecretStr | None = None
+
+    @field_validator("service_token")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _exposed_needs_token(self) -> Settings:
+        # Anything bound beyond loopback is reachable by the network: it must ask for a token.
+        if self.service_token is None:
+            for key, host in self.bound_hosts().items():
+                if not is_loopback(host):
+                    raise PydanticCustomError(
+                        "exposed_without_token",
+                        "{key} is {host}, not a loopback address: set {env} (a bearer token the "
+                        "clients send), or bind to 127.0.0.1",
+                        {"key": key, "host": host, "env": TOKEN_ENV},
+                    )
+        return self
+
+    def bound_hosts(self) -> dict[str, str]:
+        """Setting key -> the address a server of ours listens on."""
+        return {
+            "asr.host": self.asr.host,
+            "tts.host": self.tts.host,
+            "llm.host": self.llm.host,
+            "latency.dashboard_host": self.latency.dashboard_host,
+        }
+
+    def token(self) -> str | None:
+        """The service token in clear, for the header a client sends (never for a log)."""
+        return None if self.service_token is None else self.service_token.get_secret_value()
 
     @classmethod
     def settings_customise_sources(
@@ -338,6 +397,8 @@ def load_settings(profile: str | os.PathLike[str] = "cpu") -> Settings:
 
 def _first_error(exc: ValidationError) -> str:
     err: dict[str, Any] = exc.errors()[0]
+    if not err["loc"]:  # a rule across keys: its message names them
+        return str(err["msg"])
     key = ".".join(str(p) for p in err["loc"]) or "(root)"
     got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
     env = "HALFSEC_" + "__".join(str(p).upper() for p in err["loc"])

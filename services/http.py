@@ -1,10 +1,11 @@
-"""What the HTTP services and their clients share: JSON errors both ways, and a run loop that
-stops cleanly on SIGTERM/SIGINT."""
+"""What the HTTP services and their clients share: the bearer token both ways, JSON errors both
+ways, and a run loop that stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -13,23 +14,66 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from configs import Settings, load_settings
 from configs.settings import ServiceAddress
 
+# Left open with a token set: orchestrators' and the supervisor's health checks carry no
+# credentials, and a health answer holds counts and the model's name, nothing of a call.
+OPEN_PATH = "/health"
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """What a client sends with every request (nothing without a token)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def has_token(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: the time taken says nothing about how much of the token was right
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+def bearer_auth(token: str) -> Middleware:
+    """401 for any request without `Authorization: Bearer <token>`, but GET /health. A WebSocket
+    handshake is a GET like any other: it is refused before the handler upgrades it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (request.method == "GET" and request.path == OPEN_PATH) or has_token(request, token):
+            return await handler(request)
+        return web.json_response(
+            {"error": "missing or wrong bearer token (Authorization: Bearer $HALFSEC_SERVICE_TOKEN)"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    return middleware
+
+
+def auth_middlewares(settings: Settings) -> list[Middleware]:
+    """A service app's middlewares: the token check when a token is set, else none (loopback
+    only, which the settings enforce)."""
+    token = settings.token()
+    return [bearer_auth(token)] if token else []
+
 
 class ServiceClient:
     """A client of one of our services: one keep-alive connection pool, opened on first use (a
-    turn must not pay for a TCP handshake), closed by `aclose`."""
+    turn must not pay for a TCP handshake), closed by `aclose`. With a `token`, every request
+    carries it."""
 
-    def __init__(self, base_url: str, timeout: aiohttp.ClientTimeout) -> None:
+    def __init__(self, base_url: str, timeout: aiohttp.ClientTimeout, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._headers = auth_headers(token)
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # session-wide headers reach ws_connect's handshake too
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         return self._session
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ import aiohttp
 from configs import Settings
 from configs.settings import REPO_ROOT
 
+from .http import auth_headers
 from .llm.launch import vllm_command, vllm_env
 from .plan import current_plan
 
@@ -310,7 +311,8 @@ async def serving(
     what the bench asks for: `mismatch` reads its JSON at `path` and says what is wrong, else None."""
     url = getattr(settings, name).url
     async with supervisor(settings, profile, (name,)):
-        async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as resp:
+        headers = auth_headers(settings.token())  # vLLM's /v1/models asks for the token when set
+        async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{url}{path}") as resp:
             problem = mismatch(await resp.json())
         if problem:
             raise ServiceError(f"the {name} service at {url} {problem}: stop it or pick another {name}.port")

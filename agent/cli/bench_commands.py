@@ -37,7 +37,7 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> dict:
         async with serving(settings, args.profile, "asr", "/health", mismatch) as url:
-            return await run_bench(url, audio_dir, kinds, hallucination_s=args.hallucination_s)
+            return await run_bench(url, audio_dir, kinds, hallucination_s=args.hallucination_s, token=settings.token())
 
     figures = asyncio.run(run())
     render(figures, f"ASR streaming bench: {model}, {figures['files']} files in {audio_dir}", Console())
@@ -68,6 +68,7 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
                 requests=args.requests,
                 max_tokens=o.max_tokens,
                 temperature=o.temperature,
+                token=settings.token(),
             )
 
     figures = asyncio.run(run())

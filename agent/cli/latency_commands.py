@@ -42,13 +42,17 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from latency.dashboard import serve
 
+    from ..access import dashboard_access
+
+    host = args.host or settings.latency.dashboard_host
     serve(
         args.run,
         _budget(settings),
-        host=args.host,
+        host=host,
         port=args.port or settings.latency.dashboard_port,
         window=args.window,
         announce=lambda line: console.print(line, highlight=False, soft_wrap=True),
+        **dashboard_access(settings, host),
     )
     return 0
 
@@ -64,5 +68,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dash = add_command(sub, "dashboard", cmd_dashboard, "a local web page following turns.jsonl live, with /metrics")
     dash.add_argument("--run", default="runs", metavar="DIR_OR_JSONL", help="what to follow (default: runs/)")
     dash.add_argument("--port", type=int, help="port (default: latency.dashboard_port, 8110)")
-    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dash.add_argument(
+        "--host", help="address to listen on (default: latency.dashboard_host, 127.0.0.1; elsewhere needs the token)"
+    )
     dash.add_argument("--window", type=int, default=100, help="turns in the rolling percentiles (default 100)")

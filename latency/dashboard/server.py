@@ -4,7 +4,11 @@ Routes:
   /             the page (static/index.html, plain JS + SVG; nothing from a CDN)
   /api/state    everything so far as JSON (`?since=N`: only records after the first N)
   /api/events   the same as server-sent events: the state on connect, then each batch of new turns
-  /metrics      Prometheus text (latency.metrics), fed from the same records
+  /metrics      Prometheus text (latency.metrics), fed from the same records: no transcript
+  /health       {"status": "ok"}
+
+Who may see what is the caller's to say (agent/access.py): `middlewares` may refuse requests, and
+`show_transcripts` says which requests get the turns' words; the others get the figures only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..budget import Budget
@@ -32,6 +37,7 @@ log = logging.getLogger("halfsec.dashboard")
 STATIC = Path(__file__).resolve().parent / "static"
 SENT_TURNS = 500  # the page gets at most this many recent turns on connect
 POLL_S = 0.25
+TRANSCRIPT_KEYS = ("user_text", "agent_text")  # what the caller and the agent said
 
 
 class Dashboard:
@@ -58,7 +64,7 @@ class Dashboard:
                 queue.put_nowait(update)
         return new
 
-    def state(self, since: int = 0) -> dict[str, Any]:
+    def state(self, since: int = 0, *, transcripts: bool = True) -> dict[str, Any]:
         since = max(since, len(self.records) - SENT_TURNS)
         return {
             "source": self.source,
@@ -66,7 +72,7 @@ class Dashboard:
             "window": self.window,
             "since": since,
             "total": len(self.records),
-            "turns": [_slim(r) for r in self.records[since:]],
+            "turns": [_slim(r, transcripts) for r in self.records[since:]],
             "rolling": summarize(self.records[-self.window :], self.budget, worst=0),
             "calls": calls_table(self.records, self.budget),
         }
@@ -83,9 +89,15 @@ class Dashboard:
                 pass
 
 
-def _slim(r: dict[str, Any]) -> dict[str, Any]:
-    """What the page draws (LiveKit's raw metrics stay in the file)."""
-    return {k: v for k, v in r.items() if k != "livekit"}
+def _slim(r: dict[str, Any], transcripts: bool = True) -> dict[str, Any]:
+    """What the page draws (LiveKit's raw metrics stay in the file), with or without the words."""
+    dropped = ("livekit", *(() if transcripts else TRANSCRIPT_KEYS))
+    return {k: v for k, v in r.items() if k not in dropped}
+
+
+def without_transcripts(state: dict[str, Any]) -> dict[str, Any]:
+    """A state or update (`Dashboard.state`) without the turns' words."""
+    return {**state, "turns": [_slim(t, transcripts=False) for t in state["turns"]]}
 
 
 def calls_table(records: Sequence[dict[str, Any]], budget: Budget) -> list[dict[str, Any]]:
@@ -114,24 +126,40 @@ def calls_table(records: Sequence[dict[str, Any]], budget: Budget) -> list[dict[
     return sorted(rows, key=lambda c: -c["last_wall_time"])
 
 
-def make_app(dashboard: Dashboard) -> web.Application:
-    app = web.Application()
+def _everyone(request: web.Request) -> bool:
+    return True
+
+
+def make_app(
+    dashboard: Dashboard,
+    *,
+    middlewares: Sequence[Middleware] = (),
+    show_transcripts: Callable[[web.Request], bool] = _everyone,
+) -> web.Application:
+    app = web.Application(middlewares=middlewares)
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
 
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
     async def state(request: web.Request) -> web.Response:
-        return web.json_response(dashboard.state(since=int(request.query.get("since", 0))))
+        since = int(request.query.get("since", 0))
+        return web.json_response(dashboard.state(since=since, transcripts=show_transcripts(request)))
 
     async def events(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         dashboard._listeners.add(queue)
+        words = show_transcripts(request)
         try:
             # a (re)connected page starts over from the full state
-            update: dict[str, Any] | None = {**dashboard.state(), "reset": True}
+            update: dict[str, Any] | None = {**dashboard.state(transcripts=words), "reset": True}
             while update is not None:
+                if not words:  # updates are built once for every listener, with the words
+                    update = without_transcripts(update)
                 await resp.write(f"data: {json.dumps(update)}\n\n".encode())
                 update = await queue.get()
         finally:
@@ -158,6 +186,7 @@ def make_app(dashboard: Dashboard) -> web.Application:
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/events", events)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
     app.router.add_static("/static/", STATIC)
     app.cleanup_ctx.append(start_following)
     app.on_shutdown.append(end_streams)
@@ -166,11 +195,19 @@ def make_app(dashboard: Dashboard) -> web.Application:
 
 @asynccontextmanager
 async def running(
-    source: str | os.PathLike[str], budget: Budget, *, host: str = "127.0.0.1", port: int = 8110, window: int = 100
+    source: str | os.PathLike[str],
+    budget: Budget,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8110,
+    window: int = 100,
+    middlewares: Sequence[Middleware] = (),
+    show_transcripts: Callable[[web.Request], bool] = _everyone,
 ) -> AsyncIterator[Dashboard]:
     """The dashboard and /metrics served beside other work on this event loop (`halfsec up`)."""
     dashboard = Dashboard(source, budget, window=window)
-    runner = web.AppRunner(make_app(dashboard), shutdown_timeout=2.0)
+    app = make_app(dashboard, middlewares=middlewares, show_transcripts=show_transcripts)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -187,8 +224,11 @@ def serve(
     port: int = 8110,
     window: int = 100,
     announce: Callable[[str], None] = print,
+    middlewares: Sequence[Middleware] = (),
+    show_transcripts: Callable[[web.Request], bool] = _everyone,
 ) -> None:
     """Run until Ctrl-C or SIGTERM."""
     dashboard = Dashboard(source, budget, window=window)
     announce(f"dashboard on http://{host}:{port}/ following {source} (metrics at /metrics); Ctrl-C stops")
-    web.run_app(make_app(dashboard), host=host, port=port, print=None, shutdown_timeout=2.0)
+    app = make_app(dashboard, middlewares=middlewares, show_transcripts=show_transcripts)
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=2.0)

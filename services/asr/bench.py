@@ -148,11 +148,12 @@ async def run_bench(
     noise: dict[str, list[Path]] | None = None,
     *,
     hallucination_s: float = HALLUCINATION_S,
+    token: str | None = None,
 ) -> dict:
     """The figures: overall ones at the top level, `categories` (per category, streaming beside
     both references), and `hallucinated_words` per kind of non-speech."""
     pairs = corpus(audio_dir)
-    client = AsrClient(asr_url, timeout_s=120.0)
+    client = AsrClient(asr_url, timeout_s=120.0, token=token)
     rows: dict[str, _Row] = defaultdict(_Row)
     everything = _Row()
     after_ms: list[float] = []

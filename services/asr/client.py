@@ -51,8 +51,8 @@ class AsrStream:
 
 
 class AsrClient(ServiceClient):
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
-        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s))
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0, token: str | None = None) -> None:
+        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s), token=token)
         self._connect_timeout = timeout_s
 
     async def transcribe(self, pcm16: bytes, sample_rate: int = SAMPLE_RATE) -> Transcript:

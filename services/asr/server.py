@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from configs import Settings
 from configs.settings import AsrSettings
 
-from ..http import json_error, service_main
+from ..http import auth_middlewares, json_error, service_main
 from .endpointer import Endpointer
 from .engine import WhisperEngine
 from .protocol import (
@@ -159,7 +159,9 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
             await ws.close(code=close_code)
         return ws
 
-    app = web.Application(client_max_size=int(opts.max_audio_s * SAMPLE_RATE * 2) + 1024)
+    app = web.Application(
+        client_max_size=int(opts.max_audio_s * SAMPLE_RATE * 2) + 1024, middlewares=auth_middlewares(settings)
+    )
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_get(HEALTH_PATH, health)

@@ -183,10 +183,11 @@ async def run_bench(
     requests: int = 3,
     max_tokens: int = 120,
     temperature: float = 0.3,
+    token: str | None = None,
 ) -> dict[str, Any]:
     if not concurrency or min(concurrency) < 1 or turns < 1 or requests < 1:
         raise ValueError("concurrency levels, turns and requests must be positive")
-    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key="halfsec-local", max_retries=0)
+    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=token or "halfsec-local", max_retries=0)
     try:
         # a first request pays for warm-up (CUDA graphs, allocator); keep it out of the figures
         await stream_reply(

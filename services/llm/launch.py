@@ -70,4 +70,8 @@ def vllm_env(settings: Settings) -> dict[str, str]:
     if not settings.llm.model.startswith(HUB_PREFIX):
         env["HF_HUB_OFFLINE"] = "1"  # a local directory: never let transformers reach for a hub
     env.update(settings.llm.env)
+    if (token := settings.token()) is not None:
+        # vLLM's own check (a 401 on /v1/*, /health stays open). The environment, not --api-key:
+        # vLLM logs its non-default arguments at startup, and an argv shows in `ps`.
+        env["VLLM_API_KEY"] = token
     return env

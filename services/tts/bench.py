@@ -131,7 +131,7 @@ class BenchResult:
 
 
 async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings: Settings) -> BenchResult:
-    client = TtsClient(tts_url, timeout_s=300.0)
+    client = TtsClient(tts_url, timeout_s=300.0, token=settings.token())
     try:
         await timed_synthesis(client, "Hello, this warms the service up.")
         ttfa, first_sentences, stalls, heard_cut, heard_whole, audios = [], [], [], [], [], []

@@ -16,8 +16,8 @@ class TtsError(RuntimeError):
 
 
 class TtsClient(ServiceClient):
-    def __init__(self, base_url: str, *, timeout_s: float = 30.0) -> None:
-        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0))
+    def __init__(self, base_url: str, *, timeout_s: float = 30.0, token: str | None = None) -> None:
+        super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0), token=token)
 
     async def stream(
         self, text: str, *, voice: str | None = None, speed: float | None = None, continues: bool = False

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from configs import Settings
 from configs.settings import TtsSettings
 
-from ..http import json_error, service_main
+from ..http import auth_middlewares, json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
 from .edges import fit_edges
 from .protocol import (
@@ -99,7 +99,7 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
     async def close_queue(_: web.Application) -> None:
         await queue.aclose()
 
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=auth_middlewares(settings))
     app[QUEUE] = queue
     app.on_cleanup.append(close_queue)
     app.router.add_get(HEALTH_PATH, health)

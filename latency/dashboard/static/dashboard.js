@@ -128,7 +128,8 @@ function drawHeadline() {
   latest.textContent = last
     ? `latest: call ${last.session_id} turn ${last.turn}, v2v ${ms(last.v2v_ms)} ms` +
       (last.over_budget && last.over_budget.length ? `, overran: ${last.over_budget.join(", ")}` : "") +
-      ` — caller: “${last.user_text || ""}”`
+      // the words are left out for a page that may not see them (README, Security)
+      (last.user_text === undefined ? "" : ` — caller: “${last.user_text}”`)
     : "no turns yet: waiting for the log to grow";
 }
 
