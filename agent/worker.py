@@ -9,19 +9,23 @@ scrape covers every call, whichever job process it ran in.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from pathlib import Path
 
-from livekit.agents import AgentServer, JobContext, JobProcess
+from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 
 from configs import Settings, load_settings
 from latency import Budget, TurnLog
 from latency.dashboard import running
 
 from .access import dashboard_access
+from .admission import Admission, call_capacity
 from .session import HalfsecAgent, build_session
 from .tracing import CallTracer
+
+log = logging.getLogger("halfsec.worker")
 
 REQUIRED_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 PROFILE_ENV = "HALFSEC_PROFILE"  # how the profile reaches job processes
@@ -85,13 +89,29 @@ def watch_rooms(settings: Settings):  # -> an async context manager serving the 
 
 async def _serve(settings: Settings) -> None:
     async with watch_rooms(settings):
-        await make_server().run()
+        await make_server(settings).run()
 
 
-def make_server() -> AgentServer:
-    server = AgentServer(setup_fnc=prewarm)
-    server.rtc_session(entrypoint)
+def make_server(settings: Settings) -> AgentServer:
+    """LiveKit's worker, reporting its load as calls in progress over `call_capacity`, so the
+    LiveKit server stops dispatching to it when it is full."""
+    admission = Admission(call_capacity(settings))
+    server = AgentServer(
+        setup_fnc=prewarm,
+        load_fnc=lambda server: admission.load(len(server.active_jobs)),
+        load_threshold=admission.load_threshold,
+    )
+    server.rtc_session(entrypoint, on_request=lambda req: admit(admission, server, req))
     return server
+
+
+async def admit(admission: Admission, server: AgentServer, req: JobRequest) -> None:
+    """Accept the job, or refuse it when full: the load LiveKit saw may be a moment old."""
+    if (why := admission.refusal(len(server.active_jobs))) is not None:
+        log.warning("refusing the call in room %s: %s", req.room.name, why)
+        await req.reject(terminate=False)  # not terminated: LiveKit offers it to another worker
+        return
+    await req.accept()
 
 
 def run_worker(profile: str) -> None:

@@ -263,6 +263,13 @@ class StageBudgets(_Section):
     transport: float = Field(default=_STAGE_MS["transport"], ge=0)  # -> first frame handed to the room
 
 
+class WorkerSettings(_Section):
+    # Calls this box serves at once; a call beyond it is refused up front (the LiveKit server
+    # dispatches it to another worker), so the calls in progress keep their latency. None: the
+    # VRAM plan's call capacity (`halfsec plan`), one call where nothing runs on a GPU.
+    max_calls: int | None = Field(default=None, ge=1)
+
+
 class LatencySettings(_Section):
     target_ms: float = Field(default=DEFAULT_TOTAL_MS, gt=0)  # the voice-to-voice total
     budget_ms: StageBudgets = Field(default_factory=StageBudgets)
@@ -297,6 +304,7 @@ class Settings(BaseSettings):
     vad: VadSettings = Field(default_factory=VadSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     # The bearer token the services, vLLM and an exposed dashboard require, and their clients
     # send (HALFSEC_SERVICE_TOKEN). A SecretStr: the settings' repr and JSON show "**********".
     service_token: SecretStr | None = None

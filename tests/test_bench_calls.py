@@ -40,6 +40,14 @@ def test_every_turn_counts_and_the_unanswered_are_listed():
     assert failed(turn(None)) and failed(turn(300, fallback=True)) and not failed(turn(300))
 
 
+def test_refused_calls_are_counted_apart_from_the_admitted_calls_turns():
+    files = [Path("t0.wav")]
+    outcomes = [CallOutcome(0, files, [turn(400)], [410]), CallOutcome(1, files, [], [], refused="full: 1 of 1")]
+    figures = level_figures(2, outcomes, turns_per_call=1)
+    assert (figures["calls"], figures["turns"], figures["failed_turns"], figures["refused_calls"]) == (1, 1, 0, 1)
+    assert figures["refused"] == [{"call": 1, "why": "full: 1 of 1"}] and figures["v2v_p95_ms"] == 400.0
+
+
 def test_tracing_costs_well_under_a_millisecond_a_turn():
     figures = trace_overhead_ms(turns=200)
     assert 0 < figures["trace_ms_per_turn"] < 1.0
@@ -55,7 +63,13 @@ def test_bad_audio_dir_is_a_clear_error(tmp_path, capsys):
 
 
 async def test_two_callers_at_once_through_the_real_stack(services, settings, speech, tmp_path):
-    figures = await run_level(settings, 2, 2, [wav for wav, _ in speech[:2]], 1, tmp_path)
+    """Three callers at once on a box that takes two (cpu profile): the third is refused up
+    front, with the reason, and the two admitted calls are answered."""
+    assert settings.worker.max_calls == 2
+    figures = await run_level(settings, 3, 3, [wav for wav, _ in speech[:3]], 1, tmp_path)
+    assert figures["refused_calls"] == 1 and figures["refused"] == [
+        {"call": 2, "why": "full: 2 of 2 calls in progress (worker.max_calls)"}
+    ]
     assert figures["calls"] == 2 and figures["turns"] == 2
     assert figures["failed_turns"] == 0, figures
     assert 0 < figures["v2v_p50_ms"] <= figures["v2v_p95_ms"]

@@ -1,9 +1,13 @@
 """What of the room path can run without a LiveKit server: env checks, tokens, registration."""
 
+from types import SimpleNamespace
+
 import pytest
 from livekit import api
 
-from agent.worker import WorkerConfigError, check_env, entrypoint, make_server
+from agent.admission import Admission, call_capacity
+from agent.worker import WorkerConfigError, admit, check_env, entrypoint, make_server
+from services.plan import current_plan
 
 
 def test_missing_livekit_env_is_a_clear_error():
@@ -12,9 +16,50 @@ def test_missing_livekit_env_is_a_clear_error():
     check_env({"LIVEKIT_URL": "ws://x", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"})
 
 
-def test_server_registers_our_entrypoint():
-    server = make_server()
+def test_server_registers_our_entrypoint(settings):
+    server = make_server(settings)
     assert server._entrypoint_fnc is entrypoint
+
+
+class _Request:
+    """What `admit` uses of LiveKit's JobRequest."""
+
+    def __init__(self) -> None:
+        self.room = SimpleNamespace(name="support-7")
+        self.answer: str | None = None
+
+    async def accept(self) -> None:
+        self.answer = "accepted"
+
+    async def reject(self, *, terminate: bool = True) -> None:
+        self.answer = "terminated" if terminate else "rejected"
+
+
+async def test_a_full_worker_reports_it_and_refuses_the_next_call(settings, caplog):
+    """cpu profile: two calls. The load LiveKit reads reaches the worker's threshold at the
+    second call, and a job request that comes anyway is refused, for another worker to take."""
+    settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"max_calls": 2})})
+    server = make_server(settings)
+    admission = Admission(call_capacity(settings))
+    threshold = server._load_threshold
+    for active, full in ((0, False), (1, False), (2, True)):
+        load = server._load_fnc(SimpleNamespace(active_jobs=[object()] * active))
+        assert (load >= threshold) is full and (load > threshold) is full, (active, load, threshold)
+        req = _Request()
+        await admit(admission, SimpleNamespace(active_jobs=[object()] * active), req)
+        assert req.answer == ("rejected" if full else "accepted")
+    assert "refusing the call in room support-7: full: 2 of 2 calls in progress" in caplog.text
+
+
+def test_call_capacity_comes_from_settings_else_the_vram_plan(monkeypatch):
+    from configs import load_settings
+
+    assert call_capacity(load_settings("cpu")) == 2  # measured on 2 cores (configs/cpu.yaml)
+    monkeypatch.setenv("HALFSEC_GPU__GPU_GB", "24")  # the plan without asking nvidia-smi
+    gpu = load_settings("gpu-24gb")
+    assert gpu.worker.max_calls is None and call_capacity(gpu) == current_plan(gpu).calls >= 1
+    with pytest.raises(ValueError, match="at least 1"):
+        Admission(0)
 
 
 def test_caller_token_grants_the_room():

@@ -3,7 +3,9 @@
 Each call is `halfsec demo`'s call (`run_call`: LiveKit's AgentSession, real services) in a
 process of its own, as LiveKit runs each room's job in its own process; at most N run at once.
 The first N start a little apart (`_SPREAD_S` in all), as callers do; later ones start when a
-slot frees. Per concurrency level the bench reports v2v P50/P95 over every turn the callers said
+caller is done. Each call is first put to the box's admission (`agent/admission.py`, as the
+worker does for LiveKit): past `worker.max_calls` it is refused, counted, and not placed. Per
+concurrency level the bench reports v2v P50/P95 over every turn the callers said
 (one that got no reply counts at the reply timeout, and is listed), per-stage P50/P95 of the
 answered turns, failed turns (no reply, a fallback, or a call that crashed), and how far each
 recorded v2v is from the same turn measured on the call's recording (the independent clock).
@@ -29,6 +31,8 @@ from configs import Settings
 from latency import TurnLog, build_record
 from latency.summary import COLUMNS, percentile, stage_percentiles
 
+from ..admission import Admission, call_capacity
+
 log = logging.getLogger("halfsec.bench")
 
 _SPREAD_S = 2.0  # the first wave of callers starts over this long, not all in the same frame
@@ -43,14 +47,14 @@ class CallOutcome:
     audio_v2v_ms: list[float | None]  # the same turns measured on the call recording
     error: str | None = None
     invalid_records: int = 0  # every record of the call that broke an invariant
+    refused: str | None = None  # why admission turned the call away (then it has no turns)
 
 
-def _one_call(settings: Settings, call: int, files: list[Path], out_dir: Path, delay_s: float) -> CallOutcome:
+def _one_call(settings: Settings, call: int, files: list[Path], out_dir: Path) -> CallOutcome:
     """One call, in a worker process."""
     from .call import run_call
 
     logging.basicConfig(level=logging.WARNING, format=f"call {call}: %(levelname)s %(name)s %(message)s")
-    time.sleep(delay_s)
     try:
         result = asyncio.run(run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S))
     except Exception as exc:  # a crashed call fails its turns; the bench goes on
@@ -65,7 +69,9 @@ def failed(turn: dict[str, Any] | None) -> bool:
     return turn is None or turn.get("v2v_ms") is None or bool(turn.get("fallback"))
 
 
-def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call: int) -> dict[str, Any]:
+def level_figures(concurrency: int, placed: list[CallOutcome], turns_per_call: int) -> dict[str, Any]:
+    """The level's figures over the admitted calls; refused ones are counted apart."""
+    outcomes = [o for o in placed if o.refused is None]
     # every turn each caller said, in order; None where the call has no record of it
     said = [(o, i, o.turns[i] if i < len(o.turns) else None) for o in outcomes for i in range(turns_per_call)]
     answered = [t for _, _, t in said if not failed(t)]
@@ -106,6 +112,8 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
     return {
         "concurrency": concurrency,
         "calls": len(outcomes),
+        "refused_calls": len(placed) - len(outcomes),
+        "refused": [{"call": o.call, "why": o.refused} for o in placed if o.refused is not None],
         "turns": len(said),
         "failed_turns": len(unanswered),
         "failed_calls": sum(o.error is not None for o in outcomes),
@@ -129,26 +137,33 @@ def level_figures(concurrency: int, outcomes: list[CallOutcome], turns_per_call:
 async def run_level(
     settings: Settings, concurrency: int, calls: int, audio: list[Path], turns_per_call: int, out_dir: Path
 ) -> dict[str, Any]:
-    """M calls, N at once, each in its own process; call i takes turns from the audio list
-    starting at file i, so concurrent callers do not say the same thing at the same moment."""
+    """M calls, N callers at once, each admitted call in its own process; call i takes turns
+    from the audio list starting at file i, so concurrent callers do not say the same thing at
+    the same moment."""
     loop = asyncio.get_running_loop()
+    admission = Admission(call_capacity(settings))
     plans = [[audio[(i + k) % len(audio)] for k in range(turns_per_call)] for i in range(calls)]
+    callers = asyncio.Semaphore(concurrency)
+    active = 0
+
+    async def place(pool: ProcessPoolExecutor, i: int, files: list[Path]) -> CallOutcome:
+        nonlocal active
+        async with callers:
+            if i < concurrency:
+                await asyncio.sleep(_SPREAD_S * i / concurrency)
+            if (why := admission.refusal(active)) is not None:
+                log.info("call %d refused: %s", i, why)
+                return CallOutcome(i, files, [], [], refused=why)
+            active += 1
+            try:
+                return await loop.run_in_executor(pool, _one_call, settings, i, files, out_dir / f"call-{i:03d}")
+            finally:
+                active -= 1
+
     # spawn, not fork: a forked child would inherit this process's event loop and threads
-    with ProcessPoolExecutor(max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")) as pool:
-        outcomes = await asyncio.gather(
-            *(
-                loop.run_in_executor(
-                    pool,
-                    _one_call,
-                    settings,
-                    i,
-                    files,
-                    out_dir / f"call-{i:03d}",
-                    _SPREAD_S * i / concurrency if i < concurrency else 0.0,
-                )
-                for i, files in enumerate(plans)
-            )
-        )
+    workers = min(concurrency, admission.capacity)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = await asyncio.gather(*(place(pool, i, files) for i, files in enumerate(plans)))
     for o in outcomes:
         if o.error:
             log.warning("call %d failed: %s", o.call, o.error)
@@ -198,6 +213,7 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
     stages = list(figures["stages"])
     for name in (
         "calls at once",
+        "refused",
         "turns",
         "failed",
         "invalid records",
@@ -215,6 +231,7 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
     for level in figures["levels"].values():
         table.add_row(
             str(level["concurrency"]),
+            str(level["refused_calls"]),
             str(level["turns"]),
             str(level["failed_turns"]),
             str(level["invalid_records"]),
@@ -226,6 +243,8 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
         )
     out.print(table)
     for level in figures["levels"].values():
+        for r in level["refused"]:
+            out.print(f"c={level['concurrency']} call {r['call']} refused: {r['why']}", highlight=False)
         for u in level["unanswered"]:
             counted = "" if u["why"] == "fallback" else " (counted at the reply timeout in v2v)"
             out.print(
