@@ -180,8 +180,10 @@ class LlmSettings(ServiceAddress):
     timeout_s: float = Field(default=5.0, gt=0)
     # A reply whose first token has not come by then counts as failed too: a vLLM that takes the
     # request and never answers costs this, not `timeout_s`, of silence (not on turns offered
-    # tools: a tool call reaches the agent only whole).
-    first_token_timeout_s: float = Field(default=2.5, gt=0)
+    # tools: a tool call reaches the agent only whole). 1.5 s: the fallback must be heard within
+    # 2 s of the end of the turn, and the final transcript takes ~0.1-0.3 s of that; TTFT here was
+    # 320-650 ms under load (tests/test_llm_recovery.py: a hung vLLM's fallback heard at 1.57 s).
+    first_token_timeout_s: float = Field(default=1.5, gt=0)
     fallback_text: str = "Sorry, I'm having trouble thinking right now. Could you say that again?"
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
