@@ -1,9 +1,12 @@
-"""The fallbacks' audio (LLM and ASR), synthesized once at the start of the call instead of when needed.
+"""The fallbacks' audio, synthesized ahead instead of when needed: the LLM's and the ASR's once per
+call, at its start; the TTS's once per process (its first call's start), kept for the calls after.
 
 The fallback must be heard within 2 s of the end of the turn. Its text is fixed, but sent to the TTS
 like any reply it waits for Kokoro, and on a loaded CPU that alone was 3.4 s for "Sorry," (in
 tests/test_llm_recovery.py, with a vLLM restarting on the same cores). Played from memory it
 costs nothing; until the audio is ready (or if synthesizing it failed) the TTS speaks it as before.
+The TTS's own fallback is the one said while the TTS cannot speak: it must exist before the outage,
+so it is made while the TTS is up and outlives the call.
 """
 
 from __future__ import annotations
@@ -18,20 +21,30 @@ from .plugins import HalfsecTTS
 
 log = logging.getLogger("halfsec.agent")
 
+# Phrases kept for the process, by (text, voice, speed): made by the first call that needs them.
+_KEPT: dict[tuple[str, str | None, float | None], list[rtc.AudioFrame]] = {}
+
+
+def kept(text: str) -> bool:
+    """Whether the process already holds `text`'s audio (a test counts what a call synthesizes)."""
+    return any(key[0] == text for key in _KEPT)
+
 
 class PrerenderedPhrase:
     """`text`'s audio as the plugin hands it on (20 ms frames), made once in the background by
-    `tts`: a plugin without milestones, on the call's own TTS client (the call closes that)."""
+    `tts`: a plugin without milestones, on the call's own TTS client (the call closes that).
+    `keep`: made once per process, not per call (the TTS's fallback)."""
 
-    def __init__(self, text: str, tts: HalfsecTTS) -> None:
+    def __init__(self, text: str, tts: HalfsecTTS, *, keep: bool = False) -> None:
         self.text = text
         self._tts = tts
-        self._frames: list[rtc.AudioFrame] | None = None
+        self._key = (text, tts.voice, tts.speed) if keep else None
+        self._frames: list[rtc.AudioFrame] | None = _KEPT.get(self._key) if self._key else None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Synthesize in the background (once): the call goes on meanwhile."""
-        if self._task is None:
+        if self._task is None and self._frames is None:
             self._task = asyncio.create_task(self._render(), name="prerender-fallback")
 
     async def _render(self) -> None:
@@ -42,6 +55,8 @@ class PrerenderedPhrase:
             log.warning("could not prerender the fallback (%s): the TTS will speak it when needed", exc)
             return
         self._frames = frames
+        if self._key is not None:
+            _KEPT[self._key] = frames
 
     @property
     def frames(self) -> list[rtc.AudioFrame] | None:

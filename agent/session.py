@@ -56,6 +56,7 @@ class HalfsecAgent(Agent):
         clients: list[STT | TTS],
         fallback_audio: PrerenderedPhrase | None = None,
         prerender: tuple[PrerenderedPhrase, ...] = (),
+        speaker: HalfsecTTS | None = None,
     ) -> None:
         # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
@@ -64,6 +65,7 @@ class HalfsecAgent(Agent):
         self._fallback = settings.llm.fallback_text
         self._first_token_timeout_s = settings.llm.first_token_timeout_s
         self._fallback_audio = fallback_audio
+        self._speaker = speaker  # the session's TTS plugin: it says when the TTS is down
         # made at call start, with the LLM's: the ASR fallback, which the session says itself
         self._phrases = [p for p in (fallback_audio, *prerender) if p is not None]
         count, how = token_counter(settings)
@@ -115,7 +117,14 @@ class HalfsecAgent(Agent):
 
     async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterator[rtc.AudioFrame]:
         """The LLM fallback from its prerendered audio (fallback.py); anything else to the TTS.
-        Only text that could still be the fallback is held back: a reply's first characters."""
+        Only text that could still be the fallback is held back: a reply's first characters.
+        A TTS that is down or hung gets neither: the plugin's prerendered apology plays at once."""
+        if self._speaker is not None and (apology := await self._speaker.fallback_if_down()) is not None:
+            for frame in apology:
+                yield frame
+            async for _ in text:  # the reply is not spoken (its transcript still is the reply)
+                pass
+            return
         frames = self._fallback_audio.frames if self._fallback_audio is not None else None
         chunks = aiter(text)
         seen = ""
@@ -202,7 +211,21 @@ def build_session(
     )
     model = model or build_llm(settings)
     kokoro_client = tts_client or TtsClient(settings.tts.url, token=settings.token())
-    kokoro = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, on_mark=tracer.mark)
+
+    def phrase(text: str, keep: bool = False) -> PrerenderedPhrase:
+        speaker = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed)
+        return PrerenderedPhrase(text, speaker, keep=keep)
+
+    # what the caller hears while the TTS itself is failing: made while it is up, kept by the process
+    tts_fallback = phrase(settings.tts.fallback_text, keep=True)
+    kokoro = HalfsecTTS(
+        kokoro_client,
+        voice=settings.tts.voice,
+        speed=settings.tts.speed,
+        on_mark=tracer.mark,
+        fallback=lambda: tts_fallback.frames,
+        first_audio_timeout_s=settings.tts.first_audio_timeout_s,
+    )
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).
     chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words)
@@ -235,9 +258,6 @@ def build_session(
     )
     tracer.attach(session)
 
-    def phrase(text: str) -> PrerenderedPhrase:
-        return PrerenderedPhrase(text, HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed))
-
     asr_fallback = phrase(settings.asr.fallback_text)
 
     def ask_again() -> None:
@@ -264,8 +284,19 @@ def build_session(
     @session.on("user_state_changed")
     def _answer_turns_during_an_outage(ev: UserStateChangedEvent) -> None:
         # registered after the tracer's handler: the turn has ended when the fallback starts
-        if ev.old_state == "speaking" and stt.outage is not None:
+        if ev.new_state == "speaking":
+            stt.user_started()
+        elif ev.old_state == "speaking" and stt.outage is not None:
             asr_failed(stt.outage)
+        elif ev.old_state == "speaking":
+            stt.user_stopped()  # a hung service gives no final: the plugin finds out, asr_failed answers
 
-    agent = HalfsecAgent(settings, tracer, [stt, kokoro], phrase(settings.llm.fallback_text), prerender=(asr_fallback,))
+    agent = HalfsecAgent(
+        settings,
+        tracer,
+        [stt, kokoro],
+        phrase(settings.llm.fallback_text),
+        prerender=(asr_fallback, tts_fallback),
+        speaker=kokoro,
+    )
     return session, agent

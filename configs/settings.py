@@ -139,6 +139,13 @@ class TtsSettings(ServiceAddress):
     # (agent/plugins/chunking.py): 1 lets "Sure," go first; more trades first audio for fewer
     # stalls after it on a slow TTS.
     first_clause_words: int = Field(default=1, ge=1)
+    # While services/tts is down or hung, a reply whose chunk fails, or has no first audio within
+    # `first_audio_timeout_s` while /health does not answer either (a busy TTS is slow, not hung),
+    # is replaced by `fallback_text`'s audio, prerendered once per process while the TTS was up
+    # (agent/fallback.py): the caller hears an apology, not silence, and LiveKit counts no TTS error
+    # (three end the call). 1.0 s: the LLM's first clause plus this stay within the 2 s budget.
+    first_audio_timeout_s: float = Field(default=1.0, gt=0)
+    fallback_text: str = "Sorry, I can't talk right now, please hold on."
 
 
 class LlmSettings(ServiceAddress):

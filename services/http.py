@@ -76,6 +76,15 @@ class ServiceClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         return self._session
 
+    async def answers(self, timeout_s: float) -> bool:
+        """Whether the service answers GET /health within `timeout_s` (any answer: a hung one
+        accepts the connection and says nothing)."""
+        try:
+            async with asyncio.timeout(timeout_s), self._http().get(f"{self.base_url}/health") as resp:
+                return resp.status < 500
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()

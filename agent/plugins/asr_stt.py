@@ -10,12 +10,16 @@ LiveKit ends no turn on an empty transcript, so without it the caller would get 
 
 If the service cannot be reached, the call degrades instead of going deaf: the plugin records
 the outage in `outage` (the session answers each turn with a short fallback) and reconnects every
-`_RETRY_S`.
+`_RETRY_S`. A hung service (it keeps the stream open and answers nothing) is noticed per turn: the
+session says where the caller stopped (`user_stopped`); no answer to /health within `_PROBE_S`
+and no final meanwhile, and the stream is dropped as an outage and the turn handed to
+`on_failure` (the session's fallback), ~0.6 s after the end of the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -44,7 +48,12 @@ log = logging.getLogger("halfsec.agent")
 Mark = Callable[[str], None]
 Transcript = Callable[[str, str], None]  # ("preflight_transcript" | "final_transcript", text)
 Frames = Callable[[], Awaitable[rtc.AudioFrame | None]]
-_RETRY_S = 2.0  # while the service is away, try it again this often
+_RETRY_S = 1.0  # while the service is away, try it again this often (a hung one: for this long);
+# short: the first turn after it is back loses at most this much of its start
+# At the session's end of turn /health is asked at once: no answer within `_PROBE_S` and no final
+# meanwhile (one comes ~0.35 s after the end of turn here) is a hung service. A final merely late
+# (a busy service still answers /health) gets its turn answered as usual.
+_PROBE_S = 0.6
 _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -87,6 +96,17 @@ class HalfsecSTT(stt.STT):
         self.on_unheard = on_unheard
         self.survive_outages = survive_outages
         self.outage: Exception | None = None  # set while the service cannot be reached
+        self._stream: AsrSpeechStream | None = None  # the call's open stream
+
+    def user_started(self) -> None:
+        """The session's VAD heard the caller start: a final is due once they stop."""
+        if self._stream is not None:
+            self._stream.final_seen = False
+
+    def user_stopped(self) -> None:
+        """The session's VAD ended the caller's turn: watch for the final (a hung service)."""
+        if self._stream is not None and self.outage is None:
+            self._stream.watch_final()
 
     @property
     def model(self) -> str:
@@ -102,7 +122,8 @@ class HalfsecSTT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> AsrSpeechStream:
-        return AsrSpeechStream(self, conn_options)
+        self._stream = AsrSpeechStream(self, conn_options)
+        return self._stream
 
     async def _recognize_impl(
         self,
@@ -135,25 +156,83 @@ class AsrSpeechStream(stt.RecognizeStream):
     def __init__(self, owner: HalfsecSTT, conn_options: APIConnectOptions) -> None:
         super().__init__(stt=owner, conn_options=conn_options, sample_rate=SAMPLE_RATE)
         self._owner = owner
+        self.final_seen = True  # no turn is waiting for its final
+        self._stalled = asyncio.Event()  # set by the watchdog: the service hangs
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def watch_final(self) -> None:
+        if not self.final_seen and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.create_task(self._watch_final(), name="asr-final-watchdog")
+
+    async def _watch_final(self) -> None:
+        """No final after the end of the turn, and no answer to /health: the service hangs. The
+        turn is answered with the fallback now; the stream is dropped and retried as an outage."""
+        if await self._owner._client.answers(_PROBE_S) or self.final_seen:
+            return
+        exc = AsrError(f"no final and no answer to /health {_PROBE_S} s after the end of the turn")
+        log.warning("ASR service hangs (%s): fallback until it is back", exc)
+        self._owner.outage = exc
+        self._stalled.set()
+        if self._owner.on_failure is not None:
+            self._owner.on_failure(exc)
 
     async def _run(self) -> None:
         frames = self._next_frame
-        while True:
-            try:
-                stream = await self._owner._client.stream()
-            except _FAILURES as exc:
-                if not await self._degraded(exc, frames):
-                    return
-                continue
-            self._owner.outage = None
-            try:
-                if await self._pump(stream, frames):
-                    return
-            except _FAILURES as exc:
-                if not await self._degraded(exc, frames):
-                    return
-            finally:
-                await stream.aclose()
+        try:
+            while True:
+                try:
+                    stream = await self._connect(frames)
+                except _FAILURES as exc:
+                    if not await self._degraded(exc, frames):
+                        return
+                    continue
+                self._owner.outage = None
+                self._stalled.clear()
+                try:
+                    if await self._pump_or_stall(stream, frames):
+                        return
+                except _FAILURES as exc:
+                    if not await self._degraded(exc, frames):
+                        return
+                finally:
+                    # a hung service never answers the close handshake
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_PROBE_S):
+                            await stream.aclose()
+        finally:
+            if self._watchdog is not None:
+                await utils.aio.cancel_and_wait(self._watchdog)
+
+    async def _connect(self, frames: Frames) -> AsrStream:
+        """Open a stream. During an outage a hung service gets `_RETRY_S`, and the audio meanwhile
+        is dropped (its turns got the fallback), not sent as a stale backlog once it is back."""
+        if self._owner.outage is None:
+            return await self._owner._client.stream()
+        drain = asyncio.create_task(self._drain(frames))
+        try:
+            async with asyncio.timeout(_RETRY_S):
+                return await self._owner._client.stream()
+        finally:
+            await utils.aio.cancel_and_wait(drain)
+
+    @staticmethod
+    async def _drain(frames: Frames) -> None:
+        while await frames() is not None:
+            pass
+
+    async def _pump_or_stall(self, stream: AsrStream, frames: Frames) -> bool:
+        """`_pump`, unless the watchdog finds the service hung first."""
+        pump = asyncio.create_task(self._pump(stream, frames))
+        stalled = asyncio.create_task(self._stalled.wait())
+        try:
+            await asyncio.wait({pump, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await utils.aio.cancel_and_wait(stalled)
+            if not pump.done():
+                await utils.aio.cancel_and_wait(pump)
+        if pump.done() and not pump.cancelled():
+            return pump.result()
+        raise AsrError(f"ASR service hangs ({self._owner.outage})")
 
     async def _next_frame(self) -> rtc.AudioFrame | None:
         """The next input frame, None once the input has ended. Safe to cancel (unlike an
@@ -202,6 +281,7 @@ class AsrSpeechStream(stt.RecognizeStream):
                 owner._mark("end_of_turn")
             emit(owner.event(kind.END_OF_SPEECH))
         elif isinstance(event, Final):
+            self.final_seen = True
             if event.unheard and owner.on_unheard is not None:
                 owner.on_unheard()  # first: the request to repeat answers this turn
             owner._transcript("final_transcript", event.text)

@@ -3,22 +3,36 @@
 Not streaming text-in (yet): LiveKit's StreamAdapter cuts the LLM's text with the tokenizer it is
 given, ours (chunking.py: the reply's first sentence at its clauses, later sentences whole), and
 calls `synthesize` per chunk; audio of each comes back as it is produced.
+
+With `fallback` (the prerendered audio of `tts.fallback_text`, agent/fallback.py) the plugin decides
+when the caller hears it instead of the reply: when /health does not answer as the reply starts
+(`fallback_if_down`, played by the agent's tts_node), and when a chunk fails or gets no first audio
+within `first_audio_timeout_s` (once per reply; its later chunks are skipped). Either way no error
+reaches LiveKit, which ends a session after three unrecoverable TTS errors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
 from services.tts.client import TtsClient, TtsError
 from services.tts.protocol import SAMPLE_RATE
 
+log = logging.getLogger("halfsec.agent")
+
 Mark = Callable[[str], None]
+Fallback = Callable[[], list[rtc.AudioFrame] | None]  # the audio, or None while it is not ready
 _FRAME_MS = 20
+_PROBE_S = 0.5  # how long /health gets to show a silent service is alive
 
 
 class HalfsecTTS(tts.TTS):
@@ -29,16 +43,56 @@ class HalfsecTTS(tts.TTS):
         voice: str | None = None,
         speed: float | None = None,
         on_mark: Mark | None = None,
+        fallback: Fallback | None = None,
+        first_audio_timeout_s: float | None = None,
     ) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1)
         self._client = client
         self.voice, self.speed = voice, speed
         self._mark = on_mark or (lambda _: None)
+        self._fallback = fallback
+        self._first_audio_timeout_s = first_audio_timeout_s if fallback is not None else None
         self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
+        self._fell_back = False  # this reply's apology was played: its later chunks are dropped
 
     def start_reply(self) -> None:
         """The next chunk opens a reply: services/tts serves it before later chunks of others."""
-        self._in_reply = False
+        self._in_reply = self._fell_back = False
+
+    async def fallback_if_down(self) -> list[rtc.AudioFrame] | None:
+        """Asked as a reply starts, before its first chunk (an LLM on a loaded CPU takes seconds to
+        its first clause, too late to find the TTS down then): the prerendered apology if the
+        service does not answer /health within `_PROBE_S` (down: at once; hung: then), else None."""
+        frames = self._fallback() if self._fallback is not None else None
+        if frames is None or await self._client.answers(_PROBE_S):
+            return None
+        log.warning("TTS service does not answer: playing the prerendered fallback")
+        self._mark("fallback")
+        return frames
+
+    async def _watch_first_audio(self, deadline: asyncio.Timeout) -> None:
+        """A hung service accepts the request and never answers; a busy one is only slow (a
+        reply's first chunk waited 4.7 s behind the call's prerendered phrases here). So with
+        no audio `_PROBE_S` before `first_audio_timeout_s`, ask /health: no answer by then ends
+        the request (TimeoutError: the fallback); an answer lets it take its time."""
+        limit = self._first_audio_timeout_s or 1.0
+        await asyncio.sleep(max(limit - _PROBE_S, 0.0))
+        if not await self._client.answers(min(_PROBE_S, limit)):
+            deadline.reschedule(asyncio.get_running_loop().time())
+
+    def _fall_back(self, exc: Exception, emitter: tts.AudioEmitter) -> bool:
+        """The one place a TTS failure becomes the prerendered apology (once per reply; its
+        later chunks are skipped). False when there is no audio to play: the caller raises."""
+        frames = self._fallback() if self._fallback is not None else None
+        if frames is None:
+            return False
+        if not self._fell_back:
+            log.warning("TTS failed (%s): playing the prerendered fallback", exc)
+            self._mark("fallback")
+            self._fell_back = True
+            for frame in frames:
+                emitter.push(bytes(frame.data))
+        return True
 
     @property
     def model(self) -> str:
@@ -72,25 +126,46 @@ class _KokoroChunkedStream(tts.ChunkedStream):
             output_emitter.flush()
             return
         t = self._tts
+        if t._fell_back:  # the service failed earlier in this reply: the apology stands for it all
+            output_emitter.push(_silence())
+            output_emitter.flush()
+            return
         t._mark("tts_request")
         continues, t._in_reply = t._in_reply, True
         heard = False
+        audio = t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues)
         try:
-            async for rate, pcm in t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues):
-                if rate != SAMPLE_RATE:
-                    raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
-                if not heard:
-                    t._mark("tts_first_audio")
-                output_emitter.push(pcm)
-                heard = True
+            async with contextlib.aclosing(audio), asyncio.timeout(None) as deadline:
+                watch = asyncio.create_task(t._watch_first_audio(deadline)) if t._fallback else None
+                try:
+                    async for rate, pcm in audio:
+                        if rate != SAMPLE_RATE:
+                            raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
+                        if not heard:
+                            t._mark("tts_first_audio")
+                            if watch is not None:
+                                watch.cancel()
+                        output_emitter.push(pcm)
+                        heard = True
+                finally:
+                    if watch is not None:
+                        await utils.aio.cancel_and_wait(watch)
         except (TimeoutError, TtsError, aiohttp.ClientError) as exc:
-            raise APIConnectionError(f"TTS service: {exc}") from exc
+            if not t._fall_back(exc, output_emitter):
+                raise APIConnectionError(f"TTS service: {exc}") from exc
+            output_emitter.flush()
+            return
         if not heard:
             # The service found nothing speakable (an emoji, a markdown rule). LiveKit counts a
             # chunk of text that produced no audio as a failed synthesis and retries it, so it
             # gets one frame of silence instead.
-            output_emitter.push(bytes(2 * SAMPLE_RATE * _FRAME_MS // 1000))
+            output_emitter.push(_silence())
         output_emitter.flush()
+
+
+def _silence() -> bytes:
+    """One frame of silence: LiveKit counts a chunk that produced no audio as a failed synthesis."""
+    return bytes(2 * SAMPLE_RATE * _FRAME_MS // 1000)
 
 
 class ReplyStreamAdapter(tts.StreamAdapter):
