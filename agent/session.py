@@ -66,6 +66,8 @@ class HalfsecAgent(Agent):
         self._first_token_timeout_s = settings.llm.first_token_timeout_s
         self._fallback_audio = fallback_audio
         self._speaker = speaker  # the session's TTS plugin: it says when the TTS is down
+        # the TTS's apology replaced this reply: its LLM milestones are not on the caller's path
+        self._unspoken = False
         # made at call start, with the LLM's: the ASR fallback, which the session says itself
         self._phrases = [p for p in (fallback_audio, *prerender) if p is not None]
         count, how = token_counter(settings)
@@ -87,6 +89,7 @@ class HalfsecAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
         self._tracer.mark("llm_request")
+        self._unspoken = False
         chat_ctx = self._history.trim(chat_ctx)
         text: str | None = ""  # None once the first sentence is complete
         spoke = False
@@ -99,14 +102,16 @@ class HalfsecAgent(Agent):
                     deadline.reschedule(None)  # it answers: the rest has `llm.timeout_s`
                     delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
                     if delta and text is not None:
-                        self._tracer.mark("llm_first_token")
+                        if not self._unspoken:
+                            self._tracer.mark("llm_first_token")
                         text += delta
                         if FIRST_SENTENCE.search(text):
-                            self._tracer.mark("llm_first_sentence")
+                            if not self._unspoken:
+                                self._tracer.mark("llm_first_sentence")
                             text = None
                     spoke = spoke or bool(delta)
                     yield chunk
-            if text and text.strip():  # a reply shorter than FIRST_SENTENCE's shortest: all of it
+            if text and text.strip() and not self._unspoken:  # shorter than FIRST_SENTENCE's shortest
                 self._tracer.mark("llm_first_sentence")
         except (APIError, TimeoutError) as exc:
             reason = exc if isinstance(exc, APIError) else f"no first token in {first_token_s} s"
@@ -120,6 +125,9 @@ class HalfsecAgent(Agent):
         Only text that could still be the fallback is held back: a reply's first characters.
         A TTS that is down or hung gets neither: the plugin's prerendered apology plays at once."""
         if self._speaker is not None and (apology := await self._speaker.fallback_if_down()) is not None:
+            self._unspoken = True
+            self._tracer.mark("tts_request")  # the apology's audio, from memory
+            self._tracer.mark("tts_first_audio")
             for frame in apology:
                 yield frame
             async for _ in text:  # the reply is not spoken (its transcript still is the reply)
