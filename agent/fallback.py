@@ -21,13 +21,16 @@ from .plugins import HalfsecTTS
 
 log = logging.getLogger("halfsec.agent")
 
-# Phrases kept for the process, by (text, voice, speed): made by the first call that needs them.
-_KEPT: dict[tuple[str, str | None, float | None], list[rtc.AudioFrame]] = {}
+# Phrases kept for the process, by (TTS service, text, voice, speed): made by the first call
+# that needs them (the service is part of the key: a test's fake TTS makes other audio).
+_Key = tuple[str | None, str, str | None, float | None]
+_KEPT: dict[_Key, list[rtc.AudioFrame]] = {}
 
 
-def kept(text: str) -> bool:
-    """Whether the process already holds `text`'s audio (a test counts what a call synthesizes)."""
-    return any(key[0] == text for key in _KEPT)
+def kept(text: str, tts_url: str) -> bool:
+    """Whether the process already holds `text`'s audio from the TTS at `tts_url` (a test counts
+    what a call synthesizes)."""
+    return any(key[:2] == (tts_url.rstrip("/"), text) for key in _KEPT)
 
 
 class PrerenderedPhrase:
@@ -38,7 +41,7 @@ class PrerenderedPhrase:
     def __init__(self, text: str, tts: HalfsecTTS, *, keep: bool = False) -> None:
         self.text = text
         self._tts = tts
-        self._key = (text, tts.voice, tts.speed) if keep else None
+        self._key = (tts.service_url, text, tts.voice, tts.speed) if keep else None
         self._frames: list[rtc.AudioFrame] | None = _KEPT.get(self._key) if self._key else None
         self._task: asyncio.Task[None] | None = None
 

@@ -124,6 +124,9 @@ class ScriptedAsr:
     async def stream(self) -> _ScriptedAsrStream:
         return _ScriptedAsrStream(self)
 
+    async def answers(self, timeout_s: float) -> bool:
+        return True  # never hung (the plugin asks when a turn's final is missing)
+
     async def transcribe(self, pcm16: bytes) -> Transcript:
         """The one-shot path (`asr.streaming: false`): the utterance's last text."""
         texts = self.texts[min(self.utterance, len(self.texts) - 1)]
@@ -254,6 +257,9 @@ class ScriptedTts:
 
     async def health(self) -> dict[str, object]:
         return {"status": "ok"}
+
+    async def answers(self, timeout_s: float) -> bool:
+        return True  # never down (the agent asks as each reply starts)
 
     async def aclose(self) -> None:
         pass

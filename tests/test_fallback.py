@@ -28,7 +28,7 @@ async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(ser
     tts = TtsClient(settings.tts.url)
     before = (await tts.health())["pieces"]["synthesized"]
     texts = [settings.asr.fallback_text, settings.llm.fallback_text]
-    if not kept(settings.tts.fallback_text):  # the TTS's is made once per process: by this call?
+    if not kept(settings.tts.fallback_text, settings.tts.url):  # the TTS's is made once per process: by this call?
         texts.append(settings.tts.fallback_text)
     call = await run_call(dead, [wav for wav, _ in speech[3:5]], tmp_path)
     made = (await tts.health())["pieces"]["synthesized"] - before

@@ -1,8 +1,14 @@
 """The agent's TTS plugin against services/tts (fake model): chunks with nothing to say are
-silent, not failures LiveKit would retry."""
+silent, not failures LiveKit would retry; a service down or hung gets the prerendered apology."""
+
+import asyncio
+import time
+
+from livekit import rtc
 
 from agent.plugins.kokoro_tts import HalfsecTTS
 from services.tts.client import TtsClient
+from services.tts.protocol import SAMPLE_RATE
 
 from .tts_fakes import FakeKokoro, fake_service
 
@@ -31,3 +37,43 @@ async def test_emoji_only_chunk_is_a_moment_of_silence():
     assert 0.02 <= sum(f.duration for f in frames) < 0.05
     assert frames and not any(bytes(f.data).strip(b"\0") for f in frames)
     assert sum(f.duration for f in speech) >= 0.1
+
+
+class _HungTts:
+    """A service that takes the request and never answers (nor /health)."""
+
+    async def stream(self, text: str, **_: object):
+        await asyncio.Event().wait()
+        yield 24000, b""
+
+    async def answers(self, timeout_s: float) -> bool:
+        await asyncio.sleep(timeout_s)
+        return False
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _apology() -> list[rtc.AudioFrame]:
+    return [rtc.AudioFrame(b"\x01\x00" * 480, SAMPLE_RATE, 1, 480)] * 5  # 100 ms, not silence
+
+
+async def test_a_failing_chunk_plays_the_prerendered_apology_once_per_reply_and_raises_nothing():
+    marks: list[str] = []
+    tts = HalfsecTTS(TtsClient("http://127.0.0.1:9"), on_mark=marks.append, fallback=_apology)
+    tts.start_reply()
+    first = await frames_for(tts, "Sure,")  # connection refused: the apology instead
+    later = await frames_for(tts, "here is the rest.")  # same reply: skipped
+    await tts.aclose()
+    assert 0.1 <= sum(f.duration for f in first) < 0.13 and any(bytes(f.data).strip(b"\0") for f in first)
+    assert not any(bytes(f.data).strip(b"\0") for f in later)
+    assert marks == ["tts_request", "fallback"]
+
+
+async def test_a_hung_service_gets_the_apology_after_first_audio_timeout():
+    tts = HalfsecTTS(_HungTts(), fallback=_apology, first_audio_timeout_s=0.6)  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    frames = await frames_for(tts, "Sure,")
+    assert 0.5 < time.monotonic() - t0 < 1.5
+    assert any(bytes(f.data).strip(b"\0") for f in frames)
+    assert await tts.fallback_if_down() is not None  # and a reply starting now gets it at once

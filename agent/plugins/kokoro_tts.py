@@ -55,6 +55,11 @@ class HalfsecTTS(tts.TTS):
         self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
         self._fell_back = False  # this reply's apology was played: its later chunks are dropped
 
+    @property
+    def service_url(self) -> str | None:
+        """The TTS service's address (None for a test's fake client)."""
+        return getattr(self._client, "base_url", None)
+
     def start_reply(self) -> None:
         """The next chunk opens a reply: services/tts serves it before later chunks of others."""
         self._in_reply = self._fell_back = False
@@ -81,8 +86,9 @@ class HalfsecTTS(tts.TTS):
             deadline.reschedule(asyncio.get_running_loop().time())
 
     def _fall_back(self, exc: Exception, emitter: tts.AudioEmitter) -> bool:
-        """The one place a TTS failure becomes the prerendered apology (once per reply; its
-        later chunks are skipped). False when there is no audio to play: the caller raises."""
+        """A chunk's failure (the service went away mid-reply) becomes the prerendered apology,
+        once per reply; its later chunks are skipped. False when there is no audio to play: the
+        chunk raises as before."""
         frames = self._fallback() if self._fallback is not None else None
         if frames is None:
             return False
