@@ -45,12 +45,15 @@ class PrerenderedPhrase:
         self._frames: list[rtc.AudioFrame] | None = _KEPT.get(self._key) if self._key else None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Synthesize in the background (once): the call goes on meanwhile."""
+    def start(self, after: list[PrerenderedPhrase] | None = None) -> None:
+        """Synthesize in the background (once): the call goes on meanwhile. `after`: phrases
+        to let finish first (on a loaded CPU each one more at once delays the others)."""
         if self._task is None and self._frames is None:
-            self._task = asyncio.create_task(self._render(), name="prerender-fallback")
+            waits = [p._task for p in after or () if p._task is not None]
+            self._task = asyncio.create_task(self._render(waits), name="prerender-fallback")
 
-    async def _render(self) -> None:
+    async def _render(self, after: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*after, return_exceptions=True)
         try:
             async with self._tts.synthesize(self.text) as stream:
                 frames = [ev.frame async for ev in stream]

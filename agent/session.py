@@ -57,6 +57,7 @@ class HalfsecAgent(Agent):
         fallback_audio: PrerenderedPhrase | None = None,
         prerender: tuple[PrerenderedPhrase, ...] = (),
         speaker: HalfsecTTS | None = None,
+        tts_fallback: PrerenderedPhrase | None = None,
     ) -> None:
         # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
@@ -69,14 +70,19 @@ class HalfsecAgent(Agent):
         # the TTS's apology replaced this reply: its LLM milestones are not on the caller's path
         self._unspoken = False
         # made at call start, with the LLM's: the ASR fallback, which the session says itself
-        self._phrases = [p for p in (fallback_audio, *prerender) if p is not None]
+        self._tts_fallback = tts_fallback  # what `speaker` plays while the TTS is down
+        self._phrases = [p for p in (fallback_audio, *prerender, tts_fallback) if p is not None]
         count, how = token_counter(settings)
         self._history = HistoryWindow(history_budget(settings), count)
         log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
 
     async def on_enter(self) -> None:
-        for phrase in self._phrases:
+        # the call's own fallbacks first: the TTS's, kept by the process, is needed only later
+        own = [p for p in self._phrases if p is not self._tts_fallback]
+        for phrase in own:
             phrase.start()
+        if self._tts_fallback is not None:
+            self._tts_fallback.start(after=own)
 
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""
@@ -304,7 +310,8 @@ def build_session(
         tracer,
         [stt, kokoro],
         phrase(settings.llm.fallback_text),
-        prerender=(asr_fallback, tts_fallback),
+        prerender=(asr_fallback,),
         speaker=kokoro,
+        tts_fallback=tts_fallback,
     )
     return session, agent
