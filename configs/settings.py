@@ -96,6 +96,9 @@ class AsrSettings(ServiceAddress):
     num_workers: int = Field(default=1, ge=1)
     max_streams: int = Field(default=32, ge=1)
     max_frame_s: float = Field(default=1.0, gt=0)  # larger WebSocket frames are refused
+    # A stream that sends nothing (no audio, no `end`) this long is closed: a call's audio comes
+    # every 20 ms, silence included, so only a hung or forgetful client goes quiet.
+    idle_timeout_s: float = Field(default=30.0, gt=0)
     # Spoken when a turn cannot be transcribed (service down or erroring), and when speech was
     # heard but no words came of it (the ASR's final is `unheard`): the caller is asked to repeat.
     fallback_text: str = "Sorry, I didn't catch that. Could you say it again?"

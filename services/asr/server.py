@@ -35,20 +35,18 @@ from .stream import StreamSession
 
 log = logging.getLogger("halfsec.asr")
 
-# Containers people send by mistake instead of raw samples.
-_CONTAINERS = {b"RIFF": "WAV", b"OggS": "Ogg", b"fLaC": "FLAC", b"ID3": "MP3", b"\xff\xfb": "MP3"}
-
 
 def decode_pcm16(body: bytes, max_audio_s: float) -> np.ndarray:
+    """Raw samples by contract: only what cannot be PCM (no bytes, half a sample, too long) is
+    refused. Bytes are never sniffed for a file header: any two bytes are a valid sample (one of
+    -1025 starts with MP3's 0xFFFB), so a sniffer drops real audio. A container sent anyway is
+    decoded as the noise it is and transcribes to nothing."""
     if not body:
         raise ValueError("empty body: expected 16-bit PCM samples")
     if len(body) % 2:
         raise ValueError("length is odd: expected whole 16-bit PCM samples")
     if len(body) > max_audio_s * SAMPLE_RATE * 2:
         raise ValueError(f"audio longer than {max_audio_s:g} s")
-    for magic, name in _CONTAINERS.items():
-        if body.startswith(magic):
-            raise ValueError(f"this is a {name} file, not raw PCM: send 16-bit mono samples")
     return np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
 
 
@@ -123,7 +121,19 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         out.put_nowait(Ready(model=engine.name))
         close_code = WSCloseCode.OK
         try:
-            async for msg in ws:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=opts.idle_timeout_s)
+                except TimeoutError:
+                    # Heartbeats keep a hung client's socket alive for ever: silence of the
+                    # client itself is what ends it (a call's audio never pauses that long).
+                    out.put_nowait(
+                        Error(message=f"no message for {opts.idle_timeout_s:g} s: stream closed", fatal=True)
+                    )
+                    close_code = WSCloseCode.POLICY_VIOLATION
+                    break
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
                 if msg.type == WSMsgType.BINARY:
                     if len(msg.data) > max_frame:
                         out.put_nowait(
