@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from agent.cli import main
 from configs import Settings, SettingsError, load_settings
 
 # A bad value the schema's types cannot tell (a validator's rule).
@@ -116,3 +117,11 @@ def test_good_values_still_load(monkeypatch):
     assert s.llm.extra_args == ["--enforce-eager"] and s.llm.cpu_affinity == [0, 1]
     assert s.llm.env == {"VLLM_CPU_KVCACHE_SPACE": "2"} and s.asr.compute_type == "int8_float16"
     assert load_settings("gpu-24gb").tts.voices == ""
+
+
+def test_the_cli_prints_the_whole_line(monkeypatch, capsys):
+    """Rich must not take the message's "[from HALFSEC_...]" for markup and drop it."""
+    monkeypatch.setenv("HALFSEC_ASR__PORT", "seventy")
+    assert main(["plan"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("(got 'seventy') [from HALFSEC_ASR__PORT]") and "\n" not in err, err
