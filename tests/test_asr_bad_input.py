@@ -257,14 +257,14 @@ def threads(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
 
 
-async def streams_open(http: aiohttp.ClientSession, url: str) -> int:
+async def health(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(f"{url}/health") as resp:
-        return int((await resp.json())["streams"])
+        return dict(await resp.json())
 
 
 async def test_a_thousand_connects_and_disconnects_leak_nothing(asr, young_man):
     """A third close cleanly, a third drop the connection without a close, a third close before
-    reading anything; afterwards the process holds no more descriptors or threads than before."""
+    reading anything; afterwards the process holds no more descriptors, threads or tasks than before."""
 
     async def once(http: aiohttp.ClientSession, i: int) -> None:
         ws = await http.ws_connect(f"{asr.url}{STREAM_PATH}", params=STREAM_PARAMS)
@@ -279,18 +279,19 @@ async def test_a_thousand_connects_and_disconnects_leak_nothing(asr, young_man):
             ws._response.connection.transport.abort()  # no close handshake
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        for i in range(9):  # first connects: whatever the process creates once is created
-            await once(http, i)
-        await asyncio.sleep(0.5)
-        fds, n_threads = open_fds(asr.pid), threads(asr.pid)
         batch = 16  # under asr.max_streams: a refusal would be a different test
+        # a first batch: what the process builds once (its VAD models, their threads) is built
+        await asyncio.gather(*(once(http, i) for i in range(batch)))
+        await asyncio.sleep(0.5)
+        fds, n_threads, tasks = open_fds(asr.pid), threads(asr.pid), (await health(http, asr.url))["tasks"]
         for start in range(0, 1000, batch):
             await asyncio.gather(*(once(http, i) for i in range(start, min(start + batch, 1000))))
         async with asyncio.timeout(10):
-            while await streams_open(http, asr.url):
+            while (await health(http, asr.url))["streams"]:
                 await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # the server's side of the last sockets
         assert open_fds(asr.pid) <= fds + 4
         assert threads(asr.pid) <= n_threads + 2
+        assert (await health(http, asr.url))["tasks"] <= tasks + 2
     assert heard(await streamed_text(asr.url, young_man))
     assert asr.alive()

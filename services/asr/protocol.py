@@ -23,7 +23,8 @@ Offline, one request per utterance:
     200 -> Transcript    4xx/5xx -> {"error": str}
     400: empty or odd-length body, another sample_rate, audio over `asr.max_audio_s`; 413 (aiohttp's
     own, plain text): a body past that limit by more than 1 KiB; 503: too many decodes queued
-GET /health -> {"status": "ok", "model": str, "streams": int, "queued": int}
+GET /health -> {"status": "ok", "model": str, "streams": int, "queued": int, "tasks": int}
+  streams: open now; queued: decodes waiting; tasks: the process's asyncio tasks (a leak shows)
 """
 
 from __future__ import annotations

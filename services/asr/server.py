@@ -19,7 +19,7 @@ from configs import Settings
 from configs.settings import AsrSettings
 
 from ..http import json_error, service_main
-from .endpointer import Endpointer
+from .endpointer import Endpointer, VadPool
 from .engine import WhisperEngine
 from .protocol import (
     HEALTH_PATH,
@@ -62,6 +62,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
     opts: AsrSettings = settings.asr
     scheduler = DecodeScheduler(engine.decode, workers=opts.num_workers)
     sessions: dict[int, StreamSession] = {}
+    vads = VadPool()
     ids = itertools.count(1)
     max_frame = int(opts.max_frame_s * SAMPLE_RATE * 2)
 
@@ -72,8 +73,15 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         await scheduler.stop()
 
     async def health(_: web.Request) -> web.Response:
+        # tasks: every asyncio task of the process, so a leak per stream shows from outside
         return web.json_response(
-            {"status": "ok", "model": engine.name, "streams": len(sessions), "queued": scheduler.queued}
+            {
+                "status": "ok",
+                "model": engine.name,
+                "streams": len(sessions),
+                "queued": scheduler.queued,
+                "tasks": len(asyncio.all_tasks()),
+            }
         )
 
     async def transcribe(request: web.Request) -> web.Response:
@@ -96,11 +104,14 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         ws = web.WebSocketResponse(max_msg_size=4 * max_frame, heartbeat=20.0)
         await ws.prepare(request)
         # Refusals are an error event and a close code, which every WebSocket client can read.
-        problem = stream_params_problem(dict(request.query))
-        if problem or len(sessions) >= opts.max_streams:
-            message = problem or f"busy: {opts.max_streams} streams open, try again later"
-            await ws.send_str(Error(message=message, fatal=True).model_dump_json())
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION if problem else WSCloseCode.TRY_AGAIN_LATER)
+        if problem := stream_params_problem(dict(request.query)):
+            await ws.send_str(Error(message=problem, fatal=True).model_dump_json())
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION)
+            return ws
+        if len(sessions) >= opts.max_streams:
+            busy = f"busy: {opts.max_streams} streams open, try again later"
+            await ws.send_str(Error(message=busy, fatal=True).model_dump_json())
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)
             return ws
         out: asyncio.Queue[BaseModel | None] = asyncio.Queue()
 
@@ -114,8 +125,9 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
                 except ConnectionError:
                     pass
 
+        vad = await vads.take()  # an await only when none is idle: a few may pass max_streams then
         sid = next(ids)
-        session = StreamSession(sid, Endpointer(settings.vad, opts), scheduler, opts, out.put_nowait)
+        session = StreamSession(sid, Endpointer(settings.vad, opts, vad.process), scheduler, opts, out.put_nowait)
         sessions[sid] = session
         writing = asyncio.create_task(writer())
         out.put_nowait(Ready(model=engine.name))
@@ -164,6 +176,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         finally:
             session.close()
             del sessions[sid]
+            vads.give(vad)
             out.put_nowait(None)
             await writing
             await ws.close(code=close_code)
