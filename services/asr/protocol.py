@@ -15,7 +15,9 @@ Streaming, one WebSocket per call (the agent's STT plugin, the bench):
     - a frame over `asr.max_frame_s`: a fatal `error`, then close 1009.
     - a text message other than `end`: an `error` (fatal: false); the stream goes on.
     - a query other than the one above (a wrong sample_rate...): a fatal `error`, close 1008.
-    - no message at all for `asr.idle_timeout_s`: a fatal `error`, close 1008.
+    - no message at all for `asr.idle_timeout_s`: a fatal `error` with reason "idle", close
+      1008. Not a failure: a client whose audio stopped (a muted caller) opens a new stream
+      when it has audio again.
     - more than `asr.max_streams` streams: a fatal `error`, close 1013.
 
 Offline, one request per utterance:
@@ -90,6 +92,7 @@ class Error(BaseModel):
     type: Literal["error"] = "error"
     message: str
     fatal: bool = False
+    reason: Literal["idle"] | None = None  # "idle": closed after `asr.idle_timeout_s` of nothing
 
 
 class Closed(BaseModel):

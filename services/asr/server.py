@@ -140,7 +140,11 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
                     # Heartbeats keep a hung client's socket alive for ever: silence of the
                     # client itself is what ends it (a call's audio never pauses that long).
                     out.put_nowait(
-                        Error(message=f"no message for {opts.idle_timeout_s:g} s: stream closed", fatal=True)
+                        Error(
+                            message=f"no message for {opts.idle_timeout_s:g} s: stream closed",
+                            fatal=True,
+                            reason="idle",
+                        )
                     )
                     close_code = WSCloseCode.POLICY_VIOLATION
                     break
