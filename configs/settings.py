@@ -117,7 +117,8 @@ class AsrSettings(ServiceAddress):
     max_streams: int = Field(default=32, ge=1)
     max_frame_s: float = Field(default=1.0, gt=0)  # larger WebSocket frames are refused
     # A stream that sends nothing (no audio, no `end`) this long is closed: a call's audio comes
-    # every 20 ms, silence included, so only a hung or forgetful client goes quiet.
+    # every 20 ms, silence included, so a hung or forgetful client, or a muted caller, goes quiet
+    # (the agent's STT plugin opens a new stream at once: protocol.py's reason "idle").
     idle_timeout_s: float = Field(default=30.0, gt=0)
     # Spoken when a turn cannot be transcribed (service down or erroring), and when speech was
     # heard but no words came of it (the ASR's final is `unheard`): the caller is asked to repeat.

@@ -9,9 +9,9 @@ Streaming, one WebSocket per call (the agent's STT plugin, the bench):
                     each pause; the last one is reused as the final when no speech came after
                     it); `closed` answers the client's `end`
   Bad input, each answered on this stream alone (other streams go on):
-    - a binary frame is PCM by contract and is never sniffed for a file header: a WAV or MP3
-      sent anyway is decoded as noise. An empty or odd-length frame (half a sample) gets an
-      `error` (fatal: false) and is dropped.
+    - a binary frame is PCM by contract and is never sniffed for a file header: a file sent
+      anyway is read as samples (a WAV's header is 22 samples of noise, MP3 is all noise). An
+      empty or odd-length frame (half a sample) gets an `error` (fatal: false) and is dropped.
     - a frame over `asr.max_frame_s`: a fatal `error`, then close 1009.
     - a text message other than `end`: an `error` (fatal: false); the stream goes on.
     - a query other than the one above (a wrong sample_rate...): a fatal `error`, close 1008.

@@ -39,8 +39,9 @@ log = logging.getLogger("halfsec.asr")
 def decode_pcm16(body: bytes, max_audio_s: float) -> np.ndarray:
     """Raw samples by contract: only what cannot be PCM (no bytes, half a sample, too long) is
     refused. Bytes are never sniffed for a file header: any two bytes are a valid sample (one of
-    -1025 starts with MP3's 0xFFFB), so a sniffer drops real audio. A container sent anyway is
-    decoded as the noise it is and transcribes to nothing."""
+    -1025 starts with MP3's 0xFFFB), so a sniffer drops real audio. A file sent anyway is read
+    as samples: a 16 kHz WAV is its speech after 22 samples of header noise, compressed audio is
+    noise."""
     if not body:
         raise ValueError("empty body: expected 16-bit PCM samples")
     if len(body) % 2:
@@ -138,7 +139,8 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
                     msg = await ws.receive(timeout=opts.idle_timeout_s)
                 except TimeoutError:
                     # Heartbeats keep a hung client's socket alive for ever: silence of the
-                    # client itself is what ends it (a call's audio never pauses that long).
+                    # client itself is what ends it. Not an error of the client's (a muted
+                    # caller's audio stops too): the reason tells it to reopen when it has audio.
                     out.put_nowait(
                         Error(
                             message=f"no message for {opts.idle_timeout_s:g} s: stream closed",
