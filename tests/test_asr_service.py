@@ -15,7 +15,7 @@ MAX_MEAN_WER = 0.12
 
 
 @pytest.fixture
-async def asr(services, settings):
+async def asr(asr_service, settings):
     client = AsrClient(settings.asr.url)
     yield client
     await client.aclose()

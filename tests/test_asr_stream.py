@@ -32,7 +32,7 @@ def noise(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-async def asr(services, settings):
+async def asr(asr_service, settings):
     client = AsrClient(settings.asr.url)
     yield client
     await client.aclose()

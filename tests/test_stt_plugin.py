@@ -13,7 +13,7 @@ from services.asr.client import AsrClient
 from .conftest import normalized_wer
 
 
-async def test_livekit_gets_start_interim_preflight_end_and_final(services, settings, speech):
+async def test_livekit_gets_start_interim_preflight_end_and_final(asr_service, settings, speech):
     marks: list[str] = []
     transcripts: list[tuple[str, str]] = []
     # the ASR's endpoint ends the turn here (turn.detection "stt"): the plugin marks it
