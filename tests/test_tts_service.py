@@ -50,7 +50,7 @@ async def tts(tts_service, settings):
 
 
 @pytest.fixture
-async def asr(services, settings):
+async def asr(asr_service, settings):
     client = AsrClient(settings.asr.url)
     yield client
     await client.aclose()
