@@ -10,7 +10,8 @@ LiveKit ends no turn on an empty transcript, so without it the caller would get 
 
 If the service cannot be reached, the call degrades instead of going deaf: the plugin records
 the outage in `outage` (the session answers each turn with a short fallback) and reconnects every
-`_RETRY_S`.
+`_RETRY_S`. A stream the service closed because nothing came for a while (a muted caller) is
+no outage: the next one opens at once.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ Mark = Callable[[str], None]
 Transcript = Callable[[str, str], None]  # ("preflight_transcript" | "final_transcript", text)
 Frames = Callable[[], Awaitable[rtc.AudioFrame | None]]
 _RETRY_S = 2.0  # while the service is away, try it again this often
+
+
+class _Idle(Exception):
+    """The service closed a stream that sent it nothing for a while (the caller's audio stopped)."""
+
+
 _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -149,6 +156,9 @@ class AsrSpeechStream(stt.RecognizeStream):
             try:
                 if await self._pump(stream, frames):
                     return
+            except _Idle:
+                # No outage and no audio dropped: the next stream opens now and waits for audio.
+                log.info("ASR stream closed after a silence of the input: reopening it")
             except _FAILURES as exc:
                 if not await self._degraded(exc, frames):
                     return
@@ -207,6 +217,8 @@ class AsrSpeechStream(stt.RecognizeStream):
             owner._transcript("final_transcript", event.text)
             emit(owner.event(kind.FINAL_TRANSCRIPT, event.text))
         elif isinstance(event, Error):
+            if event.reason == "idle":
+                raise _Idle(event.message)
             if event.fatal:
                 raise AsrError(event.message)
             log.warning("ASR service: %s", event.message)
