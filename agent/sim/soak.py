@@ -95,6 +95,14 @@ def growth(samples: list[Sample]) -> tuple[Sample, Sample, dict[str, float], dic
     return baseline, last, rss, fds
 
 
+def _by_minute(samples: list[Sample], label: str) -> list[float]:
+    picked: dict[int, float] = {}
+    for s in samples:
+        if label in s.rss:
+            picked.setdefault(int(s.at_s // 60), round(s.rss[label] / 2**20, 1))
+    return list(picked.values())
+
+
 async def soak(
     settings: Settings,
     callers: int,
@@ -155,6 +163,8 @@ async def soak(
                 "rss_growth": round(rss[k], 4),
                 "fds_baseline": baseline.fds[k],
                 "fds_last": last.fds[k],
+                # one sample a minute: a leak climbs on, an allocator warming up levels off
+                "rss_mb_by_minute": _by_minute(result.samples, k),
             }
             for k in rss
         },
