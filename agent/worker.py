@@ -22,7 +22,7 @@ from latency.dashboard import running
 
 from .access import dashboard_access
 from .admission import Admission, call_capacity
-from .session import HalfsecAgent, build_session
+from .session import HalfsecAgent, build_session, build_vad
 from .tracing import CallTracer
 
 log = logging.getLogger("halfsec.worker")
@@ -47,8 +47,11 @@ def check_env(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
 
 
 def prewarm(proc: JobProcess) -> None:
-    # Only settings here: models live in the services, never in a forked job process.
-    proc.userdata["settings"] = load_settings(os.environ.get(PROFILE_ENV, "cpu"))
+    # Settings and Silero's VAD (shared by the process's calls), before a caller waits on them;
+    # the other models live in the services, never in a forked job process.
+    settings = load_settings(os.environ.get(PROFILE_ENV, "cpu"))
+    proc.userdata["settings"] = settings
+    build_vad(settings)
 
 
 async def entrypoint(ctx: JobContext) -> None:

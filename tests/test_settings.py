@@ -22,7 +22,8 @@ def test_environment_overrides_profile(monkeypatch):
     assert s.asr.model == "whisper-tiny.en"  # the rest still comes from the profile
 
 
-def test_bad_value_names_the_key(tmp_path):
+def test_bad_value_names_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("HALFSEC_ASR__PORT", raising=False)  # the environment would win over the file
     bad = tmp_path / "bad.yaml"
     bad.write_text("asr:\n  port: seventy\n")
     with pytest.raises(SettingsError) as err:

@@ -13,7 +13,7 @@ from services.asr.client import AsrClient
 from .conftest import normalized_wer
 
 
-async def test_livekit_gets_start_interim_preflight_end_and_final(services, settings, speech):
+async def test_livekit_gets_start_interim_preflight_end_and_final(asr_service, settings, speech):
     marks: list[str] = []
     transcripts: list[tuple[str, str]] = []
     # the ASR's endpoint ends the turn here (turn.detection "stt"): the plugin marks it
@@ -63,3 +63,57 @@ async def test_without_stt_turn_detection_the_plugin_leaves_the_end_of_turn_to_t
     assert marks == []
     await stream.aclose()
     await plugin.aclose()
+
+
+async def test_a_stream_closed_for_idleness_is_reopened_without_an_outage():
+    """A muted caller sends nothing; the service closes the stream (reason "idle") every
+    asr.idle_timeout_s. The plugin opens the next one at once, as no failure: not LiveKit's
+    retries (3, then the call's STT is dead), no outage, and the first words after it are heard."""
+    from aiohttp import WSMsgType, web
+    from aiohttp.test_utils import TestServer
+
+    from services.asr.protocol import STREAM_PATH, Closed, Error, Final, Ready
+
+    opened = 0
+    IDLE_CLOSES = 5  # a muted minute or more: more than LiveKit's retries
+
+    async def fake_asr(request: web.Request) -> web.WebSocketResponse:
+        nonlocal opened
+        opened += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(Ready(model="fake").model_dump_json())
+        if opened <= IDLE_CLOSES:  # what services/asr does after asr.idle_timeout_s of nothing
+            await ws.send_str(Error(message="no message for 30 s", fatal=True, reason="idle").model_dump_json())
+            await ws.close(code=1008)
+            return ws
+        heard = False
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY and not heard:
+                heard = True
+                final = Final(text="hello", audio_s=0.5, after_endpoint_ms=1.0, reused_preflight=False)
+                await ws.send_str(final.model_dump_json())
+            elif msg.type == WSMsgType.TEXT:  # end
+                await ws.send_str(Closed(received_s=0.5, decoded_s=0.5, compute_s=0.1).model_dump_json())
+                break
+        return ws
+
+    app = web.Application()
+    app.router.add_get(STREAM_PATH, fake_asr)
+    server = TestServer(app)
+    await server.start_server()
+    plugin = HalfsecSTT(AsrClient(str(server.make_url(""))))  # no outages survived: one would raise
+    stream = plugin.stream()
+    try:
+        async with asyncio.timeout(10):
+            while opened <= IDLE_CLOSES:
+                await asyncio.sleep(0.01)
+            stream.push_frame(rtc.AudioFrame(bytes(960 * 2), 48000, 1, 960))
+            stream.end_input()
+            events = [ev async for ev in stream]
+    finally:
+        await stream.aclose()
+        await plugin.aclose()
+        await server.close()
+    finals = [e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT]
+    assert finals == ["hello"] and opened == IDLE_CLOSES + 1 and plugin.outage is None

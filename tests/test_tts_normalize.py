@@ -89,13 +89,21 @@ from services.tts.text.normalize import speakable
         ("Great job! 🎉👍🏽", "Great job!"),
         ("Sure, I can help with that,", "Sure, I can help with that,"),  # a first clause stays a clause
         ("Hello there", "Hello there"),
+        # control characters are gaps, format characters nothing (before markdown: NUL is no U+FFFD)
+        ("Hello\x00world\x07.", "Hello world."),
+        ("Call\x1b me\x7f back\x85 soon.", "Call me back soon."),
+        ("co\u00adop\u200b \ufeffnow", "coop now"),
+        ("# Title\x00\n\n- one\x01\n- two", "Title. one. two"),
     ],
 )
 def test_speakable(text, spoken):
     assert speakable(text) == spoken
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\n\t", "🎉", "👍🏽🔥", "---", "**", "```\ncode only\n```", "<br>"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "\n\t", "🎉", "👍🏽🔥", "---", "**", "```\ncode only\n```", "<br>", "\x00\x01\x1b\x7f", "\u200b\ufeff"],
+)
 def test_nothing_speakable_is_empty(text):
     assert speakable(text) == ""
 

@@ -4,7 +4,6 @@ import asyncio
 import time
 from contextlib import aclosing
 
-import aiohttp
 import numpy as np
 import pytest
 from livekit import rtc
@@ -51,7 +50,7 @@ async def tts(tts_service, settings):
 
 
 @pytest.fixture
-async def asr(services, settings):
+async def asr(asr_service, settings):
     client = AsrClient(settings.asr.url)
     yield client
     await client.aclose()
@@ -138,20 +137,7 @@ async def test_unknown_voice_lists_voices(tts):
     assert "bf_emma" in await tts.voices()
 
 
-@pytest.mark.parametrize(
-    "body, status, message",
-    [
-        (b"not json", 400, "body"),
-        (b'{"text": ""}', 400, "text"),
-        (b'{"text": "Hi.", "speed": 3}', 400, "speed"),
-        (b'{"text": "Hi.", "voice": "nobody"}', 400, "unknown voice 'nobody'"),
-    ],
-)
-async def test_bad_requests_get_clear_errors(settings, tts_service, body, status, message):
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{settings.tts.url}/v1/synthesize", data=body) as resp:
-            assert resp.status == status
-            assert message in (await resp.json())["error"]
+# Bad requests, each beside a healthy one: test_tts_bad_input.py.
 
 
 async def test_chunk_joins_do_not_click(tts, settings):

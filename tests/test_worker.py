@@ -100,3 +100,15 @@ async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatc
             await asyncio.sleep(0.1)
     assert "halfsec_turns_total 2.0" in body
     assert "halfsec_turn_v2v_seconds_count 2.0" in body
+
+
+def test_prewarm_loads_the_settings_and_the_vad_once_per_process(monkeypatch):
+    from agent.session import build_vad
+    from agent.worker import PROFILE_ENV, prewarm
+
+    monkeypatch.setenv(PROFILE_ENV, "cpu")
+    proc = SimpleNamespace(userdata={})
+    prewarm(proc)
+    settings = proc.userdata["settings"]
+    assert settings.profile == "cpu"
+    assert build_vad(settings) is build_vad(settings.model_copy())  # every call's session shares it

@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from rich.console import Console
+from rich.markup import escape
 
 from configs import SettingsError, load_settings
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.profile)
         return args.fn(args, settings)
     except (SettingsError, ProvisionError, ServiceError, WorkerConfigError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]halfsec: error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: "[from HALFSEC_ASR__PORT]" in a message is text, not a style to drop
+        console.print(f"[red]halfsec: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -43,3 +43,13 @@ def seconds(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected seconds, 0 or more (got {text!r})")
     return value
+
+
+def minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected minutes, more than 0 (got {text!r})")
+    return value

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from configs import Settings
 
-from .args import concurrency_levels, positive
+from .args import concurrency_levels, minutes, positive
 
 
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,13 +106,12 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
+def _call_audio(args: argparse.Namespace, settings: Settings) -> list[Path]:
+    """The speech files a calls bench says, each checked before any call starts."""
     from services.audio import read_pcm16
     from services.provision import require
-    from services.supervisor import supervisor
 
     from ..sim import speech
-    from ..sim.bench import render, run_bench
 
     require(settings, extra=None if args.audio_dir else speech.artifacts(settings))
     audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
@@ -121,6 +120,15 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
         raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
     for f in audio:
         read_pcm16(f, 16000)  # a bad file stops the bench here, not as a failed call later
+    return audio
+
+
+def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
+    from services.supervisor import supervisor
+
+    from ..sim.bench import render, run_bench
+
+    audio = _call_audio(args, settings)
     out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
@@ -136,6 +144,25 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(figures))
     return 0 if all(level["failed_turns"] == 0 for level in figures["levels"].values()) else 1
+
+
+def cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
+    from services.supervisor import supervisor
+
+    from ..sim.soak import render, soak
+
+    audio = _call_audio(args, settings)
+    out = Path(args.out or f"runs/bench-soak-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def run() -> dict:
+        async with supervisor(settings, args.profile):
+            return await soak(settings, args.calls, args.minutes, audio, out)
+
+    figures = asyncio.run(run())
+    render(figures, Console())
+    if args.json:
+        print(json.dumps(figures))
+    return 0 if figures["failed_turns"] == 0 and not figures["incomplete_logs"] else 1
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -200,6 +227,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
     )
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    soak = add("soak", cmd_bench_soak, "callers back to back for M minutes: failed turns, RSS and fd growth")
+    soak.add_argument("--calls", type=positive, default=2, metavar="N", help="callers at once (default 2)")
+    soak.add_argument("--minutes", type=minutes, default=10.0, metavar="M", help="how long (default 10)")
+    soak.add_argument(
+        "--audio-dir",
+        metavar="DIR",
+        help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
+    )
+    soak.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     tts = add("tts", cmd_bench_tts, "agent-style replies through services/tts: first audio, RTF, round-trip WER")
     tts.add_argument("--replies", metavar="FILE", help="one reply per line (default: services/tts/bench_replies.txt)")
     tts.add_argument("--worst", type=int, default=5, help="replies Whisper heard worst to print (default 5)")

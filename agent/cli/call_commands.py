@@ -24,12 +24,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from ..sim import speech
     from ..sim.call import print_summary, run_call
+    from ..sim.caller import load_turn
 
     require(settings, extra=None if args.audio else speech.artifacts(settings))
     files = [Path(f) for f in args.audio] if args.audio else speech.demo_audio(settings)[: args.turns]
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"audio file not found: {f}")
+        # A bad file stops the demo here, in one line, not minutes later once the services are up.
+        # run_call loads it again (a fraction of a second): given paths, it measures the call on them.
+        load_turn(f)
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run():  # -> CallResult

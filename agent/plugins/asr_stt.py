@@ -13,7 +13,8 @@ the outage in `outage` (the session answers each turn with a short fallback) and
 `_RETRY_S`. A hung service (it keeps the stream open and answers nothing) is noticed per turn: the
 session says where the caller stopped (`user_stopped`); no answer to /health within `_PROBE_S`
 and no final meanwhile, and the stream is dropped as an outage and the turn handed to
-`on_failure` (the session's fallback), ~0.6 s after the end of the turn.
+`on_failure` (the session's fallback), ~0.6 s after the end of the turn. A stream the service
+closed because nothing came for a while (a muted caller) is no outage: the next one opens at once.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ _RETRY_S = 1.0  # while the service is away, try it again this often (a hung one
 # meanwhile (one comes ~0.35 s after the end of turn here) is a hung service. A final merely late
 # (a busy service still answers /health) gets its turn answered as usual.
 _PROBE_S = 0.6
+
+
+class _Idle(Exception):
+    """The service closed a stream that sent it nothing for a while (the caller's audio stopped)."""
+
+
 _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -191,6 +198,9 @@ class AsrSpeechStream(stt.RecognizeStream):
                 try:
                     if await self._pump_or_stall(stream, frames):
                         return
+                except _Idle:
+                    # No outage and no audio dropped: the next stream opens now and waits for audio.
+                    log.info("ASR stream closed after a silence of the input: reopening it")
                 except _FAILURES as exc:
                     if not await self._degraded(exc, frames):
                         return
@@ -287,6 +297,8 @@ class AsrSpeechStream(stt.RecognizeStream):
             owner._transcript("final_transcript", event.text)
             emit(owner.event(kind.FINAL_TRANSCRIPT, event.text))
         elif isinstance(event, Error):
+            if event.reason == "idle":
+                raise _Idle(event.message)
             if event.fatal:
                 raise AsrError(event.message)
             log.warning("ASR service: %s", event.message)

@@ -27,7 +27,7 @@ from latency.summary import render_table, stage_percentiles
 
 from ..session import HalfsecAgent, build_session
 from ..tracing import CallTracer
-from .caller import CallerEar, CallerMouth, CallRecorder, Utterance, load_utterance
+from .caller import CallerEar, CallerMouth, CallRecorder, Utterance, load_turn
 from .voice import WINDOW, MeasuredTurn, measure_call
 
 log = logging.getLogger("halfsec.demo")
@@ -66,7 +66,7 @@ async def run_call(
     the services mid-call (kill one, wait for it to come back). `build` makes the session (a
     test's fakes)."""
     # bad audio fails before the call starts
-    utterances = [a if isinstance(a, Utterance) else load_utterance(a) for a in audio]
+    utterances = [a if isinstance(a, Utterance) else load_turn(a) for a in audio]
     audio_files = [u.path for u in utterances]
     out_dir.mkdir(parents=True, exist_ok=True)
     session_id = uuid.uuid4().hex[:12]

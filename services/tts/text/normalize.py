@@ -1,7 +1,8 @@
 """Reply text as it should be spoken: what Kokoro's phonemiser (espeak-ng) would misread or read
 aloud literally is rewritten before synthesis.
 
-Order matters: markdown goes first (markup.py: its `*`, `#`, `[..](..)` are syntax, not words),
+Order matters: control characters go first (the markdown parser turns NUL into U+FFFD, and espeak
+reads what is left of the rest), then markdown (markup.py: its `*`, `#`, `[..](..)` are syntax, not words),
 then emoji, addresses and abbreviations (their dots must not read as sentence ends), then numbers,
 most specific first (phone numbers, money, times, percentages, units, ordinals, ranges, years), and
 whatever digits are left become plain cardinals. Number words come from num2words.
@@ -14,6 +15,7 @@ otherwise Street/Drive; digits glued to letters ("mp3", "4G") are left to espeak
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -276,8 +278,19 @@ _SYMBOLS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def drop_control(text: str) -> str:
+    """`text` without control characters (NUL, BEL, ESC: a space each, they may sit between words)
+    or format characters (zero-width spaces, soft hyphens, BOM: nothing, they sit inside words).
+    Whitespace stays: markdown's lines and paragraphs are made of it."""
+    return "".join(
+        c if c.isspace() else " " if (cat := unicodedata.category(c)) == "Cc" else "" if cat == "Cf" else c
+        for c in text
+    )
+
+
 def speakable(text: str) -> str:
     """`text` rewritten for speech; "" when nothing in it can be spoken."""
+    text = drop_control(text)
     text = markdown_to_text(text)
     text = drop_emoji(text)
     text = _EMAIL.sub(_spoken_email, text)
