@@ -31,6 +31,7 @@ from services.llm.launch import vllm_command, vllm_env
 from services.tts.client import TtsClient, TtsError
 from services.tts.server import make_app as tts_app
 
+from .test_dashboard import FAST_MARKS
 from .tts_fakes import FakeKokoro
 
 TOKEN = "tok-7Hq2-right"
@@ -171,16 +172,7 @@ async def test_tts_asks_for_the_token(settings):
 
 
 def said(session_id: str = "call-1") -> dict:
-    marks = {
-        "last_voiced": 0.0,
-        "end_of_turn": 0.1,
-        "final_transcript": 0.12,
-        "llm_first_token": 0.25,
-        "tts_request": 0.3,
-        "tts_first_audio": 0.34,
-        "first_frame_out": 0.345,
-    }
-    return build_record(session_id, 1, marks, 500.0, user_text=WORDS, agent_text=f"I heard {WORDS}").to_json()
+    return build_record(session_id, 1, FAST_MARKS, 500.0, user_text=WORDS, agent_text=f"I heard {WORDS}").to_json()
 
 
 @pytest.fixture
