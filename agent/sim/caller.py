@@ -26,9 +26,7 @@ from livekit.agents.voice import io
 
 from services.audio import read_pcm16
 
-from .voice import FRAME_MS, Voice, first_audible, grid_lead, voice_span
-
-ROOM_RATE = 48000  # WebRTC audio arrives at 48 kHz
+from .voice import FRAME_MS, ROOM_RATE, Voice, first_audible, grid_lead, voice_span
 
 Mark = Callable[[str, float], None]  # (milestone, monotonic time)
 

@@ -32,6 +32,7 @@ WINDOW = 512  # samples at 16 kHz: 32 ms, Silero's window
 VOICED = 0.5
 AUDIBLE = 328  # -40 dBFS
 FRAME_MS = 20  # a room's audio frame (WebRTC's)
+ROOM_RATE = 48000  # WebRTC audio arrives at 48 kHz; the simulated caller feeds it so
 # The caller channel is digital silence between utterances; its first sample above this is
 # where an utterance was placed (tolerant of a resampler's +-1 ripple around zero).
 _ONSET = 8
@@ -115,12 +116,15 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         # onset alone can be a sample off (two resamplers), which would move Silero's grid
         frame = rate * FRAME_MS // 1000
         placed = max(0, round(placed / frame) * frame)
-        voice = voice_span(source, rate, offset=placed)
         cursor = placed + len(source)
-        if voice is None:  # played, but no voice in it
+        # Silero on the file as the caller fed it (at the room's rate), not as read at the
+        # recording's: the two resampling paths put a marginal window's end 32 ms apart
+        fed = voice_span(read_pcm16(path, ROOM_RATE), ROOM_RATE, offset=placed * ROOM_RATE // rate)
+        if fed is None:  # played, but no voice in it
             out.append(MeasuredTurn(str(path), None, None, None))
             continue
-        first, end = placed + voice.first, placed + voice.end
+        first = placed + round(fed.first * rate / ROOM_RATE)
+        end = placed + round(fed.end * rate / ROOM_RATE)
         answer = agent[end:]
         v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() else None
         talking = np.nonzero(agent[first:end])[0]
