@@ -301,6 +301,17 @@ class WorkerSettings(_Section):
     # dispatches it to another worker), so the calls in progress keep their latency. None: the
     # VRAM plan's call capacity (`halfsec plan`), one call where nothing runs on a GPU.
     max_calls: int | None = Field(default=None, ge=1)
+    # The name LiveKit dispatches this agent by: a token's RoomConfiguration (the kiosk page's
+    # /api/token) or a SIP dispatch rule names it. Empty: automatic dispatch, a job in every room.
+    agent_name: str = "halfsec"
+    # On SIGTERM the worker takes no new call, lets the calls in progress finish, and exits when
+    # they have or after this long (orchestrators' grace period is to match: compose's stop_grace_period).
+    drain_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class AgentSettings(_Section):
+    # What the agent says first when a call starts; None: it waits for the caller to speak.
+    greeting: Text | None = None
 
 
 class LatencySettings(_Section):
@@ -349,6 +360,7 @@ class Settings(BaseSettings):
     turn: TurnSettings = Field(default_factory=TurnSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     # The bearer token the services, vLLM and an exposed dashboard require, and their clients
     # send (HALFSEC_SERVICE_TOKEN). A SecretStr: the settings' repr and JSON show "**********".
     service_token: SecretStr | None = None

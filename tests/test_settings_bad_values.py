@@ -22,6 +22,7 @@ SPECIFIC = {"tools.timezone": ["Mars/Olympus_Mons"]}
 # Keys with no bad value, and why.
 ANY_VALUE = {
     "tts.voices": "a path, and empty means none (the torch backend's voices come with its model)",
+    "worker.agent_name": "any string is a name, and empty means automatic dispatch",
     "service_token": "any string is a token, and empty means none (then only loopback binds load)",
 }
 
