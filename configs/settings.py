@@ -43,6 +43,11 @@ class SettingsError(ValueError):
 
 
 TOKEN_ENV = "HALFSEC_SERVICE_TOKEN"
+PROFILE_ENV = "HALFSEC_PROFILE"  # the profile a command loads when none is named
+
+
+def default_profile() -> str:
+    return os.environ.get(PROFILE_ENV) or "cpu"
 
 
 def is_loopback(host: str) -> bool:
@@ -386,6 +391,13 @@ class _EnvSource(EnvSettingsSource):
     """The environment, where a list or mapping that is not JSON goes on to validation as the
     string it is: validation's error names the key (the library's own names only the section)."""
 
+    def __call__(self) -> dict[str, Any]:
+        # HALFSEC_PROFILE chooses which profile loads (`default_profile`); it must not rename the
+        # one that was named instead
+        values = super().__call__()
+        values.pop("profile", None)
+        return values
+
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         try:
             return super().decode_complex_value(field_name, field, value)
@@ -510,8 +522,10 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
-def load_settings(profile: str | os.PathLike[str] = "cpu") -> Settings:
-    """Load a profile by name (or YAML path), then apply HALFSEC_* environment overrides."""
+def load_settings(profile: str | os.PathLike[str] | None = None) -> Settings:
+    """Load a profile by name (or YAML path; None: $HALFSEC_PROFILE, else cpu), then apply
+    HALFSEC_* environment overrides."""
+    profile = profile or default_profile()
     path = Path(profile)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILE_DIR / f"{profile}.yaml"
