@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from livekit import rtc
@@ -38,6 +39,7 @@ from .conversation import HistoryWindow, history_budget, token_counter
 from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS, ReplyStreamAdapter
 from .plugins.chunking import FirstClauseTokenizer
+from .reply import ReplyLimit
 from .tools import agent_tools
 from .tracing import CallTracer
 
@@ -66,6 +68,7 @@ class HalfsecAgent(Agent):
         self._clients = clients
         self._fallback = settings.llm.fallback_text
         self._first_token_timeout_s = settings.llm.first_token_timeout_s
+        self._max_sentences = settings.llm.max_sentences
         self._fallback_audio = fallback_audio
         self._speaker = speaker  # the session's TTS plugin: it says when the TTS is down
         # the TTS's apology replaced this reply: its LLM milestones are not on the caller's path
@@ -103,9 +106,13 @@ class HalfsecAgent(Agent):
         # LiveKit's OpenAI plugin hands on a tool call only once it is complete, seconds in on a
         # slow model: with tools offered, only `llm.timeout_s` applies.
         first_token_s = None if tools else self._first_token_timeout_s
+        heard = ReplyLimit(self._max_sentences)
         try:
-            async with asyncio.timeout(first_token_s) as deadline:
-                async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            async with (
+                asyncio.timeout(first_token_s) as deadline,
+                aclosing(Agent.default.llm_node(self, chat_ctx, tools, model_settings)) as reply,
+            ):
+                async for chunk in reply:
                     deadline.reschedule(None)  # it answers: the rest has `llm.timeout_s`
                     delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
                     if delta and text is not None:
@@ -117,7 +124,14 @@ class HalfsecAgent(Agent):
                                 self._tracer.mark("llm_first_sentence")
                             text = None
                     spoke = spoke or bool(delta)
-                    yield chunk
+                    if not delta or (not isinstance(chunk, str) and chunk.delta and chunk.delta.tool_calls):
+                        yield chunk  # no words (a tool call, usage): as it came
+                    elif said := heard.feed(delta):
+                        yield said
+                    if heard.done:
+                        break  # closing the stream ends the request at vLLM
+            if said := heard.flush():
+                yield said
             if text and text.strip() and not self._unspoken:  # shorter than FIRST_SENTENCE's shortest
                 self._tracer.mark("llm_first_sentence")
         except (APIError, TimeoutError) as exc:
@@ -201,7 +215,7 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
         api_key=settings.token() or "halfsec-local",
         temperature=settings.llm.temperature,
         max_completion_tokens=settings.llm.max_tokens,
-        **options,
+        **{**options, "extra_body": settings.llm.sampling() | options.get("extra_body", {})},
     )
 
 

@@ -274,10 +274,21 @@ class LlmSettings(ServiceAddress):
     fallback_text: Text = "Sorry, I'm having trouble thinking right now. Could you say that again?"
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
+    # vLLM's sampling penalties (1.0 / 0.0: off). A small model loops on its own sentences; a mild
+    # penalty keeps it saying new words (`halfsec bench llm` counts repeated sentences).
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    # The caller hears at most this many sentences, none twice: the agent stops reading the reply
+    # there, which ends the request at vLLM (agent/reply.py). None: as many as the model says.
+    max_sentences: int | None = Field(default=2, ge=1)
     system_prompt: Text = (
         "You are a friendly voice assistant on a phone call. Answer in one or two short "
         "spoken sentences. No lists, no markdown."
     )
+
+    def sampling(self) -> dict[str, float]:
+        """The penalties every request to vLLM carries (the agent's and the bench's), as extra body."""
+        return {"repetition_penalty": self.repetition_penalty, "frequency_penalty": self.frequency_penalty}
 
 
 class ToolSettings(_Section):

@@ -160,3 +160,32 @@ async def test_a_server_that_takes_the_request_and_never_answers_gets_the_fallba
         await runner.cleanup()
     assert session.history.items[-1].text_content == settings.llm.fallback_text
     assert 1.0 <= waited < 3.0, waited  # the first-token deadline, not the 30 s request timeout
+
+
+async def test_a_reply_ends_at_its_sentences_and_so_does_the_request(services, settings):
+    """With `llm.max_sentences`, the agent stops reading a reply that runs on (here forced to, by
+    `ignore_eos`) once it has its sentences: the assistant message holds them and no more, and
+    vLLM stops decoding for it, seen on its metrics."""
+    o = settings.llm.model_copy(update={"max_tokens": 1500, "max_sentences": 2})
+    session, agent = await text_session(settings.model_copy(update={"llm": o}), extra_body={"ignore_eos": True})
+    url = settings.llm.local_url
+    answered = asyncio.Event()
+
+    @session.on("conversation_item_added")
+    def _on_item(ev) -> None:
+        if isinstance(ev.item, llm.ChatMessage) and ev.item.role == "assistant":
+            answered.set()
+
+    try:
+        before = (await vllm_metrics(url))[GENERATED]
+        session.generate_reply(user_input="Tell me a very long story about a lighthouse keeper.")
+        await asyncio.wait_for(answered.wait(), 60)
+        await wait_for(url, RUNNING, lambda n: n == 0, timeout_s=2.0)
+        decoded = (await vllm_metrics(url))[GENERATED] - before
+    finally:
+        await session.aclose()
+    reply = session.history.items[-1]
+    assert isinstance(reply, llm.ChatMessage) and reply.role == "assistant"
+    sentences = re.findall(r"[.!?](?:\s|$)", reply.text_content.strip())
+    assert 1 <= len(sentences) <= 2, reply.text_content
+    assert decoded < 400, f"{decoded:g} tokens decoded: the request ran on"

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from agent.cli import main
-from services.llm.bench import run_bench
+from services.llm.bench import QUESTIONS, Reply, reply_shape, run_bench
 from services.supervisor import ServiceSpec
 
 FIRST_TOKEN_S = 0.05  # the fake's time to first token ...
@@ -110,14 +110,42 @@ async def test_bench_measures_what_the_stream_does():
     assert figures["turns"] == 4 and len(figures["ttft_ms_by_turn"]) == 4
     assert figures["ttft_turn1_ms"] >= FIRST_TOKEN_S * 1000 and figures["ttft_turnN_ms"] >= FIRST_TOKEN_S * 1000
     assert figures["prompt_tokens_turnN"] > figures["prompt_tokens_turn1"]  # the conversation grew
-    # 1 warm-up + (1 + 3) callers x 2 requests + 4 turns, each request's time accounted for
-    assert len(fake.requests) == 1 + 8 + 4 and elapsed < 10
-    levels, talk = fake.requests[1:9], fake.requests[9:]
+    # 1 warm-up + (1 + 3) callers x 2 requests + 4 turns + each question once
+    assert len(fake.requests) == 1 + 8 + 4 + len(QUESTIONS) and elapsed < 10
+    levels, talk, alone = fake.requests[1:9], fake.requests[9:13], fake.requests[13:]
+    assert all(len(r["messages"]) == 2 and "ignore_eos" not in r for r in alone)
+    # "Sure, I can help with that." is one sentence, "Anything else?" the second
+    assert figures["reply_shape"] | {"tokens_p50": None} == {
+        "replies": len(QUESTIONS),
+        "sentences_p50": 2,
+        "sentences_max": 2,
+        "repeated_sentence_rate": 0.0,
+        "max_tokens_rate": 0.0,
+        "max_tokens": 11,
+        "tokens_p50": None,
+    }
     assert all(r.get("ignore_eos") is True and r["stream"] for r in levels)  # fixed-length replies
     assert all("ignore_eos" not in r for r in talk)  # natural replies, appended to the history
     assert [len(r["messages"]) for r in talk] == [2, 4, 6, 8]
     assert talk[-1]["messages"][:6] == talk[-2]["messages"][:6]  # each turn extends the last prompt
     assert talk[1]["messages"][2] == {"role": "assistant", "content": "".join(TOKENS)}
+
+
+def test_reply_shape_counts_sentences_repeats_and_cut_offs():
+    def reply(text: str, finish: str = "stop") -> Reply:
+        return Reply(text, 1.0, 1.0, tokens=len(text.split()), decode_s=1.0, finish_reason=finish)
+
+    shape = reply_shape(
+        [
+            reply("Sure. Your order ships today."),  # one sentence: "Sure." is too short to end one
+            reply("It opens at nine. It opens at nine! Bye for now."),  # says one twice
+            reply("We are open daily. Parking is free. And the cafe", "length"),  # cut off
+        ],
+        max_tokens=12,
+    )
+    assert shape["sentences_max"] == 3 and shape["sentences_p50"] == 3
+    assert shape["repeated_sentence_rate"] == round(1 / 3, 3)
+    assert shape["max_tokens_rate"] == round(1 / 3, 3)
 
 
 async def test_bench_refuses_bad_levels():

@@ -27,6 +27,7 @@ SPECIFIC = {
 # Keys with no bad value, and why.
 ANY_VALUE = {
     "tts.voices": "a path, and empty means none (the torch backend's voices come with its model)",
+    "profile": "the loaded profile's name: HALFSEC_PROFILE chooses which profile loads, empty meaning cpu",
     "worker.agent_name": "any string is a name, and empty means automatic dispatch",
     "service_token": "any string is a token, and empty means none (then only loopback binds load)",
 }

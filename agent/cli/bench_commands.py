@@ -69,6 +69,7 @@ def cmd_bench_llm(args: argparse.Namespace, settings: Settings) -> int:
                 max_tokens=o.max_tokens,
                 temperature=o.temperature,
                 token=settings.token(),
+                sampling=o.sampling(),
             )
 
     figures = asyncio.run(run())

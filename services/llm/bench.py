@@ -12,6 +12,7 @@ first one's although its prompt is several times longer.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from rich.table import Table
 
 from latency.summary import percentile
 
-from . import FIRST_SENTENCE
+from . import FIRST_SENTENCE, sentence_ends
 
 QUESTIONS = [
     "Hi, I'd like to move my dentist appointment from Tuesday to Thursday. Is that possible?",
@@ -49,6 +50,7 @@ class Reply:
     decode_s: float  # first token -> last token
     prompt_tokens: int | None = None
     cached_tokens: int | None = None  # prompt tokens served from the prefix cache, if reported
+    finish_reason: str | None = None  # "length": the reply ran into max_tokens
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -63,6 +65,7 @@ async def stream_reply(
     max_tokens: int,
     temperature: float,
     fixed_length: bool,
+    sampling: dict[str, float] | None = None,
 ) -> Reply:
     t0 = time.perf_counter()
     stream = await client.chat.completions.create(
@@ -72,14 +75,17 @@ async def stream_reply(
         temperature=temperature,
         stream=True,
         stream_options={"include_usage": True},
-        extra_body={"ignore_eos": True} if fixed_length else None,
+        extra_body=(sampling or {}) | ({"ignore_eos": True} if fixed_length else {}),
     )
     text, chunks = "", 0
     first = sentence = last = None
     usage: Any = None
+    finish = None
     async for chunk in stream:
         if chunk.usage is not None:
             usage = chunk.usage
+        if chunk.choices and chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
         delta = chunk.choices[0].delta.content if chunk.choices else None
         if not delta:
             continue
@@ -102,6 +108,7 @@ async def stream_reply(
         decode_s=(last - first) if first and last else 0.0,
         prompt_tokens=usage.prompt_tokens if usage else None,
         cached_tokens=getattr(details, "cached_tokens", None),
+        finish_reason=finish,
     )
 
 
@@ -159,6 +166,7 @@ async def bench_conversation(
     turns: int,
     max_tokens: int,
     temperature: float,
+    sampling: dict[str, float] | None = None,
 ) -> list[Reply]:
     """One call growing turn by turn; each turn's prompt is the previous one plus two messages."""
     messages = [{"role": "system", "content": system_prompt}]
@@ -166,11 +174,66 @@ async def bench_conversation(
     for n in range(turns):
         messages.append({"role": "user", "content": QUESTIONS[n % len(QUESTIONS)]})
         reply = await stream_reply(
-            client, model, messages, max_tokens=max_tokens, temperature=temperature, fixed_length=False
+            client,
+            model,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            fixed_length=False,
+            sampling=sampling,
         )
         replies.append(reply)
         messages.append({"role": "assistant", "content": reply.text})
     return replies
+
+
+def reply_shape(replies: list[Reply], max_tokens: int) -> dict[str, Any]:
+    """What the caller would be read: sentences per reply (by the agent's rule, services/llm), the
+    share of replies that say a sentence twice, and the share cut off by `max_tokens`."""
+    counts, repeated = [], 0
+    for reply in replies:
+        ends = sentence_ends(reply.text)
+        sentences = [reply.text[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+        if reply.text[ends[-1] if ends else 0 :].strip():
+            sentences.append(reply.text[ends[-1] if ends else 0 :])
+        words = [" ".join(re.findall(r"\w+", s.lower())) for s in sentences]
+        counts.append(len(sentences))
+        repeated += len(set(words)) < len(words)
+    n = len(replies)
+    return {
+        "replies": n,
+        "sentences_p50": percentile(counts, 50),
+        "sentences_max": max(counts),
+        "repeated_sentence_rate": round(repeated / n, 3),
+        "max_tokens_rate": round(sum(r.finish_reason == "length" for r in replies) / n, 3),
+        "max_tokens": max_tokens,
+        "tokens_p50": percentile([r.tokens for r in replies], 50),
+    }
+
+
+async def bench_replies(
+    client: AsyncOpenAI,
+    model: str,
+    system_prompt: str,
+    *,
+    max_tokens: int,
+    temperature: float,
+    sampling: dict[str, float] | None,
+) -> dict[str, Any]:
+    """Every question once, alone, as a first turn: the replies as the model ends them."""
+    replies = [
+        await stream_reply(
+            client,
+            model,
+            [{"role": "system", "content": system_prompt}, {"role": "user", "content": q}],
+            max_tokens=max_tokens,
+            temperature=temperature,
+            fixed_length=False,
+            sampling=sampling,
+        )
+        for q in QUESTIONS
+    ]
+    return reply_shape(replies, max_tokens)
 
 
 async def run_bench(
@@ -184,6 +247,7 @@ async def run_bench(
     max_tokens: int = 120,
     temperature: float = 0.3,
     token: str | None = None,
+    sampling: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     if not concurrency or min(concurrency) < 1 or turns < 1 or requests < 1:
         raise ValueError("concurrency levels, turns and requests must be positive")
@@ -210,7 +274,16 @@ async def run_bench(
                 temperature=temperature,
             )
         talk = await bench_conversation(
-            client, model, system_prompt, turns=turns, max_tokens=max_tokens, temperature=temperature
+            client,
+            model,
+            system_prompt,
+            turns=turns,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            sampling=sampling,
+        )
+        shape = await bench_replies(
+            client, model, system_prompt, max_tokens=max_tokens, temperature=temperature, sampling=sampling
         )
     finally:
         await client.close()
@@ -223,6 +296,8 @@ async def run_bench(
         "prompt_tokens_turnN": talk[-1].prompt_tokens,
         "cached_tokens_turnN": talk[-1].cached_tokens,  # None unless vLLM reports prompt details
         "ttft_ms_by_turn": [_ms(r.ttft_ms) for r in talk],
+        "reply_shape": shape,
+        "sampling": sampling or {},
     }
 
 
@@ -263,5 +338,14 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
         f"({figures['prompt_tokens_turn1']} prompt tokens), turn {figures['turns']} "
         f"{figures['ttft_turnN_ms']} ms ({figures['prompt_tokens_turnN']} prompt tokens"
         + (f", {cached} cached)" if cached is not None else ")"),
+        highlight=False,
+    )
+    shape = figures["reply_shape"]
+    out.print(
+        f"replies as the model ends them ({shape['replies']} questions, {figures['sampling']}): "
+        f"sentences P50 {shape['sentences_p50']} (max {shape['sentences_max']}), "
+        f"{shape['repeated_sentence_rate']:.0%} say a sentence twice, "
+        f"{shape['max_tokens_rate']:.0%} cut off at max_tokens ({shape['max_tokens']}), "
+        f"tokens P50 {shape['tokens_p50']}",
         highlight=False,
     )

@@ -1,0 +1,80 @@
+"""How much of the LLM's reply the caller hears: at most `llm.max_sentences` sentences, none of
+them said twice.
+
+Asked for "one or two short sentences", a small model still runs on to `max_tokens` or says a
+sentence again; every extra sentence is vLLM and Kokoro time that the caller waits through and
+that the next turn (or another call on the box) queues behind. The first sentence passes on as it
+streams (its first clause is the reply's first audio); a later one is held until it is complete,
+which costs nothing since the TTS takes later sentences whole anyway, so a repeat is dropped
+before it is said. Once the reply has its sentences, the agent stops reading the stream, which
+ends the request at vLLM. Sentences are the LLM's first-sentence rule (services/llm).
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.llm import sentence_ends
+
+
+def _words(sentence: str) -> str:
+    return " ".join(re.findall(r"\w+", sentence.lower()))
+
+
+class ReplyLimit:
+    """Feed the reply's text deltas; pass on what `feed` and, at the end, `flush` return. `done`:
+    the reply has all it will say (stop reading the stream)."""
+
+    def __init__(self, max_sentences: int | None) -> None:
+        self._max = max_sentences
+        self._text = ""  # the reply as streamed
+        self._passed = 0  # how much of it has been passed on
+        self._ends: list[int] = []  # where the complete sentences looked at end
+        self._said: list[str] = []  # the sentences passed on, as words
+        self.done = False
+        self.repeats = 0  # sentences dropped for saying again what the reply said
+
+    def feed(self, delta: str) -> str:
+        if self.done:
+            return ""
+        self._text += delta
+        ends = sentence_ends(self._text)
+        if not ends:  # the first sentence streams as it comes
+            return self._pass(len(self._text))
+        until = self._passed
+        for end in ends[len(self._ends) :]:
+            start = self._ends[-1] if self._ends else 0
+            self._ends.append(end)
+            if not self._take(self._text[start:end]):
+                break
+            until = end
+            if self.done:
+                break
+        return self._pass(until)
+
+    def flush(self) -> str:
+        """At the end of the stream: the last sentence, unless it repeats one or is one too many."""
+        until = self._passed
+        if not self.done and self._ends:  # (before any sentence end, all has streamed already)
+            rest = self._text[self._ends[-1] :]
+            if rest.strip() and self._take(rest):
+                until = len(self._text)
+        self.done = True
+        return self._pass(until)
+
+    def _take(self, sentence: str) -> bool:
+        """Whether `sentence` is said; marks the reply done when it is the last one."""
+        words = _words(sentence)
+        if words and words in self._said:
+            self.repeats += 1
+            self.done = True  # a model repeating itself has nothing new after it
+            return False
+        self._said.append(words)
+        if self._max is not None and len(self._said) >= self._max:
+            self.done = True
+        return True
+
+    def _pass(self, until: int) -> str:
+        out = self._text[self._passed : until]
+        self._passed = max(self._passed, until)
+        return out

@@ -1,0 +1,75 @@
+"""The reply the caller hears: at most `llm.max_sentences` sentences, none said twice; the first
+sentence streams as it comes, later ones pass whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.reply import ReplyLimit
+
+
+def run(limit: ReplyLimit, deltas: list[str]) -> tuple[list[str], str]:
+    """What `limit` passes on after each delta (until it is done), and the whole reply heard."""
+    passed = []
+    for delta in deltas:
+        passed.append(limit.feed(delta))
+        if limit.done:
+            break
+    passed.append(limit.flush())
+    return passed, "".join(passed)
+
+
+def tokens(text: str) -> list[str]:
+    """Roughly as an LLM streams: each word with the space before it."""
+    words = text.split(" ")
+    return [words[0], *(" " + w for w in words[1:])]
+
+
+def test_the_first_sentence_streams_word_by_word():
+    passed, heard = run(ReplyLimit(2), tokens("Sure, your table for four is booked for eight tonight."))
+    assert heard == "Sure, your table for four is booked for eight tonight."
+    assert passed[:3] == ["Sure,", " your", " table"]  # nothing held back
+
+
+def test_a_reply_stops_after_its_sentences():
+    reply = "Your parcel left the depot today. It should arrive tomorrow. Anything else? I can also help."
+    limit = ReplyLimit(2)
+    passed, heard = run(limit, tokens(reply))
+    assert heard == "Your parcel left the depot today. It should arrive tomorrow."
+    assert limit.done and len(passed) < len(tokens(reply))  # it stopped reading the stream
+    assert " It should arrive tomorrow." in passed  # a later sentence passes whole
+
+
+def test_a_repeated_sentence_is_dropped_and_ends_the_reply():
+    reply = "I can help you reset it now. I can help you reset it now! Open settings first."
+    limit = ReplyLimit(3)
+    _, heard = run(limit, tokens(reply))
+    assert heard == "I can help you reset it now."
+    assert limit.repeats == 1
+
+
+def test_the_last_sentence_needs_no_space_after_it():
+    _, heard = run(ReplyLimit(2), tokens("It costs 3.14 dollars. That includes delivery"))
+    assert heard == "It costs 3.14 dollars. That includes delivery"
+    _, heard = run(ReplyLimit(1), tokens("It costs 3.14 dollars. That includes delivery"))
+    assert heard == "It costs 3.14 dollars."
+
+
+def test_a_short_opener_is_no_sentence_of_its_own():
+    # FIRST_SENTENCE's rule: "Sure." is too short to end a sentence, so it runs on
+    _, heard = run(ReplyLimit(1), tokens("Sure. I can move it to Thursday. Anything else?"))
+    assert heard == "Sure. I can move it to Thursday."
+
+
+@pytest.mark.parametrize(
+    "deltas", [["Hello there. How are you today? Fine."], list("Hello there. How are you today? Fine.")]
+)
+def test_any_chunking_gives_the_same_reply(deltas):
+    _, heard = run(ReplyLimit(2), deltas)
+    assert heard == "Hello there. How are you today?"
+
+
+def test_no_limit_passes_everything_but_repeats():
+    reply = "One thing first. Then another. One thing first."
+    _, heard = run(ReplyLimit(None), tokens(reply))
+    assert heard == "One thing first. Then another."
