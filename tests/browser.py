@@ -7,15 +7,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "runs" / "test-artifacts"
@@ -107,3 +114,45 @@ async def chromium_page(http: aiohttp.ClientSession, *flags: str) -> AsyncIterat
             browser.kill()
             await browser.wait()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class CliServer:
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    stderr: str = ""  # all it printed, once it has stopped
+
+
+@asynccontextmanager
+async def halfsec_server(
+    http: aiohttp.ClientSession, *args: str, ready: str, env: Mapping[str, str] = os.environ
+) -> AsyncIterator[CliServer]:
+    """`halfsec ARGS --port <free port>` (a page server) until `ready` answers 200; stopped with
+    Ctrl-C afterwards, which must end it with exit status 0."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", *args, "--port", str(port)],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = CliServer(f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(300):  # the CLI imports the agent stack first: give it time
+            try:
+                async with http.get(server.url + ready) as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"halfsec {args[0]} did not come up: {proc.stderr.read() if proc.poll() else ''}")
+        yield server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        server.stderr = proc.stderr.read()
+    assert proc.returncode == 0, server.stderr
