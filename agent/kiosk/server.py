@@ -41,6 +41,10 @@ class TokenRequest(BaseModel):
     name: str = Field(default="", max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
+class BadBody(ValueError):
+    """A token request's body that is not `{}` or `{"name": "..."}`: the message says why, in one line."""
+
+
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -52,23 +56,23 @@ def _bad_body(exc: ValidationError) -> str:
 
 
 async def _token_request(request: web.Request) -> TokenRequest:
-    """The body as a TokenRequest (empty means all defaults); web.HTTPBadRequest otherwise."""
+    """The body as a TokenRequest (empty means all defaults); BadBody otherwise."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise web.HTTPBadRequest(reason=f"bad request body: larger than {MAX_BODY_BYTES} bytes") from None
+        raise BadBody(f"bad request body: larger than {MAX_BODY_BYTES} bytes") from None
     if not raw.strip():
         return TokenRequest()
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise web.HTTPBadRequest(reason='bad request body: not JSON (send {} or {"name": "..."})') from None
+        raise BadBody('bad request body: not JSON (send {} or {"name": "..."})') from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(reason='bad request body: expected a JSON object like {"name": "..."}')
+        raise BadBody('bad request body: expected a JSON object like {"name": "..."}')
     try:
         return TokenRequest.model_validate(data)
     except ValidationError as exc:
-        raise web.HTTPBadRequest(reason=_bad_body(exc)) from None
+        raise BadBody(_bad_body(exc)) from None
 
 
 def make_app(settings: Settings, env: Mapping[str, str] = os.environ) -> web.Application:
@@ -93,8 +97,8 @@ def make_app(settings: Settings, env: Mapping[str, str] = os.environ) -> web.App
             return _error(429, "too many token requests: try again later", **{"Retry-After": retry_after(wait_s)})
         try:
             body = await _token_request(request)
-        except web.HTTPBadRequest as exc:
-            return _error(400, exc.reason)
+        except BadBody as exc:
+            return _error(400, str(exc))
         if credentials is None:
             return _error(503, missing)
         grant = mint(credentials, settings, name=body.name)

@@ -65,7 +65,9 @@ async function call() {
     return;
   }
   show("connected", `in call (room ${grant.room}, you are ${grant.identity})`);
-  await setMic($("openmic").checked);
+  // publish the microphone now, muted unless open mic: a press then only unmutes, at once
+  await setMic(true);
+  if (!$("openmic").checked) await setMic(false);
 }
 
 async function setMic(on) {
@@ -113,7 +115,8 @@ function showAgentState(state) {
 // The agent streams each reply segment as deltas; the caller's words come as whole texts that
 // replace the segment's last. Both read the same way: a segment shows its latest stream, whole.
 async function readTranscript(reader, from) {
-  const id = reader.info.attributes[SEGMENT_ID] || reader.info.id;
+  const attributes = reader.info.attributes || {};
+  const id = attributes[SEGMENT_ID] || reader.info.id;
   const mine = room && from.identity === room.localParticipant.identity;
   let line = document.querySelector(`#transcript li[data-segment="${CSS.escape(id)}"]`);
   if (!line) {
@@ -122,7 +125,7 @@ async function readTranscript(reader, from) {
     line.className = mine ? "caller" : "agent";
     $("transcript").appendChild(line);
   }
-  line.classList.toggle("final", reader.info.attributes[FINAL] === "true");
+  line.classList.toggle("final", attributes[FINAL] === "true");
   let text = "";
   for await (const chunk of reader) {
     text += chunk;
