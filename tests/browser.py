@@ -50,10 +50,17 @@ class DevTools:
                 return msg["result"]
 
     async def evaluate(self, expression: str, *, user_gesture: bool = False):
-        """The expression's value; `user_gesture` runs it as a click would (audio, microphone)."""
+        """The expression's value (a promise's, once settled); `user_gesture` runs it as a click
+        would (audio, microphone)."""
         result = await self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, userGesture=user_gesture
+            "Runtime.evaluate",
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=True,
+            userGesture=user_gesture,
         )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, timeout: float = 20.0):

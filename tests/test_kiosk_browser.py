@@ -4,11 +4,13 @@ loopback WebSocket stand-in records the connection livekit-client makes and clos
 verifies the JWT it carried (signature, room, grants, agent dispatch) and that the page then says
 it cannot reach the LiveKit server. Screenshot: runs/test-artifacts/kiosk.png.
 
-A kiosk without LiveKit credentials still serves the page, which says why it cannot call.
+A kiosk without LiveKit credentials still serves the page, which says why it cannot call. What the
+page shows of a call (static/view.js: transcript, agent state, waterfall) is fed real turn records.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,8 +19,11 @@ import aiohttp
 from aiohttp import web
 from livekit.api import TokenVerifier
 
+from agent.kiosk import running
+from latency import build_record
 from tests.browser import DevTools, chromium_page, halfsec_server, needs_chromium
 from tests.ports import free_port
+from tests.test_dashboard import FAST_MARKS
 
 pytestmark = needs_chromium
 
@@ -124,3 +129,45 @@ async def test_without_credentials_the_page_says_it_cannot_call():
         )
         status = await cdp.evaluate("document.getElementById('status').textContent")
     assert status.startswith("cannot start a call: LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET not set"), status
+
+
+async def test_the_page_shows_the_transcript_and_each_turn_as_it_lands(settings):
+    first = build_record("kiosk-call", 1, FAST_MARKS, 500.0, user_text="what time is it").to_json()
+    slow = {**FAST_MARKS, "tts_first_audio": 0.9, "first_frame_out": 0.91}  # TTS over its budget
+    second = build_record("kiosk-call", 2, slow, 500.0).to_json()
+    async with (
+        aiohttp.ClientSession() as http,
+        running(settings, port=free_port(), env={}) as kiosk,
+        chromium_page(http) as cdp,
+    ):
+        await open_page(cdp, kiosk.url)
+        await cdp.evaluate(
+            """(async () => {
+              const view = await import("/static/view.js");
+              const stream = async function* (...chunks) { yield* chunks; };
+              view.showAgentState("thinking");
+              // the caller's words: each stream the whole text so far; the agent's: deltas in one
+              await view.showTranscript("SG_1", "caller", false, stream("what time"));
+              await view.showTranscript("SG_1", "caller", true, stream("what time is it"));
+              await view.showTranscript("SG_2", "agent", true, stream("It is ", "noon."));
+            })()"""
+        )
+        lines = await cdp.evaluate(
+            "[...document.querySelectorAll('#transcript li')].map((li) => [li.className, li.textContent])"
+        )
+        assert lines == [["caller final", "what time is it"], ["agent final", "It is noon."]]
+        assert await cdp.evaluate("document.getElementById('agent-state').textContent") == "thinking"
+        assert await cdp.evaluate("document.body.dataset.turns") is None
+
+        for n, record in enumerate((first, second), 1):  # as the data messages arrive
+            payload = json.dumps(record)
+            await cdp.evaluate(
+                f"import('/static/view.js').then((v) => v.addTurn(new TextEncoder().encode({payload!r})))"
+            )
+            assert await cdp.evaluate("document.body.dataset.turns") == str(n)
+        waterfall = await cdp.evaluate("document.getElementById('waterfall').textContent")
+        assert "turn 1" in waterfall and "turn 2" in waterfall and "345 ms" in waterfall and "910 ms" in waterfall
+        over = await cdp.evaluate("[...document.querySelectorAll('#waterfall rect.over')].length")
+        assert over == len(second["over_budget"]) >= 1  # only the slow turn's overrun stages
+        assert await cdp.evaluate("document.getElementById('no-turns').hidden") is True
+        await cdp.screenshot("kiosk-turns.png")

@@ -14,8 +14,8 @@ await build({
   target: "es2020",
   minify: true,
   legalComments: "eof",
-  // the waterfall is the dashboard's own module, served by the kiosk beside this bundle
-  external: ["/dashboard/*"],
+  // plain modules the kiosk serves as they are: the page's view, and the dashboard's waterfall
+  external: ["/static/view.js", "/dashboard/*"],
   banner: { js: `// livekit-client ${version} (Apache-2.0) bundled by \`make kiosk\` from agent/kiosk/web; do not edit` },
   logLevel: "info",
 });

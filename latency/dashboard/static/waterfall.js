@@ -17,12 +17,14 @@ export function ms(v) {
   return v === null || v === undefined ? "-" : Math.round(v).toString();
 }
 
+const callAndTurn = (t) => `${(t.session_id || "").slice(0, 6)} #${t.turn}`;
+
 // `turns` newest last (turn records as turns.jsonl holds them); the newest `rows` are drawn, newest
-// first, under a row for the budget itself.
-export function drawWaterfall(svg, turns, budget, rows = 20) {
+// first, under a row for the budget itself, each named by `label(turn)`.
+export function drawWaterfall(svg, turns, budget, rows = 20, label = callAndTurn) {
   const shown = turns.slice(-rows).reverse();
   const lines = [{ label: "budget", stages: budget, over: [] }].concat(
-    shown.map((t) => ({ label: `${(t.session_id || "").slice(0, 6)} #${t.turn}`, stages: t.stages_ms || {},
+    shown.map((t) => ({ label: label(t), stages: t.stages_ms || {},
                         over: t.over_budget || [], v2v: t.v2v_ms, turn: t })));
   const sum = (s) => STAGES.reduce((a, k) => a + (s[k] || 0), 0);
   const xmax = Math.max(budget.total * 1.2, ...lines.map((r) => sum(r.stages)));

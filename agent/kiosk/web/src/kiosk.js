@@ -3,7 +3,8 @@
 // `lk.transcription` text streams), the agent's state (its `lk.agent.state` attribute) and each
 // turn's latency record (data messages on `halfsec.turn`, as the worker writes them to turns.jsonl).
 import { ConnectionError, ConnectionErrorReason, Room, RoomEvent, Track } from "livekit-client";
-import { drawLegend, drawWaterfall } from "/dashboard/waterfall.js"; // served by the kiosk, not bundled
+// served by the kiosk beside this bundle, not bundled: the page's view of the call
+import { addTurn, drawTurns, showAgentState, showTranscript } from "/static/view.js";
 
 const TRANSCRIPTION_TOPIC = "lk.transcription";
 const TURN_TOPIC = "halfsec.turn";
@@ -13,8 +14,6 @@ const FINAL = "lk.transcription_final";
 
 const $ = (id) => document.getElementById(id);
 let room = null;
-let turns = [];
-let budget = null;
 
 // One word for tests and styles (body[data-state]), one sentence for people.
 function show(state, text, detail = "") {
@@ -107,51 +106,11 @@ function listen(r) {
   r.registerTextStreamHandler(TRANSCRIPTION_TOPIC, readTranscript);
 }
 
-function showAgentState(state) {
-  $("agent-state").textContent = state || "-";
-  $("agent-state").dataset.state = state || "";
-}
-
-// The agent streams each reply segment as deltas; the caller's words come as whole texts that
-// replace the segment's last. Both read the same way: a segment shows its latest stream, whole.
 async function readTranscript(reader, from) {
   const attributes = reader.info.attributes || {};
-  const id = attributes[SEGMENT_ID] || reader.info.id;
   const mine = room && from.identity === room.localParticipant.identity;
-  let line = document.querySelector(`#transcript li[data-segment="${CSS.escape(id)}"]`);
-  if (!line) {
-    line = document.createElement("li");
-    line.dataset.segment = id;
-    line.className = mine ? "caller" : "agent";
-    $("transcript").appendChild(line);
-  }
-  line.classList.toggle("final", attributes[FINAL] === "true");
-  let text = "";
-  for await (const chunk of reader) {
-    text += chunk;
-    line.textContent = text;
-    line.scrollIntoView({ block: "nearest" });
-  }
-}
-
-function addTurn(payload) {
-  let record;
-  try {
-    record = JSON.parse(new TextDecoder().decode(payload));
-  } catch {
-    return; // not a turn record: nothing to draw
-  }
-  turns.push(record);
-  budget = record.budget_ms && record.budget_ms.total ? record.budget_ms : budget;
-  document.body.dataset.turns = String(turns.length);
-  drawTurns();
-}
-
-function drawTurns() {
-  if (!budget) return;
-  $("no-turns").hidden = true;
-  drawWaterfall($("waterfall"), turns, budget, 8);
-  drawLegend($("legend"), budget);
+  await showTranscript(attributes[SEGMENT_ID] || reader.info.id, mine ? "caller" : "agent",
+                       attributes[FINAL] === "true", reader);
 }
 
 $("call").addEventListener("click", () => (room ? room.disconnect() : call()));
