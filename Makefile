@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PROFILE ?=
 PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE))
 
-.PHONY: demo test lint setup models browser clean
+.PHONY: demo test lint setup models browser clean kiosk
 
 demo: models
 	$(VENV)/bin/halfsec demo $(PROFILE_ARG)
@@ -49,6 +49,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; } || \
 	  echo "chromium could not be installed: the dashboard browser test will be skipped"
+
+# The kiosk page's script, agent/kiosk/static/kiosk.js (committed: running or testing the kiosk
+# needs no npm): livekit-client and esbuild from npm, at the versions package-lock.json pins.
+kiosk:
+	cd agent/kiosk/web && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV)

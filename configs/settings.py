@@ -381,6 +381,24 @@ class AgentSettings(_Section):
     greeting: Text | None = None
 
 
+class KioskSettings(_Section):
+    """The caller-facing page (`halfsec kiosk`, agent/kiosk/): it mints LiveKit tokens, so it is the
+    one server of ours meant to face the network; its own rate limit guards it, not the service token."""
+
+    # Loopback by default: the operator opens it to callers deliberately (0.0.0.0 or a proxy).
+    host: Text = "127.0.0.1"
+    port: int = Field(default=8120, ge=1, le=65535)
+    # A token is only needed to join: a short life limits what a leaked one is worth, and the
+    # session outlives it (LiveKit refreshes a connected participant's token itself).
+    token_ttl_s: float = Field(default=600.0, gt=0, le=86400)
+    # POST /api/token per client address per minute: a page needs one per call, and each token
+    # makes LiveKit dispatch an agent (a call's worth of compute), so a loop is cut off early.
+    requests_per_minute: int = Field(default=10, ge=1)
+    # Each token gets a fresh room named PREFIX-<random>; the prefix lets the operator tell
+    # kiosk calls apart on the LiveKit server (and in RUNS/rooms/). LiveKit room-name characters only.
+    room_prefix: Text = Field(default="kiosk", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
 class LatencySettings(_Section):
     target_ms: float = Field(default=DEFAULT_TOTAL_MS, gt=0)  # the voice-to-voice total
     budget_ms: StageBudgets = Field(default_factory=StageBudgets)
@@ -435,6 +453,7 @@ class Settings(BaseSettings):
     latency: LatencySettings = Field(default_factory=LatencySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    kiosk: KioskSettings = Field(default_factory=KioskSettings)
     # The bearer token the services, vLLM and an exposed dashboard require, and their clients
     # send (HALFSEC_SERVICE_TOKEN). A SecretStr: the settings' repr and JSON show "**********".
     service_token: SecretStr | None = None

@@ -83,5 +83,5 @@ async def test_state_metrics_and_events_follow_the_log(tmp_path):
 
         page = await (await client.get("/")).text()
         script = await (await client.get("/static/dashboard.js")).text()
-        assert '<script src="/static/dashboard.js">' in page and "EventSource" in script
+        assert '<script type="module" src="/static/dashboard.js">' in page and "EventSource" in script
         assert "http" not in page.replace("http://www.w3.org", "")  # nothing from elsewhere

@@ -23,6 +23,7 @@ SPECIFIC = {
     "asr.url": ["gpu-box:8101", "ftp://gpu-box", "http://"],
     "tts.url": ["gpu-box:8102"],
     "llm.base_url": ["//gpu-box/v1"],
+    "kiosk.room_prefix": ["", "front desk", "x" * 65],
 }
 # Keys with no bad value, and why.
 ANY_VALUE = {

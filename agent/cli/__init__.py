@@ -2,7 +2,8 @@
 
 Each group of commands is a small module that adds its parsers and runs them:
 `service_commands` (models, services, plan, up), `call_commands` (demo, measure),
-`bench_commands` (bench asr, llm, tts, calls), `latency_commands` (report, dashboard).
+`bench_commands` (bench asr, llm, tts, calls), `latency_commands` (report, dashboard),
+`kiosk_commands` (kiosk).
 Every command gets the parsed arguments and the profile's settings, and returns the exit code.
 """
 
@@ -17,9 +18,9 @@ from rich.markup import escape
 
 from configs import SettingsError, load_settings
 
-from . import bench_commands, call_commands, latency_commands, service_commands
+from . import bench_commands, call_commands, kiosk_commands, latency_commands, service_commands
 
-GROUPS = (service_commands, call_commands, bench_commands, latency_commands)
+GROUPS = (service_commands, call_commands, bench_commands, latency_commands, kiosk_commands)
 console = Console(stderr=True)
 
 

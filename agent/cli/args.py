@@ -43,6 +43,12 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port, 1 to 65535 (got {text!r})")
+    return int(text)
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)

@@ -2,70 +2,12 @@
 // The server does the arithmetic (percentiles, calls); this file only draws what it sends.
 "use strict";
 
-const STAGES = ["endpoint", "stt", "llm_first_token", "first_sentence", "tts_first_audio", "transport"];
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+import { drawLegend, drawWaterfall, ms } from "./waterfall.js";
+
 const ROWS = 20; // turns in the waterfall
-const SVG = "http://www.w3.org/2000/svg";
 
 let turns = [];
 let state = null;
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function ms(v) {
-  return v === null || v === undefined ? "-" : Math.round(v).toString();
-}
-
-function drawWaterfall() {
-  const svg = document.getElementById("waterfall");
-  const budget = state.budget_ms;
-  const shown = turns.slice(-ROWS).reverse();
-  const rows = [{ label: "budget", stages: budget, over: [] }].concat(
-    shown.map((t) => ({ label: `${(t.session_id || "").slice(0, 6)} #${t.turn}`, stages: t.stages_ms || {},
-                        over: t.over_budget || [], v2v: t.v2v_ms, turn: t })));
-  const sum = (s) => STAGES.reduce((a, k) => a + (s[k] || 0), 0);
-  const xmax = Math.max(budget.total * 1.2, ...rows.map((r) => sum(r.stages)));
-  const left = 110, right = 60, rowH = 22, top = 20;
-  const width = svg.clientWidth || 900;
-  const scale = (width - left - right) / xmax;
-  const height = top + rows.length * rowH + 24;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("height", height);
-  svg.replaceChildren();
-  rows.forEach((row, i) => {
-    const y = top + i * rowH;
-    svg.appendChild(el("text", { x: 4, y: y + 15, "data-turn": row.turn ? row.turn.turn : "" }, row.label));
-    let x = left;
-    STAGES.forEach((stage, k) => {
-      const v = row.stages[stage];
-      if (v === undefined || v === null) return;
-      const rect = el("rect", { x, y: y + 3, width: Math.max(v * scale, 0.5), height: rowH - 6, fill: COLORS[k] });
-      if (row.over.includes(stage)) rect.setAttribute("class", "over");
-      rect.appendChild(el("title", {}, `${stage}: ${ms(v)} ms (budget ${ms(budget[stage])})`));
-      svg.appendChild(rect);
-      x += v * scale;
-    });
-    if (i > 0) svg.appendChild(el("text", { x: x + 4, y: y + 15 }, `${ms(row.v2v)} ms`));
-  });
-  const lx = left + budget.total * scale;
-  svg.appendChild(el("line", { x1: lx, x2: lx, y1: top - 6, y2: height - 18, class: "limit" }));
-  svg.appendChild(el("text", { x: lx + 3, y: top - 8 }, `${ms(budget.total)} ms`));
-  svg.appendChild(el("text", { x: left, y: height - 4 }, "ms after the caller's last voiced sample; red outline: over its stage budget"));
-}
-
-function drawLegend() {
-  const legend = document.getElementById("legend");
-  legend.replaceChildren(...STAGES.map((s, k) => {
-    const span = document.createElement("span");
-    span.innerHTML = `<i style="background:${COLORS[k]}"></i>${s} ≤ ${ms(state.budget_ms[s])} ms`;
-    return span;
-  }));
-}
 
 function row(cells, classes = []) {
   const tr = document.createElement("tr");
@@ -135,8 +77,8 @@ function drawHeadline() {
 
 function redraw() {
   drawHeadline();
-  drawWaterfall();
-  drawLegend();
+  drawWaterfall(document.getElementById("waterfall"), turns, state.budget_ms, ROWS);
+  drawLegend(document.getElementById("legend"), state.budget_ms);
   drawRolling();
   drawCalls();
 }
@@ -160,5 +102,5 @@ function connect() {
   };
 }
 
-window.addEventListener("resize", () => state && drawWaterfall());
+window.addEventListener("resize", () => state && drawWaterfall(document.getElementById("waterfall"), turns, state.budget_ms, ROWS));
 connect();
