@@ -163,6 +163,17 @@ class CallTracer:
         # Deprecated (LiveKit logs a warning once) but the only event that carries speech ids.
         session.on("metrics_collected", self._on_metrics)
 
+    def unprompted(self, speech_id: str) -> None:
+        """`speech_id` is a speech the agent began on its own (the greeting): it answers no user
+        turn, so no turn's record times it, not even the caller's first. Its marks are kept apart."""
+        speech = self._speech(speech_id)
+        turn = speech.turn
+        if speech in turn.speeches:
+            turn.speeches.remove(speech)
+            if turn in self._turns and not turn.marks and not turn.speeches and not turn.finals:
+                self._turns.remove(turn)  # opened only to hold it: the caller has not spoken
+        speech.turn = _Turn()  # nobody's turn: never written
+
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self.mark("speech_start")
