@@ -29,14 +29,22 @@ class DataPublisher(Protocol):
     async def publish_data(self, payload: bytes | str, *, reliable: bool = True, topic: str = "") -> None: ...
 
 
+class Room(Protocol):
+    """What the feed uses of LiveKit's `rtc.Room`: its participant exists once it is connected,
+    after the feed is made (records come only then: the caller has spoken)."""
+
+    @property
+    def local_participant(self) -> DataPublisher: ...
+
+
 def payload(record: TurnRecord) -> bytes:
     """The record as a line of turns.jsonl holds it."""
     return json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8")
 
 
 class TurnFeed:
-    def __init__(self, participant: DataPublisher, topic: str = TOPIC) -> None:
-        self._participant = participant
+    def __init__(self, room: Room, topic: str = TOPIC) -> None:
+        self._room = room
         self._topic = topic
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._send_all(), name="turn-feed")
@@ -48,7 +56,7 @@ class TurnFeed:
     async def _send_all(self) -> None:
         while (data := await self._queue.get()) is not None:
             try:
-                await self._participant.publish_data(data, reliable=True, topic=self._topic)
+                await self._room.local_participant.publish_data(data, reliable=True, topic=self._topic)
             except Exception as exc:  # noqa: BLE001 (any failure: the call goes on without its feed)
                 log.warning("could not publish a turn record on %s (%d bytes): %s", self._topic, len(data), exc)
 

@@ -3,6 +3,7 @@ reliable, in order, on topic halfsec.turn; a failed publish is logged and the fe
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 from livekit.rtc.participant import PublishDataError
 
@@ -34,7 +35,7 @@ def turn(n: int):
 
 async def test_each_record_goes_out_as_turns_jsonl_holds_it(tmp_path):
     participant = Participant()
-    feed = TurnFeed(participant)
+    feed = TurnFeed(SimpleNamespace(local_participant=participant))
     with TurnLog(tmp_path / "turns.jsonl") as log:
         for n in (1, 2, 3):
             record = turn(n)
@@ -48,7 +49,7 @@ async def test_each_record_goes_out_as_turns_jsonl_holds_it(tmp_path):
 
 async def test_a_failed_publish_is_logged_and_the_next_goes_out(caplog):
     participant = Participant(failing={1})
-    feed = TurnFeed(participant)
+    feed = TurnFeed(SimpleNamespace(local_participant=participant))
     feed.send(turn(1))
     feed.send(turn(2))
     await feed.aclose()
@@ -60,7 +61,7 @@ async def test_a_failed_publish_is_logged_and_the_next_goes_out(caplog):
 async def test_sending_never_waits_for_the_room(caplog):
     held = asyncio.Event()
     participant = Participant(held=held)
-    feed = TurnFeed(participant)
+    feed = TurnFeed(SimpleNamespace(local_participant=participant))
     for n in range(1, 6):
         feed.send(turn(n))  # returns at once: the tracer's sink is synchronous
     await asyncio.sleep(0)
@@ -72,7 +73,20 @@ async def test_sending_never_waits_for_the_room(caplog):
 
 async def test_a_room_that_never_answers_does_not_hold_up_the_calls_end(caplog, monkeypatch):
     monkeypatch.setattr("agent.turn_feed._CLOSE_TIMEOUT_S", 0.1)
-    feed = TurnFeed(Participant(held=asyncio.Event()))  # never set
+    feed = TurnFeed(SimpleNamespace(local_participant=Participant(held=asyncio.Event())))  # never set
     feed.send(turn(1))
     await feed.aclose()
     assert "turn records still unpublished at the call's end: dropped" in caplog.text
+
+
+class Unconnected:
+    @property
+    def local_participant(self):
+        raise Exception("cannot access local participant before connecting")  # LiveKit's own words
+
+
+async def test_a_room_not_connected_is_a_failed_publish_not_a_crash(caplog):
+    feed = TurnFeed(Unconnected())
+    feed.send(turn(1))
+    await feed.aclose()
+    assert "could not publish a turn record on halfsec.turn" in caplog.text
