@@ -169,3 +169,54 @@ def test_the_server_drains_for_worker_drain_timeout_s(settings, monkeypatch):
     server = make_server(settings)
     assert server._drain_timeout == 42.0
     assert server._agent_name == "halfsec"
+
+
+async def test_a_call_gets_its_persona_and_its_turns_reach_the_file_and_the_room(settings, tmp_path, monkeypatch):
+    """The entrypoint's wiring, with the room (which cannot exist here) and the session it would
+    drive stood in for: the job's persona shapes the session's settings; each turn record goes to
+    turns.jsonl and, the same, to the room's data channel."""
+    import json
+
+    from agent import worker
+    from latency.turnlog import read_turns
+    from tests.test_turn_feed import Participant
+
+    async def nothing(*args, **kwargs) -> None:
+        pass
+
+    built = {}
+
+    def build(settings, tracer):
+        built.update(settings=settings, tracer=tracer)
+        return SimpleNamespace(start=nothing), SimpleNamespace(aclose_clients=nothing)
+
+    monkeypatch.setattr(worker, "build_session", build)
+    monkeypatch.setenv(worker.RUNS_ENV, str(tmp_path))
+    participant, shutdown = Participant(), []
+    ctx = SimpleNamespace(
+        proc=SimpleNamespace(userdata={"settings": settings}),
+        job=SimpleNamespace(
+            metadata=json.dumps({"greeting": "Hi, Ada here.", "system_prompt": "You are Ada."}),
+            room=SimpleNamespace(metadata=json.dumps({"greeting": "the room's, not used"})),
+        ),
+        room=SimpleNamespace(name="support-9", local_participant=participant),
+        add_shutdown_callback=shutdown.append,
+        connect=nothing,
+    )
+    await worker.entrypoint(ctx)
+    call = built["settings"]
+    assert (call.agent.greeting, call.llm.system_prompt, call.tts.voice) == (
+        "Hi, Ada here.",
+        "You are Ada.",
+        "af_heart",
+    )
+
+    tracer = built["tracer"]
+    tracer.mark("speech_start")
+    tracer.mark("end_of_turn")
+    for callback in shutdown:  # the call ends: its open turn is written, published, and all closed
+        await callback()
+    [path] = list((tmp_path / "rooms").glob("support-9-*/turns.jsonl"))
+    written = list(read_turns(path))
+    assert len(written) == 1 and written[0]["session_id"] == "support-9"
+    assert [sent for sent, _, _ in participant.sent] == written
