@@ -27,7 +27,8 @@ FULL, AVAILABLE = agent.WorkerStatus.WS_FULL, agent.WorkerStatus.WS_AVAILABLE
 
 
 class Worker:
-    def __init__(self, tmp_path: Path, url: str, **env: str) -> None:
+    def __init__(self, tmp_path: Path, url: str, mode: str = "start", **env: str) -> None:
+        self.mode = mode
         self.hold = tmp_path / "hold"
         self.hold.mkdir()
         self.log = tmp_path / "worker.log"
@@ -49,7 +50,7 @@ class Worker:
     async def __aenter__(self) -> Worker:
         with self.log.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.worker_app", cwd=REPO, env=self.env, stdout=out, stderr=out
+                sys.executable, "-m", "tests.worker_app", self.mode, cwd=REPO, env=self.env, stdout=out, stderr=out
             )
         return self
 
@@ -127,3 +128,16 @@ async def test_the_drain_ends_calls_still_going_after_its_timeout(tmp_path):
     assert "drain timed out" in w.output()
     ended = w.ended("J1")
     assert ended is not None and ended != HUNG_UP  # the worker ended the call, and its shutdown ran
+
+
+async def test_dev_mode_exits_without_draining(tmp_path):
+    async with standin_server() as (lk, url), Worker(tmp_path, url, mode="dev") as w:
+        await asyncio.wait_for(lk.registered, WAIT_S)
+        assert (await lk.offer("J1")).available
+        await w.started("J1")
+        assert w.proc is not None
+        w.proc.send_signal(signal.SIGTERM)
+        assert await w.exit_code() == 0, w.output()[-3000:]
+    ended = w.ended("J1")
+    assert ended is not None and ended != HUNG_UP  # ended by the worker, at once
+    assert "draining worker" not in w.output()

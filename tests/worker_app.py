@@ -1,7 +1,8 @@
-"""`halfsec up start` with calls a test holds open: our server (make_server: prewarm, load,
-admission, agent name, drain timeout) run by `serve` through LiveKit's runner, in a process of its
-own so a test can SIGTERM it. Only the entrypoint differs: a room cannot be joined here, so each
-job, in its own LiveKit job process, is a call that lasts until the test hangs it up.
+"""`halfsec up start` (or `dev`, the first argument) with calls a test holds open: our server
+(make_server: prewarm, load, admission, agent name, drain timeout) run by `serve` through
+LiveKit's runner, in a process of its own so a test can SIGTERM it. Only the entrypoint differs:
+a room cannot be joined here, so each job, in its own LiveKit job process, is a call that lasts
+until the test hangs it up.
 
 As our entrypoint does, it returns once the call is set up, and the call lives on until the job
 shuts down. It writes HOLD/<job id>.started (the job's metadata); the caller hangs up when
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 from livekit.agents import JobContext
@@ -45,4 +47,5 @@ if __name__ == "__main__":
 
     check_env()
     os.environ[PROFILE_ENV] = "cpu"
-    serve(make_server(load_settings("cpu"), entrypoint=held_call, port=0), "start")
+    mode = sys.argv[1] if len(sys.argv) > 1 else "start"
+    serve(make_server(load_settings("cpu"), entrypoint=held_call, port=0), mode)  # type: ignore[arg-type]
