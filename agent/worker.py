@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -182,8 +183,27 @@ def serve(server: AgentServer, mode: Mode = "start", log_level: str = "INFO") ->
     _run_worker(server, proto.CliArgs(log_level=log_level, dev=mode == "dev"))
 
 
+def check_dashboard_port(settings: Settings) -> None:
+    """The dashboard's address is free: taken, the worker would fail inside LiveKit's runner,
+    with a traceback instead of this line."""
+    o = settings.latency
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will bind
+        try:
+            probe.bind((o.dashboard_host, o.dashboard_port))
+        except OSError as exc:
+            raise WorkerConfigError(
+                f"latency.dashboard_port {o.dashboard_port} on {o.dashboard_host} is taken ({exc.strerror}): "
+                "stop what serves it, or set HALFSEC_LATENCY__DASHBOARD_PORT"
+            ) from None
+
+
 def run_worker(profile: str, mode: Mode = "start", log_level: str = "INFO") -> None:
     check_env()
     settings = load_settings(profile)  # a bad profile fails here, not in every job process
+    check_dashboard_port(settings)
     os.environ[PROFILE_ENV] = profile
-    serve(make_server(settings), mode, log_level)
+    server = make_server(settings)
+    serve(server, mode, log_level)
+    if server._connection_failed:  # LiveKit logged why and shut down; the exit status says so too
+        raise WorkerConfigError(f"could not connect to the LiveKit server at {os.environ.get('LIVEKIT_URL')}")

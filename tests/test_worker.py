@@ -220,3 +220,18 @@ async def test_a_call_gets_its_persona_and_its_turns_reach_the_file_and_the_room
     written = list(read_turns(path))
     assert len(written) == 1 and written[0]["session_id"] == "support-9"
     assert [sent for sent, _, _ in participant.sent] == written
+
+
+def test_a_taken_dashboard_port_is_one_clear_error_before_livekit_starts(settings):
+    import socket
+
+    from agent.worker import check_dashboard_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = settings.model_copy(update={"latency": settings.latency.model_copy(update={"dashboard_port": port})})
+        with pytest.raises(WorkerConfigError, match=f"latency.dashboard_port {port} on 127.0.0.1 is taken"):
+            check_dashboard_port(busy)
+    check_dashboard_port(busy)  # free again
