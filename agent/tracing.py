@@ -16,7 +16,8 @@ the turn's record takes the reply's marks from the speech that answered it (the 
 heard, else the one LiveKit scheduled) and only counts the others (`preemptive`).
 
 A turn is written once its speeches are done and it was answered or the caller moved on to the
-next turn, so an interrupted reply is recorded on its own turn, flagged.
+next turn, so an interrupted reply is recorded on its own turn, flagged. A speech the agent starts
+on its own (the greeting, `unprompted`) answers no turn and has no record.
 """
 
 from __future__ import annotations
