@@ -97,7 +97,7 @@ async def with_known_voice(persona: Persona, settings: Settings) -> Persona:
     try:
         async with asyncio.timeout(_VOICES_TIMEOUT_S):
             voices = await client.voices()
-    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+    except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as exc:  # no usable answer
         log.info("could not ask the TTS for its voices (%s): keeping the persona's voice %s", exc, persona.voice)
         return persona
     finally:
