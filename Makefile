@@ -4,12 +4,14 @@
 PYTHON ?= python3
 VENV := .venv
 VLLM_VENV := .venv-vllm
-PROFILE ?= cpu
+# empty: the commands take HALFSEC_PROFILE (environment or .env), else cpu
+PROFILE ?=
+PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE))
 
 .PHONY: demo test lint setup models browser clean
 
 demo: models
-	$(VENV)/bin/halfsec demo --profile $(PROFILE)
+	$(VENV)/bin/halfsec demo $(PROFILE_ARG)
 
 test: lint models browser
 	$(VENV)/bin/python -m pytest -q -rs tests
@@ -22,7 +24,7 @@ lint: $(VENV)/.installed
 setup: $(VENV)/.installed $(VLLM_VENV)/.installed
 
 models: setup
-	$(VENV)/bin/halfsec models --profile $(PROFILE)
+	$(VENV)/bin/halfsec models $(PROFILE_ARG)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -200,7 +200,7 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
     go to the plugin as they are (a test's `extra_body={"ignore_eos": True}`)."""
     return openai.LLM(
         model=settings.llm.served_model_name,
-        base_url=f"{settings.llm.url}/v1",
+        base_url=settings.llm.client_base_url,
         # vLLM checks it when HALFSEC_SERVICE_TOKEN is set; without, the openai client still wants one
         api_key=settings.token() or "halfsec-local",
         temperature=settings.llm.temperature,
@@ -228,7 +228,7 @@ def build_session(
     clients and the LLM come from settings unless given (a test's fakes)."""
     vad = vad or build_vad(settings)
     stt = HalfsecSTT(
-        asr or AsrClient(settings.asr.url, token=settings.token()),
+        asr or AsrClient(settings.asr.client_url, token=settings.token()),
         language=settings.asr.language or "en",
         on_mark=tracer.mark,
         on_transcript=tracer.transcript,
@@ -238,7 +238,7 @@ def build_session(
         streaming=settings.asr.streaming,
     )
     model = model or build_llm(settings)
-    kokoro_client = tts_client or TtsClient(settings.tts.url, token=settings.token())
+    kokoro_client = tts_client or TtsClient(settings.tts.client_url, token=settings.token())
 
     def phrase(text: str, keep: bool = False) -> PrerenderedPhrase:
         speaker = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed)

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -42,6 +43,11 @@ class SettingsError(ValueError):
 
 
 TOKEN_ENV = "HALFSEC_SERVICE_TOKEN"
+PROFILE_ENV = "HALFSEC_PROFILE"  # the profile a command loads when none is named
+
+
+def default_profile() -> str:
+    return os.environ.get(PROFILE_ENV) or "cpu"
 
 
 def is_loopback(host: str) -> bool:
@@ -78,16 +84,52 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _http_url(value: str | None) -> str | None:
+    """An http(s) URL with a host, without its trailing slash; None stays None."""
+    if value is None:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("not an http:// or https:// URL with a host")
+    return value.rstrip("/")
+
+
 class ServiceAddress(_Section):
+    """Where a service listens (`host`, `port`: the one this box runs), and where clients reach it.
+    A service elsewhere (another box's `halfsec services`) is named by its URL; then this box
+    starts none of its own, and the clients go there."""
+
     host: Text = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
 
     @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def local_url(self) -> str:
+        """The service this box runs, as a client on this box reaches it."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)  # a wildcard bind answers on loopback
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def elsewhere(self) -> str | None:
+        """The URL of the service on another box, when one is set (then this box runs none)."""
+        return None
 
 
-class AsrSettings(ServiceAddress):
+class _SpeechService(ServiceAddress):
+    # e.g. http://gpu-box:8101 for workers on many hosts sharing one GPU box's services
+    url: str | None = None
+
+    _check_url = field_validator("url")(lambda cls, v: _http_url(v))
+
+    @property
+    def elsewhere(self) -> str | None:
+        return self.url
+
+    @property
+    def client_url(self) -> str:
+        return self.url or self.local_url
+
+
+class AsrSettings(_SpeechService):
     port: int = Field(default=8101, ge=1, le=65535)
     model: Text = "whisper-tiny.en"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
@@ -149,7 +191,7 @@ class AsrSettings(ServiceAddress):
     fallback_text: Text = "Sorry, I didn't catch that. Could you say it again?"
 
 
-class TtsSettings(ServiceAddress):
+class TtsSettings(_SpeechService):
     port: int = Field(default=8102, ge=1, le=65535)
     backend: Literal["onnx", "torch"] = "onnx"
     model: Text = "kokoro/kokoro-v1.0.int8.onnx"
@@ -174,6 +216,20 @@ class TtsSettings(ServiceAddress):
 
 class LlmSettings(ServiceAddress):
     port: int = Field(default=8103, ge=1, le=65535)
+    # The OpenAI-compatible API of an LLM server elsewhere, with its /v1 (e.g. http://gpu-box:8103/v1);
+    # unset: the vLLM this box runs at host:port.
+    base_url: str | None = None
+
+    _check_base_url = field_validator("base_url")(lambda cls, v: _http_url(v))
+
+    @property
+    def elsewhere(self) -> str | None:
+        return self.base_url
+
+    @property
+    def client_base_url(self) -> str:
+        return self.base_url or f"{self.local_url}/v1"
+
     model: Text = "smollm2-135m-instruct"
     served_model_name: Text = "halfsec-llm"
     # Interpreter that has vLLM installed; relative paths are taken from the repo root.
@@ -335,6 +391,13 @@ class _EnvSource(EnvSettingsSource):
     """The environment, where a list or mapping that is not JSON goes on to validation as the
     string it is: validation's error names the key (the library's own names only the section)."""
 
+    def __call__(self) -> dict[str, Any]:
+        # HALFSEC_PROFILE chooses which profile loads (`default_profile`); it must not rename the
+        # one that was named instead
+        values = super().__call__()
+        values.pop("profile", None)
+        return values
+
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         try:
             return super().decode_complex_value(field_name, field, value)
@@ -374,6 +437,14 @@ class Settings(BaseSettings):
     def _exposed_needs_token(self) -> Settings:
         # Anything bound beyond loopback is reachable by the network: it must ask for a token.
         if self.service_token is None:
+            for key, url in self.services_elsewhere().items():
+                host = urlsplit(url).hostname or ""
+                if not is_loopback(host):
+                    raise PydanticCustomError(
+                        "elsewhere_without_token",
+                        "{key} is on {host}: set {env}, the bearer token the services there require",
+                        {"key": key, "host": host, "env": TOKEN_ENV},
+                    )
             for key, host in self.bound_hosts().items():
                 if not is_loopback(host):
                     raise PydanticCustomError(
@@ -392,6 +463,11 @@ class Settings(BaseSettings):
             "llm.host": self.llm.host,
             "latency.dashboard_host": self.latency.dashboard_host,
         }
+
+    def services_elsewhere(self) -> dict[str, str]:
+        """Setting key -> the URL of a service another box runs (this box starts none of it)."""
+        keys = {"asr.url": self.asr, "tts.url": self.tts, "llm.base_url": self.llm}
+        return {key: o.elsewhere for key, o in keys.items() if o.elsewhere is not None}
 
     def token(self) -> str | None:
         """The service token in clear, for the header a client sends (never for a log)."""
@@ -446,8 +522,10 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
-def load_settings(profile: str | os.PathLike[str] = "cpu") -> Settings:
-    """Load a profile by name (or YAML path), then apply HALFSEC_* environment overrides."""
+def load_settings(profile: str | os.PathLike[str] | None = None) -> Settings:
+    """Load a profile by name (or YAML path; None: $HALFSEC_PROFILE, else cpu), then apply
+    HALFSEC_* environment overrides."""
+    profile = profile or default_profile()
     path = Path(profile)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILE_DIR / f"{profile}.yaml"

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from configs import Settings, load_settings
+from configs import Settings, default_profile, load_settings
 from configs.settings import ServiceAddress
 
 # Left open with a token set: orchestrators' and the supervisor's health checks carry no
@@ -130,7 +130,7 @@ def service_main(
 ) -> None:
     """The `python -m services.X.server --profile P` entry point every HTTP service shares."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--profile", default=default_profile())
     args = parser.parse_args()
     # HALFSEC_LOG_LEVEL=DEBUG shows each stream's events (services/asr) when chasing a bad turn.
     level = os.environ.get("HALFSEC_LOG_LEVEL", "INFO").upper()

@@ -73,7 +73,7 @@ def service_specs(
         return ServiceSpec(
             "llm",
             vllm_command(settings),
-            f"{settings.llm.url}/health",
+            f"{settings.llm.local_url}/health",
             settings.llm.startup_timeout_s,
             vllm_env(settings),
             _usable_cpus(settings.llm.cpu_affinity),
@@ -81,8 +81,12 @@ def service_specs(
         )
 
     specs = {
-        "asr": lambda: ServiceSpec("asr", python_service("services.asr.server"), f"{settings.asr.url}/health", 60),
-        "tts": lambda: ServiceSpec("tts", python_service("services.tts.server"), f"{settings.tts.url}/health", 60),
+        "asr": lambda: ServiceSpec(
+            "asr", python_service("services.asr.server"), f"{settings.asr.local_url}/health", 60
+        ),
+        "tts": lambda: ServiceSpec(
+            "tts", python_service("services.tts.server"), f"{settings.tts.local_url}/health", 60
+        ),
         "llm": llm,
     }
     return [specs[name]() for name in names]
@@ -299,8 +303,11 @@ class Supervisor:
 
 
 def supervisor(settings: Settings, profile: str, names: tuple[str, ...] = ("asr", "tts", "llm")) -> Supervisor:
-    """The services `names` of `profile`, logging under the cache directory (use with `async with`)."""
-    return Supervisor(service_specs(settings, profile, names), settings.cache_dir / "logs")
+    """The services `names` of `profile` that this box runs, logging under the cache directory
+    (use with `async with`). One whose URL names another box (`asr.url`, `tts.url`,
+    `llm.base_url`) is that box's to run: it is left out."""
+    here = tuple(name for name in names if getattr(settings, name).elsewhere is None)
+    return Supervisor(service_specs(settings, profile, here), settings.cache_dir / "logs")
 
 
 @asynccontextmanager
@@ -309,7 +316,10 @@ async def serving(
 ) -> AsyncIterator[str]:
     """services/NAME alone, started or reused, for a bench; yields its URL. A reused one must be
     what the bench asks for: `mismatch` reads its JSON at `path` and says what is wrong, else None."""
-    url = getattr(settings, name).url
+    address = getattr(settings, name)
+    url = address.elsewhere or address.local_url
+    if name == "llm" and address.elsewhere:  # the bench adds /v1 itself
+        url = url.removesuffix("/v1")
     async with supervisor(settings, profile, (name,)):
         headers = auth_headers(settings.token())  # vLLM's /v1/models asks for the token when set
         async with aiohttp.ClientSession(headers=headers) as http, http.get(f"{url}{path}") as resp:

@@ -106,7 +106,7 @@ async def test_barge_in_aborts_the_generation_at_the_server(services, settings):
     the reply task is cancelled), seen on vLLM's metrics, not only in the client."""
     long = settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": 1500})})
     session, agent = await text_session(long, extra_body={"ignore_eos": True})  # runs on unless aborted
-    url = settings.llm.url
+    url = settings.llm.local_url
     try:
         before = (await vllm_metrics(url))[GENERATED]
         session.generate_reply(user_input="Tell me a very long story about a lighthouse keeper.")

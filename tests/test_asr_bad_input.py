@@ -31,7 +31,7 @@ class Asr:
 
     @property
     def url(self) -> str:
-        return self.settings.asr.url
+        return self.settings.asr.client_url
 
     @property
     def pid(self) -> int:

@@ -16,7 +16,7 @@ MAX_MEAN_WER = 0.12
 
 @pytest.fixture
 async def asr(asr_service, settings):
-    client = AsrClient(settings.asr.url)
+    client = AsrClient(settings.asr.client_url)
     yield client
     await client.aclose()
 

@@ -33,7 +33,7 @@ def noise(seconds: float, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture
 async def asr(asr_service, settings):
-    client = AsrClient(settings.asr.url)
+    client = AsrClient(settings.asr.client_url)
     yield client
     await client.aclose()
 
@@ -129,5 +129,5 @@ async def test_an_abrupt_disconnect_leaves_the_service_serving(asr, settings, sp
     await asyncio.sleep(0.5)
     events = await events_of(asr, np.concatenate([pcm(speech[4][0]), SILENCE]), realtime=False)
     assert any(isinstance(e, Final) and e.text for e in events)
-    async with aiohttp.ClientSession() as http, http.get(f"{settings.asr.url}/health") as resp:
+    async with aiohttp.ClientSession() as http, http.get(f"{settings.asr.client_url}/health") as resp:
         assert (await resp.json())["streams"] == 0

@@ -22,14 +22,14 @@ def stopped_pieces(health: dict) -> int:
 
 async def test_barge_in_silences_the_agent_and_stops_the_services(services, settings, speech, tmp_path):
     long = settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": 200})})
-    tts = TtsClient(settings.tts.url)
+    tts = TtsClient(settings.tts.client_url)
     before_tts = stopped_pieces(await tts.health())
     files = [speech[0][0], call_turns(settings)[4]]  # a question, then "eight of spades ..." over the reply
     running: list[tuple[float, float]] = []  # (time, requests vLLM is decoding)
 
     async def sample() -> None:
         while True:
-            running.append((time.monotonic(), (await vllm_metrics(settings.llm.url))[RUNNING]))
+            running.append((time.monotonic(), (await vllm_metrics(settings.llm.local_url))[RUNNING]))
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())

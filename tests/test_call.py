@@ -46,7 +46,7 @@ async def test_agent_audio_is_written_and_is_speech(call, settings, services):
     audio, rate = sf.read(call.out_dir / "agent.wav", dtype="int16")
     assert rate == 24000 and len(audio) / rate > 2.0
     first = audio[: rate * 6]  # Whisper reads back the start of what the agent said
-    asr = AsrClient(settings.asr.url)
+    asr = AsrClient(settings.asr.client_url)
     heard = (await asr.transcribe(to_pcm16_mono(rtc.AudioFrame(first.tobytes(), rate, 1, len(first))))).text
     await asr.aclose()
     spoken = " ".join(t["agent_text"] for t in call.turns).lower()

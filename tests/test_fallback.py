@@ -25,10 +25,12 @@ async def test_unreachable_llm_gets_the_spoken_fallback_every_turn(services, set
 
 async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(services, settings, speech, tmp_path):
     dead = settings.model_copy(update={"asr": settings.asr.model_copy(update={"port": free_port()})})
-    tts = TtsClient(settings.tts.url)
+    tts = TtsClient(settings.tts.client_url)
     before = (await tts.health())["pieces"]["synthesized"]
     texts = [settings.asr.fallback_text, settings.llm.fallback_text]
-    if not kept(settings.tts.fallback_text, settings.tts.url):  # the TTS's is made once per process: by this call?
+    if not kept(
+        settings.tts.fallback_text, settings.tts.client_url
+    ):  # the TTS's is made once per process: by this call?
         texts.append(settings.tts.fallback_text)
     call = await run_call(dead, [wav for wav, _ in speech[3:5]], tmp_path)
     made = (await tts.health())["pieces"]["synthesized"] - before

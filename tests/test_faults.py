@@ -42,7 +42,7 @@ async def own(settings: Settings, llm_service, tmp_path_factory: pytest.TempPath
 
 async def _warm(settings: Settings) -> None:
     """A fresh Kokoro's first synthesis takes seconds: not in turn 1, whose answer the test needs."""
-    tts = TtsClient(settings.tts.url)
+    tts = TtsClient(settings.tts.client_url)
     try:
         async for _ in tts.stream("Hello there, how are you?"):
             pass

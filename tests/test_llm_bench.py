@@ -157,7 +157,7 @@ async def test_bench_against_vllm(services, settings):
     """The real vLLM server (started once per session, as for test_llm_service)."""
     o = settings.llm
     figures = await run_bench(
-        o.url,
+        o.local_url,
         o.served_model_name,
         o.system_prompt,
         concurrency=[1, 2],

@@ -13,7 +13,7 @@ from .vllm_metrics import GENERATED, RUNNING, vllm_metrics, wait_for
 
 
 def client(settings) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{settings.llm.url}/v1", api_key="x", max_retries=0)
+    return openai.AsyncOpenAI(base_url=f"{settings.llm.local_url}/v1", api_key="x", max_retries=0)
 
 
 async def test_vllm_streams_a_reply(services, settings):
@@ -85,7 +85,7 @@ async def test_a_forced_tool_call_comes_back_parsed(services, settings):
 async def test_a_cancelled_stream_stops_generating_at_the_server(services, settings):
     """A caller who barges in closes the stream; vLLM must stop decoding then, not run on to
     max_tokens. Checked on vLLM's own metrics (running requests, tokens generated)."""
-    url = settings.llm.url
+    url = settings.llm.local_url
     oai = client(settings)
     before = (await vllm_metrics(url))[GENERATED]
     stream = await oai.chat.completions.create(

@@ -18,7 +18,12 @@ from agent.cli import main
 from configs import Settings, SettingsError, load_settings
 
 # A bad value the schema's types cannot tell (a validator's rule).
-SPECIFIC = {"tools.timezone": ["Mars/Olympus_Mons"]}
+SPECIFIC = {
+    "tools.timezone": ["Mars/Olympus_Mons"],
+    "asr.url": ["gpu-box:8101", "ftp://gpu-box", "http://"],
+    "tts.url": ["gpu-box:8102"],
+    "llm.base_url": ["//gpu-box/v1"],
+}
 # Keys with no bad value, and why.
 ANY_VALUE = {
     "tts.voices": "a path, and empty means none (the torch backend's voices come with its model)",

@@ -18,7 +18,7 @@ async def test_livekit_gets_start_interim_preflight_end_and_final(asr_service, s
     transcripts: list[tuple[str, str]] = []
     # the ASR's endpoint ends the turn here (turn.detection "stt"): the plugin marks it
     plugin = HalfsecSTT(
-        AsrClient(settings.asr.url),
+        AsrClient(settings.asr.client_url),
         on_mark=marks.append,
         on_transcript=lambda kind, text: transcripts.append((kind, text)),
         marks_end_of_turn=True,
@@ -55,7 +55,7 @@ async def test_livekit_gets_start_interim_preflight_end_and_final(asr_service, s
 
 async def test_without_stt_turn_detection_the_plugin_leaves_the_end_of_turn_to_the_session(settings):
     marks: list[str] = []
-    plugin = HalfsecSTT(AsrClient(settings.asr.url), on_mark=marks.append)  # marks_end_of_turn=False
+    plugin = HalfsecSTT(AsrClient(settings.asr.client_url), on_mark=marks.append)  # marks_end_of_turn=False
     stream = plugin.stream()
     from services.asr.protocol import EndOfSpeech
 

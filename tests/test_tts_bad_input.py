@@ -51,7 +51,7 @@ async def healthy_audio(url: str) -> np.ndarray:
 @pytest.mark.parametrize("kind", list(BAD_REQUESTS))
 async def test_a_bad_request_is_answered_alone(settings, tts_service, kind):
     data, status, words = BAD_REQUESTS[kind]
-    url = settings.tts.url
+    url = settings.tts.client_url
     async with asyncio.TaskGroup() as tasks, aiohttp.ClientSession() as http:
         healthy = tasks.create_task(healthy_audio(url))
         async with http.post(f"{url}/v1/synthesize", data=data) as resp:

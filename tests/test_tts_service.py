@@ -44,14 +44,14 @@ LONG_REPLY = " ".join(
 
 @pytest.fixture
 async def tts(tts_service, settings):
-    client = TtsClient(settings.tts.url)
+    client = TtsClient(settings.tts.client_url)
     yield client
     await client.aclose()
 
 
 @pytest.fixture
 async def asr(asr_service, settings):
-    client = AsrClient(settings.asr.url)
+    client = AsrClient(settings.asr.client_url)
     yield client
     await client.aclose()
 
@@ -146,7 +146,7 @@ async def test_chunk_joins_do_not_click(tts, settings):
     itself does."""
     from agent.plugins.kokoro_tts import HalfsecTTS
 
-    plugin = HalfsecTTS(TtsClient(settings.tts.url))
+    plugin = HalfsecTTS(TtsClient(settings.tts.client_url))
     chunks = []
     for text in ("Sure, I can help with that,", "and your table is booked for eight.", "See you then!"):
         pcm = np.concatenate([np.frombuffer(ev.frame.data, np.int16) async for ev in plugin.synthesize(text)])

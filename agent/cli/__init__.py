@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from dotenv import find_dotenv, load_dotenv
 from rich.console import Console
 from rich.markup import escape
 
@@ -32,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A .env in the working directory (or above) fills what the environment leaves unset:
+    # LIVEKIT_URL and its keys, HALFSEC_PROFILE, any HALFSEC_* setting. The services and job
+    # processes this command starts inherit it.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from configs import Settings
+from configs import Settings, default_profile
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, fn: Command, help: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help)
-    parser.add_argument("--profile", default="cpu", help="settings profile (configs/NAME.yaml) or a YAML path")
+    add_profile(parser)
     parser.set_defaults(fn=fn)
     return parser
+
+
+def add_profile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        default=default_profile(),  # read after .env (cli.main)
+        help="settings profile (configs/NAME.yaml) or a YAML path (default: $HALFSEC_PROFILE, else cpu)",
+    )
 
 
 def concurrency_levels(text: str) -> list[int]:

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from configs import Settings
 
-from .args import concurrency_levels, minutes, positive
+from .args import add_profile, concurrency_levels, minutes, positive
 
 
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
@@ -170,7 +170,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     def add(name: str, fn, help: str) -> argparse.ArgumentParser:  # noqa: A002
         parser = bench.add_parser(name, help=help)
-        parser.add_argument("--profile", default="cpu", help="settings profile")
+        add_profile(parser)
         parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line, last")
         parser.set_defaults(fn=fn)
         return parser
