@@ -117,7 +117,7 @@ def keep_tts_fallback(settings: Settings, timeout_s: float = PREWARM_TIMEOUT_S) 
     Whether the audio is kept."""
 
     async def make() -> bool:
-        client = TtsClient(settings.tts.url, token=settings.token())
+        client = TtsClient(settings.tts.client_url, token=settings.token())
         speaker = HalfsecTTS(client, voice=settings.tts.voice, speed=settings.tts.speed)
         # no retries: a TTS that is down now is asked again at the first call
         once = APIConnectOptions(max_retry=0, timeout=timeout_s)

@@ -93,7 +93,7 @@ async def with_known_voice(persona: Persona, settings: Settings) -> Persona:
     A TTS that does not answer cannot say; the voice is kept (its outage has its own fallback)."""
     if persona.voice is None:
         return persona
-    client = TtsClient(settings.tts.url, token=settings.token())
+    client = TtsClient(settings.tts.client_url, token=settings.token())
     try:
         async with asyncio.timeout(_VOICES_TIMEOUT_S):
             voices = await client.voices()

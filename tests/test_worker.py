@@ -144,7 +144,7 @@ async def test_prewarm_goes_on_without_a_tts(monkeypatch, caplog):
     await asyncio.to_thread(prewarm, proc)
     assert proc.userdata["settings"].tts.port == int(os.environ["HALFSEC_TTS__PORT"])
     assert "could not prerender the fallback" in caplog.text and "Connect call failed" in caplog.text
-    assert not kept(proc.userdata["settings"].tts.fallback_text, proc.userdata["settings"].tts.url)
+    assert not kept(proc.userdata["settings"].tts.fallback_text, proc.userdata["settings"].tts.client_url)
 
     async with fake_service(FakeKokoro(held=True)) as url:  # takes the request, never answers
         from urllib.parse import urlparse
