@@ -1,5 +1,6 @@
 """The fallbacks' audio, synthesized ahead instead of when needed: the LLM's and the ASR's once per
-call, at its start; the TTS's once per process (its first call's start), kept for the calls after.
+call, at its start; the TTS's once per process, kept for its calls: made in LiveKit's prewarm, before
+any caller waits (`keep_tts_fallback`), or, if the TTS could not make it then, at the first call's start.
 
 The fallback must be heard within 2 s of the end of the turn. Its text is fixed, but sent to the TTS
 like any reply it waits for Kokoro, and on a loaded CPU that alone was 3.4 s for "Sorry," (in
@@ -16,10 +17,19 @@ import logging
 from collections.abc import AsyncIterator
 
 from livekit import rtc
+from livekit.agents import APIConnectOptions
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+
+from configs import Settings
+from services.tts.client import TtsClient
 
 from .plugins import HalfsecTTS
 
 log = logging.getLogger("halfsec.agent")
+
+# Prewarm waits this long for the TTS's apology: well within LiveKit's 10 s to initialize a job
+# process, and a TTS that is down fails at once (a hung one is what this bounds).
+PREWARM_TIMEOUT_S = 3.0
 
 # Phrases kept for the process, by (TTS service, text, voice, speed): made by the first call
 # that needs them (the service is part of the key: a test's fake TTS makes other audio).
@@ -38,9 +48,17 @@ class PrerenderedPhrase:
     `tts`: a plugin without milestones, on the call's own TTS client (the call closes that).
     `keep`: made once per process, not per call (the TTS's fallback)."""
 
-    def __init__(self, text: str, tts: HalfsecTTS, *, keep: bool = False) -> None:
+    def __init__(
+        self,
+        text: str,
+        tts: HalfsecTTS,
+        *,
+        keep: bool = False,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> None:
         self.text = text
         self._tts = tts
+        self._conn_options = conn_options
         self._key = (tts.service_url, text, tts.voice, tts.speed) if keep else None
         self._frames: list[rtc.AudioFrame] | None = _KEPT.get(self._key) if self._key else None
         self._task: asyncio.Task[None] | None = None
@@ -55,7 +73,7 @@ class PrerenderedPhrase:
     async def _render(self, after: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*after, return_exceptions=True)
         try:
-            async with self._tts.synthesize(self.text) as stream:
+            async with self._tts.synthesize(self.text, conn_options=self._conn_options) as stream:
                 frames = [ev.frame async for ev in stream]
         except Exception as exc:  # noqa: BLE001 (any failure: the live TTS speaks it instead)
             log.warning("could not prerender the fallback (%s): the TTS will speak it when needed", exc)
@@ -63,6 +81,12 @@ class PrerenderedPhrase:
         self._frames = frames
         if self._key is not None:
             _KEPT[self._key] = frames
+
+    async def render(self) -> bool:
+        """Synthesize now and wait for it (once); whether the audio is ready."""
+        if self._frames is None:
+            await self._render([])
+        return self._frames is not None
 
     @property
     def frames(self) -> list[rtc.AudioFrame] | None:
@@ -84,3 +108,27 @@ class PrerenderedPhrase:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def keep_tts_fallback(settings: Settings, timeout_s: float = PREWARM_TIMEOUT_S) -> bool:
+    """Make the TTS's apology (`tts.fallback_text`, in the profile's voice) for every call of this
+    process, from synchronous code before its event loop runs (LiveKit's prewarm). A TTS that is
+    down or slow now costs nothing: logged, and the first call makes it, as without prewarm.
+    Whether the audio is kept."""
+
+    async def make() -> bool:
+        client = TtsClient(settings.tts.client_url, token=settings.token())
+        speaker = HalfsecTTS(client, voice=settings.tts.voice, speed=settings.tts.speed)
+        # no retries: a TTS that is down now is asked again at the first call
+        once = APIConnectOptions(max_retry=0, timeout=timeout_s)
+        phrase = PrerenderedPhrase(settings.tts.fallback_text, speaker, keep=True, conn_options=once)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await phrase.render()
+        except TimeoutError:
+            log.warning("the TTS made no fallback audio within %.1f s: the first call makes it", timeout_s)
+            return False
+        finally:
+            await client.aclose()
+
+    return asyncio.run(make())

@@ -76,6 +76,7 @@ class HalfsecAgent(Agent):
         # made at call start, with the LLM's: the ASR fallback, which the session says itself
         self._tts_fallback = tts_fallback  # what `speaker` plays while the TTS is down
         self._phrases = [p for p in (fallback_audio, *prerender, tts_fallback) if p is not None]
+        self._greeting = settings.agent.greeting
         count, how = token_counter(settings)
         self._history = HistoryWindow(history_budget(settings), count)
         log.debug("history budget %d tokens, counted by %s", self._history.budget_tokens, how)
@@ -87,6 +88,9 @@ class HalfsecAgent(Agent):
             phrase.start()
         if self._tts_fallback is not None:
             self._tts_fallback.start(after=own)
+        if self._greeting:
+            # the agent speaks first; it is in the chat history, but no user turn's reply
+            self._tracer.unprompted(self.session.say(self._greeting).id)
 
     async def aclose_clients(self) -> None:
         """Close the plugins' HTTP sessions (AgentSession.aclose leaves its plugins open)."""

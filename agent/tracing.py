@@ -16,7 +16,8 @@ the turn's record takes the reply's marks from the speech that answered it (the 
 heard, else the one LiveKit scheduled) and only counts the others (`preemptive`).
 
 A turn is written once its speeches are done and it was answered or the caller moved on to the
-next turn, so an interrupted reply is recorded on its own turn, flagged.
+next turn, so an interrupted reply is recorded on its own turn, flagged. A speech the agent starts
+on its own (the greeting, `unprompted`) answers no turn and has no record.
 """
 
 from __future__ import annotations
@@ -162,6 +163,17 @@ class CallTracer:
         session.on("agent_false_interruption", self._on_false_interruption)
         # Deprecated (LiveKit logs a warning once) but the only event that carries speech ids.
         session.on("metrics_collected", self._on_metrics)
+
+    def unprompted(self, speech_id: str) -> None:
+        """`speech_id` is a speech the agent began on its own (the greeting): it answers no user
+        turn, so no turn's record times it, not even the caller's first. Its marks are kept apart."""
+        speech = self._speech(speech_id)
+        turn = speech.turn
+        if speech in turn.speeches:
+            turn.speeches.remove(speech)
+            if turn in self._turns and not turn.marks and not turn.speeches and not turn.finals:
+                self._turns.remove(turn)  # opened only to hold it: the caller has not spoken
+        speech.turn = _Turn()  # nobody's turn: never written
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":

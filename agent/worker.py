@@ -1,42 +1,69 @@
-"""`halfsec up`: the LiveKit worker. Each call (room job) gets its own process and session; the
-models stay in the services, so a job process holds only thin clients and the Silero VAD.
+"""`halfsec up [start|dev]`: the LiveKit worker, run the way LiveKit runs its own agents. Each call
+(room job) gets its own process and session; the models stay in the services, so a job process
+holds only thin clients, the Silero VAD and the fallback audio, both made in its prewarm.
 
-Each job writes its turns to RUNS/rooms/<room>-<id>/turns.jsonl. The worker's own process follows
-them and serves the latency dashboard and Prometheus' /metrics (`latency.dashboard_port`), so one
-scrape covers every call, whichever job process it ran in.
+How it runs: through LiveKit's worker runner (`livekit.agents.cli.cli._run_worker`), the code
+behind `cli.run_app`'s `start` and `dev` and behind `python -m livekit.agents start`. So SIGTERM
+(or Ctrl-C) means what it means to any LiveKit agent: the worker tells the LiveKit server it is
+full, takes no new job, lets the calls in progress finish, and exits once they have or after
+`worker.drain_timeout_s` (a second signal exits at once); `dev` exits without draining, with
+LiveKit's colored logs instead of JSON. Not `cli.run_app` itself: deprecated in 1.8.9, it parses
+sys.argv with its own typer CLI, which `halfsec up` (argparse, `--profile`) cannot share. The
+runner is private in livekit-agents, which is pinned (==1.8.9): a version that moves it fails
+this import at start.
+
+The worker registers as `worker.agent_name` (explicit dispatch; LiveKit's LIVEKIT_AGENT_NAME and
+LIVEKIT_AGENT_NAME_OVERRIDE win over it) and reports its load as calls in progress over
+`call_capacity`, so the LiveKit server skips a full worker. Each job's persona (prompt, voice,
+greeting) comes from its metadata (agent/persona.py).
+
+Each job writes its turns to RUNS/rooms/<room>-<id>/turns.jsonl and publishes each on the room's
+data channel (agent/turn_feed.py). The worker's own process follows the files and serves the
+latency dashboard and Prometheus' /metrics (`latency.dashboard_port`) while it runs, drain
+included, so one scrape covers every call, whichever job process it ran in.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import socket
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
+from livekit.agents.cli import proto
+from livekit.agents.cli.cli import _run_worker
 
 from configs import Settings, load_settings
-from latency import Budget, TurnLog
+from latency import Budget, TurnLog, TurnRecord
 from latency.dashboard import running
 
 from .access import dashboard_access
 from .admission import Admission, call_capacity
+from .fallback import keep_tts_fallback
+from .persona import call_persona, with_known_voice
 from .session import HalfsecAgent, build_session, build_vad
 from .tracing import CallTracer
+from .turn_feed import TurnFeed
 
 log = logging.getLogger("halfsec.worker")
 
 REQUIRED_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+AGENT_NAME_ENV = "LIVEKIT_AGENT_NAME"  # LiveKit's own: an operator's environment names the agent
 PROFILE_ENV = "HALFSEC_PROFILE"  # how the profile reaches job processes
 RUNS_ENV = "HALFSEC_RUNS_DIR"
+Mode = Literal["start", "dev"]
+Entrypoint = Callable[[JobContext], Awaitable[None]]
 
 
 class WorkerConfigError(RuntimeError):
     pass
 
 
-def check_env(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
+def check_env(env: Mapping[str, str] = os.environ) -> None:
     missing = [k for k in REQUIRED_ENV if not env.get(k)]
     if missing:
         raise WorkerConfigError(
@@ -46,34 +73,51 @@ def check_env(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
         )
 
 
+def agent_name(settings: Settings, env: Mapping[str, str] = os.environ) -> str:
+    """The name LiveKit dispatches this worker's jobs by: LIVEKIT_AGENT_NAME, else
+    `worker.agent_name` ("": automatic dispatch). LiveKit itself puts LIVEKIT_AGENT_NAME_OVERRIDE
+    above both."""
+    return env.get(AGENT_NAME_ENV) or settings.worker.agent_name
+
+
 def prewarm(proc: JobProcess) -> None:
-    # Settings and Silero's VAD (shared by the process's calls), before a caller waits on them;
-    # the other models live in the services, never in a forked job process.
+    # Once per job process, before a caller waits on them: the settings, Silero's VAD (shared
+    # by the process's calls) and the TTS's apology. The other models live in the services,
+    # never in a forked job process.
     settings = load_settings(os.environ.get(PROFILE_ENV, "cpu"))
     proc.userdata["settings"] = settings
     build_vad(settings)
+    keep_tts_fallback(settings)
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    settings = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
-    runs = rooms_dir()
-    turn_log = TurnLog(runs / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
+    profile = ctx.proc.userdata["settings"]  # set by prewarm, which LiveKit runs first
+    persona = await with_known_voice(call_persona(ctx.job.metadata, ctx.job.room.metadata), profile)
+    settings = persona.apply(profile)
+    turn_log = TurnLog(rooms_dir() / f"{ctx.room.name}-{uuid.uuid4().hex[:6]}" / "turns.jsonl")
+    feed = TurnFeed(ctx.room)
+
+    def on_record(record: TurnRecord) -> None:
+        turn_log.write(record)
+        feed.send(record)
+
     tracer = CallTracer(
         ctx.room.name,
-        turn_log.write,
+        on_record,
         budget=Budget(*settings.latency.budget_values()),
         end_of_turn_by=settings.turn.detection,
         vad_silence_s=settings.vad.min_silence_s,
     )
     session, agent = build_session(settings, tracer)
-    ctx.add_shutdown_callback(lambda: _close(tracer, turn_log, agent))
+    ctx.add_shutdown_callback(lambda: _close(tracer, turn_log, feed, agent))
     await session.start(agent=agent, room=ctx.room)
     await ctx.connect()
 
 
-async def _close(tracer: CallTracer, turn_log: TurnLog, agent: HalfsecAgent) -> None:
+async def _close(tracer: CallTracer, turn_log: TurnLog, feed: TurnFeed, agent: HalfsecAgent) -> None:
     tracer.close()
     turn_log.close()
+    await feed.aclose()
     await agent.aclose_clients()
 
 
@@ -90,21 +134,35 @@ def watch_rooms(settings: Settings):  # -> an async context manager serving the 
     return running(rooms, Budget(*o.budget_values()), host=o.dashboard_host, port=o.dashboard_port, **access)
 
 
-async def _serve(settings: Settings) -> None:
-    async with watch_rooms(settings):
-        await make_server(settings).run()
+class HalfsecServer(AgentServer):
+    """LiveKit's worker, serving the dashboard beside it in its main process for as long as it
+    runs: LiveKit's runner keeps `run` going through the drain, and ends it after."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        self.settings = settings
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        async with watch_rooms(self.settings):
+            await super().run(devmode=devmode, unregistered=unregistered)
 
 
-def make_server(settings: Settings) -> AgentServer:
+def make_server(settings: Settings, *, entrypoint: Entrypoint = entrypoint, **options: Any) -> HalfsecServer:
     """LiveKit's worker, reporting its load as calls in progress over `call_capacity`, so the
-    LiveKit server stops dispatching to it when it is full."""
+    LiveKit server stops dispatching to it when it is full. `options` go to AgentServer as they
+    are (a test's `port=0` for its health server)."""
     admission = Admission(call_capacity(settings))
-    server = AgentServer(
+    server = HalfsecServer(
+        settings,
         setup_fnc=prewarm,
         load_fnc=lambda server: admission.load(len(server.active_jobs)),
         load_threshold=admission.load_threshold,
+        drain_timeout=settings.worker.drain_timeout_s,
+        **options,
     )
-    server.rtc_session(entrypoint, on_request=lambda req: admit(admission, server, req))
+    server.rtc_session(
+        entrypoint, agent_name=agent_name(settings), on_request=lambda req: admit(admission, server, req)
+    )
     return server
 
 
@@ -117,8 +175,35 @@ async def admit(admission: Admission, server: AgentServer, req: JobRequest) -> N
     await req.accept()
 
 
-def run_worker(profile: str) -> None:
+def serve(server: AgentServer, mode: Mode = "start", log_level: str = "INFO") -> None:
+    """Run `server` until SIGTERM/SIGINT, as `python -m livekit.agents start` would (`dev`: its
+    --dev). LiveKit's logging (JSON, or colored in dev) replaces the CLI's own handler, so each
+    line is written once, in the form a LiveKit deployment's log shipping expects."""
+    logging.getLogger().handlers.clear()
+    _run_worker(server, proto.CliArgs(log_level=log_level, dev=mode == "dev"))
+
+
+def check_dashboard_port(settings: Settings) -> None:
+    """The dashboard's address is free: taken, the worker would fail inside LiveKit's runner,
+    with a traceback instead of this line."""
+    o = settings.latency
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will bind
+        try:
+            probe.bind((o.dashboard_host, o.dashboard_port))
+        except OSError as exc:
+            raise WorkerConfigError(
+                f"latency.dashboard_port {o.dashboard_port} on {o.dashboard_host} is taken ({exc.strerror}): "
+                "stop what serves it, or set HALFSEC_LATENCY__DASHBOARD_PORT"
+            ) from None
+
+
+def run_worker(profile: str, mode: Mode = "start", log_level: str = "INFO") -> None:
     check_env()
     settings = load_settings(profile)  # a bad profile fails here, not in every job process
+    check_dashboard_port(settings)
     os.environ[PROFILE_ENV] = profile
-    asyncio.run(_serve(settings))
+    server = make_server(settings)
+    serve(server, mode, log_level)
+    if server._connection_failed:  # LiveKit logged why and shut down; the exit status says so too
+        raise WorkerConfigError(f"could not connect to the LiveKit server at {os.environ.get('LIVEKIT_URL')}")

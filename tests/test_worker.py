@@ -1,5 +1,6 @@
 """What of the room path can run without a LiveKit server: env checks, tokens, registration."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -8,6 +9,7 @@ from livekit import api
 from agent.admission import Admission, call_capacity
 from agent.worker import WorkerConfigError, admit, check_env, entrypoint, make_server
 from services.plan import current_plan
+from tests.ports import free_port
 
 
 def test_missing_livekit_env_is_a_clear_error():
@@ -102,13 +104,134 @@ async def test_worker_serves_metrics_over_every_rooms_turns(tmp_path, monkeypatc
     assert "halfsec_turn_v2v_seconds_count 2.0" in body
 
 
-def test_prewarm_loads_the_settings_and_the_vad_once_per_process(monkeypatch):
+async def test_prewarm_makes_the_vad_and_the_tts_fallback_once_per_process(monkeypatch):
+    """LiveKit runs prewarm in each job process before it takes a call (synchronously, before the
+    process's event loop: here in a thread beside the test's)."""
+    import asyncio
+    from urllib.parse import urlparse
+
+    from agent.fallback import kept
     from agent.session import build_vad
     from agent.worker import PROFILE_ENV, prewarm
+    from tests.tts_fakes import FakeKokoro, fake_service
+
+    backend = FakeKokoro()
+    async with fake_service(backend) as url:
+        monkeypatch.setenv(PROFILE_ENV, "cpu")
+        monkeypatch.setenv("HALFSEC_TTS__PORT", str(urlparse(url).port))
+        proc = SimpleNamespace(userdata={})
+        await asyncio.to_thread(prewarm, proc)
+        settings = proc.userdata["settings"]
+        assert settings.profile == "cpu"
+        assert build_vad(settings) is build_vad(settings.model_copy())  # every call's session shares it
+        assert kept(settings.tts.fallback_text, url)  # before any call: the TTS's apology
+        await asyncio.to_thread(prewarm, SimpleNamespace(userdata={}))  # a second prewarm makes nothing
+    assert backend.finished == [settings.tts.fallback_text]
+
+
+async def test_prewarm_goes_on_without_a_tts(monkeypatch, caplog):
+    """A TTS down or hung while the process starts: logged, and the first call makes the audio."""
+    import asyncio
+
+    from agent.fallback import keep_tts_fallback, kept
+    from agent.worker import PROFILE_ENV, prewarm
+    from configs import load_settings
+    from tests.tts_fakes import FakeKokoro, fake_service
 
     monkeypatch.setenv(PROFILE_ENV, "cpu")
+    monkeypatch.setenv("HALFSEC_TTS__PORT", str(free_port()))
     proc = SimpleNamespace(userdata={})
-    prewarm(proc)
-    settings = proc.userdata["settings"]
-    assert settings.profile == "cpu"
-    assert build_vad(settings) is build_vad(settings.model_copy())  # every call's session shares it
+    await asyncio.to_thread(prewarm, proc)
+    assert proc.userdata["settings"].tts.port == int(os.environ["HALFSEC_TTS__PORT"])
+    assert "could not prerender the fallback" in caplog.text and "Connect call failed" in caplog.text
+    assert not kept(proc.userdata["settings"].tts.fallback_text, proc.userdata["settings"].tts.client_url)
+
+    async with fake_service(FakeKokoro(held=True)) as url:  # takes the request, never answers
+        from urllib.parse import urlparse
+
+        monkeypatch.setenv("HALFSEC_TTS__PORT", str(urlparse(url).port))
+        assert not await asyncio.to_thread(keep_tts_fallback, load_settings("cpu"), 0.3)
+    assert "the TTS made no fallback audio within 0.3 s: the first call makes it" in caplog.text
+
+
+def test_agent_name_is_the_setting_unless_livekit_names_it(settings):
+    from agent.worker import agent_name
+
+    assert agent_name(settings, {}) == "halfsec"
+    assert agent_name(settings, {"LIVEKIT_AGENT_NAME": "front-desk"}) == "front-desk"
+    automatic = settings.model_copy(update={"worker": settings.worker.model_copy(update={"agent_name": ""})})
+    assert agent_name(automatic, {}) == ""  # automatic dispatch: a job in every room
+
+
+def test_the_server_drains_for_worker_drain_timeout_s(settings, monkeypatch):
+    monkeypatch.delenv("LIVEKIT_AGENT_NAME", raising=False)
+    settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"drain_timeout_s": 42.0})})
+    server = make_server(settings)
+    assert server._drain_timeout == 42.0
+    assert server._agent_name == "halfsec"
+
+
+async def test_a_call_gets_its_persona_and_its_turns_reach_the_file_and_the_room(settings, tmp_path, monkeypatch):
+    """The entrypoint's wiring, with the room (which cannot exist here) and the session it would
+    drive stood in for: the job's persona shapes the session's settings; each turn record goes to
+    turns.jsonl and, the same, to the room's data channel."""
+    import json
+
+    from agent import worker
+    from latency.turnlog import read_turns
+    from tests.test_turn_feed import Participant
+
+    async def nothing(*args, **kwargs) -> None:
+        pass
+
+    built = {}
+
+    def build(settings, tracer):
+        built.update(settings=settings, tracer=tracer)
+        return SimpleNamespace(start=nothing), SimpleNamespace(aclose_clients=nothing)
+
+    monkeypatch.setattr(worker, "build_session", build)
+    monkeypatch.setenv(worker.RUNS_ENV, str(tmp_path))
+    participant, shutdown = Participant(), []
+    ctx = SimpleNamespace(
+        proc=SimpleNamespace(userdata={"settings": settings}),
+        job=SimpleNamespace(
+            metadata=json.dumps({"greeting": "Hi, Ada here.", "system_prompt": "You are Ada."}),
+            room=SimpleNamespace(metadata=json.dumps({"greeting": "the room's, not used"})),
+        ),
+        room=SimpleNamespace(name="support-9", local_participant=participant),
+        add_shutdown_callback=shutdown.append,
+        connect=nothing,
+    )
+    await worker.entrypoint(ctx)
+    call = built["settings"]
+    assert (call.agent.greeting, call.llm.system_prompt, call.tts.voice) == (
+        "Hi, Ada here.",
+        "You are Ada.",
+        "af_heart",
+    )
+
+    tracer = built["tracer"]
+    tracer.mark("speech_start")
+    tracer.mark("end_of_turn")
+    for callback in shutdown:  # the call ends: its open turn is written, published, and all closed
+        await callback()
+    [path] = list((tmp_path / "rooms").glob("support-9-*/turns.jsonl"))
+    written = list(read_turns(path))
+    assert len(written) == 1 and written[0]["session_id"] == "support-9"
+    assert [sent for sent, _, _ in participant.sent] == written
+
+
+def test_a_taken_dashboard_port_is_one_clear_error_before_livekit_starts(settings):
+    import socket
+
+    from agent.worker import check_dashboard_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = settings.model_copy(update={"latency": settings.latency.model_copy(update={"dashboard_port": port})})
+        with pytest.raises(WorkerConfigError, match=f"latency.dashboard_port {port} on 127.0.0.1 is taken"):
+            check_dashboard_port(busy)
+    check_dashboard_port(busy)  # free again

@@ -64,7 +64,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from ..worker import run_worker
 
-    run_worker(args.profile)
+    run_worker(args.profile, args.mode, args.log_level)
     return 0
 
 
@@ -80,4 +80,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="the card's size in GiB (default: gpu.gpu_gb, else nvidia-smi, else the budget)",
     )
     plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
-    add_command(sub, "up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+    up = add_command(
+        sub, "up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)"
+    )
+    up.add_argument(
+        "mode",
+        nargs="?",
+        choices=("start", "dev"),
+        default="start",
+        help="LiveKit's modes: start (JSON logs; SIGTERM drains the calls in progress, up to "
+        "worker.drain_timeout_s) or dev (colored logs, exits without draining); default start",
+    )
+    up.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"),
+        help="the worker's log level (LiveKit's levels; default INFO)",
+    )
