@@ -29,7 +29,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +41,12 @@ from livekit.agents.cli.cli import _run_worker
 from configs import Settings, load_settings
 from latency import Budget, TurnLog, TurnRecord
 from latency.dashboard import running
+from services.supervisor import supervisor
 
 from .access import dashboard_access
 from .admission import Admission, call_capacity
 from .fallback import keep_tts_fallback
+from .kiosk import running as kiosk_running
 from .persona import call_persona, with_known_voice
 from .session import HalfsecAgent, build_session, build_vad
 from .tracing import CallTracer
@@ -134,16 +137,26 @@ def watch_rooms(settings: Settings):  # -> an async context manager serving the 
     return running(rooms, Budget(*o.budget_values()), host=o.dashboard_host, port=o.dashboard_port, **access)
 
 
-class HalfsecServer(AgentServer):
-    """LiveKit's worker, serving the dashboard beside it in its main process for as long as it
-    runs: LiveKit's runner keeps `run` going through the drain, and ends it after."""
+Beside = Callable[[], AbstractAsyncContextManager[Any]]
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+
+class HalfsecServer(AgentServer):
+    """LiveKit's worker, with what runs beside it in its main process for as long as it runs:
+    `beside` first, in order (the model services this box runs, the kiosk page), then the
+    dashboard. LiveKit's runner keeps `run` going through the drain and ends it after, so the
+    services outlive the last call; and the worker registers with LiveKit, taking calls, only
+    once they are healthy."""
+
+    def __init__(self, settings: Settings, *, beside: Sequence[Beside] = (), **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
+        self._beside = beside
 
     async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
-        async with watch_rooms(self.settings):
+        async with AsyncExitStack() as stack:
+            for open_beside in self._beside:
+                await stack.enter_async_context(open_beside())
+            await stack.enter_async_context(watch_rooms(self.settings))
             await super().run(devmode=devmode, unregistered=unregistered)
 
 
@@ -198,12 +211,28 @@ def check_dashboard_port(settings: Settings) -> None:
             ) from None
 
 
-def run_worker(profile: str, mode: Mode = "start", log_level: str = "INFO") -> None:
+def run_worker(
+    profile: str, mode: Mode = "start", log_level: str = "INFO", *, services: bool = True, kiosk: bool = True
+) -> None:
+    """`services`: start the model services this box runs (none named by a URL elsewhere);
+    `kiosk`: serve the kiosk page and its token endpoint."""
     check_env()
     settings = load_settings(profile)  # a bad profile fails here, not in every job process
     check_dashboard_port(settings)
     os.environ[PROFILE_ENV] = profile
-    server = make_server(settings)
+    beside: list[Beside] = []
+    if services:
+        beside.append(lambda: supervisor(settings, profile))
+    if kiosk:
+        beside.append(lambda: _kiosk(settings))
+    server = make_server(settings, beside=beside)
     serve(server, mode, log_level)
     if server._connection_failed:  # LiveKit logged why and shut down; the exit status says so too
         raise WorkerConfigError(f"could not connect to the LiveKit server at {os.environ.get('LIVEKIT_URL')}")
+
+
+@asynccontextmanager
+async def _kiosk(settings: Settings) -> AsyncIterator[None]:
+    async with kiosk_running(settings) as kiosk:
+        log.info("kiosk page at %s", kiosk.url)
+        yield

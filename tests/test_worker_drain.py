@@ -111,6 +111,10 @@ async def test_sigterm_lets_the_call_in_progress_finish_and_takes_no_new_one(tmp
         assert await w.exit_code() == 0, w.output()[-3000:]
 
     assert (w.ended("J1"), w.ended("J2")) == (HUNG_UP, HUNG_UP)  # both calls ended by their callers
+    # what runs beside the worker (the services) came up before it took calls, went down after the last
+    up, down, last = (w.hold / n for n in ("beside.up", "beside.down", "J1.ended"))
+    assert up.stat().st_mtime <= (w.hold / "J1.started").stat().st_mtime <= last.stat().st_mtime
+    assert last.stat().st_mtime <= down.stat().st_mtime
     assert not (w.hold / "J3.started").exists() and not (w.hold / "J4.started").exists()
     assert "draining worker" in w.output() and "drain timed out" not in w.output()
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from livekit.agents import JobContext
@@ -41,6 +43,18 @@ async def held_call(ctx: JobContext) -> None:
     (hold / f"{job}.started").write_text(ctx.job.metadata)
 
 
+@asynccontextmanager
+async def services_stand_in() -> AsyncIterator[None]:
+    """What `halfsec up` runs beside the worker (the model services, the kiosk), as files: when it
+    came up, and when it went down."""
+    hold = Path(os.environ[HOLD_ENV])
+    (hold / "beside.up").write_text("")
+    try:
+        yield
+    finally:
+        (hold / "beside.down").write_text("")
+
+
 if __name__ == "__main__":
     from agent.worker import PROFILE_ENV, check_env, make_server, serve
     from configs import load_settings
@@ -48,4 +62,5 @@ if __name__ == "__main__":
     check_env()
     os.environ[PROFILE_ENV] = "cpu"
     mode = sys.argv[1] if len(sys.argv) > 1 else "start"
-    serve(make_server(load_settings("cpu"), entrypoint=held_call, port=0), mode)  # type: ignore[arg-type]
+    server = make_server(load_settings("cpu"), entrypoint=held_call, beside=[services_stand_in], port=0)
+    serve(server, mode)  # type: ignore[arg-type]

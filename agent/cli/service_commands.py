@@ -64,7 +64,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from ..worker import run_worker
 
-    run_worker(args.profile, args.mode, args.log_level)
+    run_worker(args.profile, args.mode, args.log_level, services=not args.no_services, kiosk=not args.no_kiosk)
     return 0
 
 
@@ -81,7 +81,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     plan.add_argument("--json", action="store_true", help="also print the plan as one JSON object, last line")
     up = add_command(
-        sub, "up", cmd_up, "run the LiveKit worker (needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)"
+        sub,
+        "up",
+        cmd_up,
+        "run the LiveKit worker, with the model services, the dashboard and the kiosk page beside it "
+        "(needs LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)",
     )
     up.add_argument(
         "mode",
@@ -91,6 +95,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="LiveKit's modes: start (JSON logs; SIGTERM drains the calls in progress, up to "
         "worker.drain_timeout_s) or dev (colored logs, exits without draining); default start",
     )
+    up.add_argument(
+        "--no-services",
+        action="store_true",
+        help="start no model services (they run elsewhere: `halfsec services`, containers); by default "
+        "the worker starts those this box runs, all but any named by asr.url, tts.url, llm.base_url",
+    )
+    up.add_argument("--no-kiosk", action="store_true", help="do not serve the kiosk page (kiosk.port)")
     up.add_argument(
         "--log-level",
         default="INFO",
