@@ -270,7 +270,9 @@ def build_session(
     )
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).
-    chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words)
+    chunker = FirstClauseTokenizer(
+        min_clause_words=settings.tts.first_clause_words, phrase_from_words=settings.tts.first_phrase_words
+    )
     tts = ReplyStreamAdapter(tts=kokoro, sentence_tokenizer=chunker)
     turn = settings.turn
     session: AgentSession = AgentSession(

@@ -205,6 +205,10 @@ class TtsSettings(_SpeechService):
     # (agent/plugins/chunking.py): 1 lets "Sure," go first; more trades first audio for fewer
     # stalls after it on a slow TTS.
     first_clause_words: int = Field(default=1, ge=1)
+    # A chunk of the reply's first sentence with this many words and no clause mark is cut once
+    # more, before a phrase (services/tts/text/cuts.py `first_phrase`): Kokoro's first audio grows
+    # with its input. None: never (the gpu profile, where Kokoro's time per word is small).
+    first_phrase_words: int | None = Field(default=None, ge=7)
     # While services/tts is down or hung, a reply whose chunk fails, or has no first audio within
     # `first_audio_timeout_s` while /health does not answer either (a busy TTS is slow, not hung),
     # is replaced by `fallback_text`'s audio, prerendered once per process while the TTS was up

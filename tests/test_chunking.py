@@ -50,3 +50,46 @@ def test_whole_text_tokenize_uses_the_same_rule():
         "I think.",
         "Maybe, yes.",
     ]
+
+
+async def test_a_long_first_sentence_without_a_clause_is_cut_before_a_phrase():
+    reply = (
+        "Strong performances against the best teams usually mean a team is peaking at the right time. "
+        "Later sentences with no comma at all still go whole to the speech service."
+    )
+    assert await stream_chunks(reply, phrase_from_words=12) == [
+        "Strong performances against the best teams",  # before the -ly adverb: no better start in reach
+        "usually mean a team is peaking at the right time.",
+        "Later sentences with no comma at all still go whole to the speech service.",
+    ]
+    assert len(await stream_chunks(reply)) == 2  # off unless asked (tts.first_phrase_words)
+
+
+async def test_the_phrase_cut_follows_the_clause_cut():
+    chunks = await stream_chunks(
+        "Sure, the quickest way to reset your password is to open the settings page and choose security.",
+        phrase_from_words=12,
+    )
+    assert chunks == [
+        "Sure,",
+        "the quickest way to reset your password",
+        "is to open the settings page and choose security.",
+    ]
+
+
+def test_phrase_starts_rank_clauses_first_and_never_split_a_lead_in():
+    # a clause start beats a nearer preposition; the chunk keeps 4-8 words and 3 after it
+    assert clauses("Please bring the receipt with you because we cannot refund it otherwise.", 1, 12) == [
+        "Please bring the receipt with you",
+        "because we cannot refund it otherwise.",
+    ]
+    assert clauses("I can book you a table for four at eight tonight in the garden.", 1, 12) == [
+        "I can book you a table",
+        "for four at eight tonight in the garden.",
+    ]
+    # "in | between": no cut after a word that leads into the next; none left in reach: whole
+    sentence = "We looked in between the big old sofa cushions yesterday and found it."
+    assert clauses(sentence, 1, 12)[0].startswith("We looked in between the big old sofa cushions yesterday")
+    assert clauses("Your parcel should arrive tomorrow morning before noon.", 1, 12) == [
+        "Your parcel should arrive tomorrow morning before noon."  # under 12 words: not cut
+    ]

@@ -96,7 +96,9 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
     async def run():  # -> BenchResult
         async with serving(settings, args.profile, "tts", "/health", mismatch) as url:
             # the agent's own chunker: the bench times what a caller would hear
-            chunker = FirstClauseTokenizer(min_clause_words=settings.tts.first_clause_words).tokenize
+            chunker = FirstClauseTokenizer(
+                min_clause_words=settings.tts.first_clause_words, phrase_from_words=settings.tts.first_phrase_words
+            ).tokenize
             return await run_bench(url, replies, chunker, settings)
 
     result = asyncio.run(run())

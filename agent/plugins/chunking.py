@@ -4,7 +4,8 @@ the rest by sentence.
 Only the adapter lives here. The cut itself (`clauses`, and why the first sentence is cut at all)
 is services/tts/text/cuts.py's, on the punctuation table the service cuts by too. Sentence
 splitting (and merging sentences under 12 characters) is LiveKit's blingfire tokenizer.
-`tts.first_clause_words` asks for more words before the first cut.
+`tts.first_clause_words` asks for more words before the first cut; `tts.first_phrase_words` cuts a
+first-sentence chunk that long at a phrase (`first_phrase`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ class FirstClauseSplitter:
     """Tokenize callable for LiveKit's BufferedSentenceStream: the reply's first sentence cut at
     its clauses, later sentences whole. One per reply (it keeps state)."""
 
-    def __init__(self, split_sentences: Callable[[str], list[str]], min_words: int) -> None:
+    def __init__(
+        self, split_sentences: Callable[[str], list[str]], min_words: int, phrase_from_words: int | None = None
+    ) -> None:
         self._split = split_sentences
         self._min_words = min_words  # for the reply's first clause
+        self._phrase_from_words = phrase_from_words  # a first-sentence chunk this long is cut at a phrase
         self._in_first_sentence = True
 
     def __call__(self, text: str) -> list[str]:
         sentences = self._split(text)
         if not (self._in_first_sentence and sentences):
             return sentences
-        pieces = clauses(sentences[0], self._min_words)
+        pieces = clauses(sentences[0], self._min_words, self._phrase_from_words)
         tokens = [*pieces, *sentences[1:]]
         if len(tokens) >= 2:  # the stream emits tokens[0] now and calls again with the rest
             self._min_words = LATER_CLAUSE_WORDS
@@ -38,17 +42,28 @@ class FirstClauseSplitter:
 
 
 class FirstClauseTokenizer(tokenize.SentenceTokenizer):
-    def __init__(self, *, min_clause_words: int = 1, min_sentence_len: int = 12, context_len: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        min_clause_words: int = 1,
+        phrase_from_words: int | None = None,
+        min_sentence_len: int = 12,
+        context_len: int = 8,
+    ) -> None:
         self._sentences = tokenize.blingfire.SentenceTokenizer(min_sentence_len=min_sentence_len)
         self._min_words = min_clause_words
+        self._phrase_from_words = phrase_from_words
         self._context_len = context_len
 
+    def _splitter(self) -> FirstClauseSplitter:
+        return FirstClauseSplitter(self._sentences.tokenize, self._min_words, self._phrase_from_words)
+
     def tokenize(self, text: str, *, language: str | None = None) -> list[str]:
-        return FirstClauseSplitter(self._sentences.tokenize, self._min_words)(text)
+        return self._splitter()(text)
 
     def stream(self, *, language: str | None = None) -> tokenize.SentenceStream:
         return tokenize.token_stream.BufferedSentenceStream(
-            tokenizer=FirstClauseSplitter(self._sentences.tokenize, self._min_words),
+            tokenizer=self._splitter(),
             # Each token is already a clause or a merged sentence: re-merging here would glue
             # "Sure," back onto the sentence it was cut from.
             min_token_len=1,

@@ -124,6 +124,15 @@ def _ms(values: list[float], q: float) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
+# First chunks by length in words: Kokoro's first audio grows with its input.
+FIRST_CHUNK_BUCKETS = (("1-3", 3), ("4-8", 8), ("9+", None))
+
+
+def first_chunk_bucket(chunk: str) -> str:
+    words = len(chunk.split())
+    return next(name for name, most in FIRST_CHUNK_BUCKETS if most is None or words <= most)
+
+
 @dataclass
 class BenchResult:
     figures: dict[str, float | int]
@@ -135,12 +144,14 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings
     try:
         await timed_synthesis(client, "Hello, this warms the service up.")
         ttfa, first_sentences, stalls, heard_cut, heard_whole, audios = [], [], [], [], [], []
+        ttfa_by_words: dict[str, list[float]] = {bucket: [] for bucket, _ in FIRST_CHUNK_BUCKETS}
         synth_s = audio_s = 0.0
         for reply in replies:
             chunks = chunker(reply)
             runs = [await timed_synthesis(client, chunk) for chunk in chunks]
             rate = runs[0].rate
             ttfa.append(runs[0].first_audio_s)
+            ttfa_by_words[first_chunk_bucket(chunks[0])].append(runs[0].first_audio_s)
             stalls.append(playback([a for r in runs for a in r.arrivals], rate)[0])
             synth_s += sum(r.total_s for r in runs)
             audio_s += sum(r.audio_s for r in runs)
@@ -171,6 +182,9 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings
         "roundtrip_wer": round(spoken_wer(replies, heard), 4),
         "roundtrip_wer_written": round(wer(replies, heard), 4),
     }
+    for bucket, values in ttfa_by_words.items():  # first audio by the first chunk's length in words
+        figures[f"ttfa_ms_p50_first_chunk_{bucket}_words"] = _ms(values, 50)
+        figures[f"replies_first_chunk_{bucket}_words"] = len(values)
     figures["ttfa_share_of_first_sentence"] = round(figures["ttfa_ms_p50"] / figures["first_sentence_ms_p50"], 3)
     per_reply = [(r, h, round(spoken_wer([r], [h]), 3)) for r, h in zip(replies, heard, strict=True)]
     return BenchResult(figures, per_reply)

@@ -39,9 +39,11 @@ MAX_PIECE_CHARS = 180
 _SPEAKABLE = re.compile(r"\w")
 
 
-def clauses(sentence: str, first_min_words: int) -> list[str]:
+def clauses(sentence: str, first_min_words: int, phrase_from_words: int | None = None) -> list[str]:
     """`sentence` cut after each clause mark that ends a long enough clause (the first one needs
-    `first_min_words`, later ones LATER_CLAUSE_WORDS) and leaves words after it."""
+    `first_min_words`, later ones LATER_CLAUSE_WORDS) and leaves words after it. With
+    `phrase_from_words`, a first clause at least that long is cut once more, at a phrase
+    (`first_phrase`)."""
     pieces: list[str] = []
     start = 0
     for gap in CLAUSE_GAP.finditer(sentence):
@@ -50,7 +52,68 @@ def clauses(sentence: str, first_min_words: int) -> list[str]:
         if len(clause.split()) >= wanted and sentence[gap.end() :].strip():
             pieces.append(clause)
             start = gap.end()
-    return [*pieces, sentence[start:].strip()]
+    pieces.append(sentence[start:].strip())
+    if phrase_from_words is not None and len(pieces[0].split()) >= phrase_from_words:
+        pieces[:1] = first_phrase(pieces[0])
+    return pieces
+
+
+# A sentence with no clause mark for a long way ("Strong performances against the best teams
+# usually mean a team is peaking at the right time.") would reach Kokoro whole, and Kokoro's first
+# audio grows with its input (cpu: 2.7-3.1 s for such sentences while vLLM decoded beside it). A
+# speaker breathes between phrases, so the first chunk may end before one. Without a tagger, the
+# phrase is told by its first word, best first: a subordinate or coordinate clause ("because ..."),
+# the predicate after a long subject ("... password | is to open ..."), a prepositional phrase
+# ("... a table | for four ..."), "and"/"or", an adverb in -ly ("... teams | usually mean ..."). Ambiguous
+# words are left out ("that" is also a determiner, "to" an infinitive, "as" and "of" bind
+# tightly), and no cut follows a word that leads into the next ("in | between", "the | ...").
+CLAUSE_STARTS = frozenset(
+    "but so because since while when where which who whose whom if unless although though until whereas".split()
+)
+COORDINATORS = frozenset({"and", "or"})  # as often between two nouns ("calls and texts"): late in the order
+PREDICATE_STARTS = frozenset(
+    "is are was were will would can could should shall may might must has have had does do did".split()
+)
+PHRASE_STARTS = frozenset(
+    "about above across after against along among around at before behind below beneath beside "
+    "between beyond by despite during for from in inside into like near on onto over past through "
+    "throughout toward towards under underneath upon with within without".split()
+)
+_STARTS = (CLAUSE_STARTS, PREDICATE_STARTS, PHRASE_STARTS, COORDINATORS)
+_LEADS_ON = (
+    CLAUSE_STARTS
+    | PREDICATE_STARTS
+    | PHRASE_STARTS
+    | COORDINATORS
+    | frozenset("a an the to of my your our their his her its this".split())
+)
+# The first chunk's length, in words: long enough that it plays while the rest is made (a word is
+# ~0.3 s of speech; Kokoro int8 makes a chunk in ~0.3 s plus ~0.15 s a word on 2 cores), short
+# enough to come quickly.
+PHRASE_WORDS = (4, 8)
+
+
+def first_phrase(clause: str) -> list[str]:
+    """`clause` cut once, before the best phrase start (the kinds above, in order) that leaves a
+    first chunk of PHRASE_WORDS words, nearest their middle, and at least 3 words after; whole if
+    there is none."""
+    words = clause.split()
+    lo, hi = PHRASE_WORDS
+    best: tuple[int, int] | None = None  # (rank, index of the first word after the cut)
+    for i in range(lo, min(hi, len(words) - 3) + 1):
+        word, before = words[i].lower().strip("\"'("), words[i - 1].lower()
+        if before.strip("\"'") in _LEADS_ON or not before[-1:].isalnum():
+            continue
+        kind = next((k for k, starts in enumerate(_STARTS) if word in starts), None)
+        if kind is None and len(word) > 4 and word.endswith("ly"):
+            kind = len(_STARTS)
+        if kind is not None:
+            rank = kind * 10 + abs(i - (lo + hi) // 2)
+            if best is None or rank < best[0]:
+                best = (rank, i)
+    if best is None:
+        return [clause]
+    return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
 
 
 def _pack(parts: list[str], limit: int) -> list[str]:
