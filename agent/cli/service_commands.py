@@ -18,14 +18,29 @@ console = Console(stderr=True)
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from services.provision import model_artifacts, provision
+    from services.provision import hub_models, model_artifacts, provision
 
     from ..sim import devset, speech
 
+    if hub_models(settings):
+        return _hub_models(settings)
     # the hallucination set (Debian packages) is built by `halfsec bench asr`, which alone uses it
     wanted = [*model_artifacts(settings), *speech.artifacts(settings), *devset.artifacts(settings)]
     built = provision(settings, wanted, console)
     console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
+    return 0
+
+
+def _hub_models(settings: Settings) -> int:
+    """A profile of hub models (gpu-24gb): fetch them, and what Kokoro's phonemiser needs, into
+    the caches the services read, so no service downloads at call time."""
+    from services.hub import fetch_hub_models
+    from services.tts.models import prepare_phonemiser
+
+    repos = fetch_hub_models(settings, console)
+    if settings.tts.backend == "torch":
+        prepare_phonemiser(console)
+    console.print(f"hub models present and checked: {', '.join(repos)}")
     return 0
 
 
@@ -69,7 +84,12 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    add_command(sub, "models", cmd_models, "assemble the offline profile's models and test speech")
+    add_command(
+        sub,
+        "models",
+        cmd_models,
+        "the profile's models: assembled offline (cpu), or fetched from the hub and checked (gpu-24gb)",
+    )
     add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
     plan = add_command(sub, "plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
     plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
