@@ -15,6 +15,7 @@ from configs import Settings
 from .args import add_command
 
 console = Console(stderr=True)
+SERVICES = ("asr", "tts", "llm")  # in the order they start (vLLM on a GPU comes after the others)
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,7 +56,10 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with supervisor(settings, args.profile) as sup:
+        # one service alone is one container's job (deploy/compose.yaml)
+        async with supervisor(
+            settings, args.profile, tuple(n for n in SERVICES if n in (args.only or SERVICES))
+        ) as sup:
             console.print(f"services up ({', '.join(s.name for s in sup.specs)}); Ctrl-C stops them")
             await stop.wait()
             console.print("stopping services...")
@@ -90,7 +94,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         cmd_models,
         "the profile's models: assembled offline (cpu), or fetched from the hub and checked (gpu-24gb)",
     )
-    add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    services = add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    services.add_argument(
+        "--only", nargs="+", choices=SERVICES, metavar="NAME", help=f"run only these services ({', '.join(SERVICES)})"
+    )
     plan = add_command(sub, "plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
     plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
     plan.add_argument(
