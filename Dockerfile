@@ -18,9 +18,14 @@ ARG VLLM="vllm==0.32.0"
 # torchaudio break transformers beside a CPU torch; triton has no CPU backend).
 ARG VLLM_REMOVE=""
 
-ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# libnuma: vLLM's CPU kernels link it (unused on a GPU). pip trusts the system's CA bundle,
+# plus any certificate in deploy/certs (deploy/certs/README).
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+COPY deploy/certs/ /usr/local/share/ca-certificates/halfsec/
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libnuma1 \
+    && update-ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 # Wheels the registry does not have, offered to pip beside it (deploy/wheels/README).

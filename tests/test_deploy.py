@@ -58,6 +58,7 @@ def test_the_worker_waits_for_healthy_services_and_has_time_to_drain(compose):
     assert worker["depends_on"] == {n: {"condition": "service_healthy"} for n in MODEL_SERVICES}
     # vLLM on a GPU starts once the others hold their memory (as the supervisor orders them)
     assert llm["depends_on"] == {n: {"condition": "service_healthy"} for n in ("asr", "tts")}
+    assert llm["shm_size"] == "2gb"  # Docker's 64 MiB /dev/shm stops vLLM's engine from starting
     assert _seconds(worker["stop_grace_period"]) >= WorkerSettings().drain_timeout_s
     assert worker["env_file"] == ".env"
     assert "deploy" not in worker  # no GPU: its models are the services'
