@@ -41,6 +41,8 @@ def test_every_command_is_one_the_cli_takes(compose):
         load_settings(args.profile)
         if name in MODEL_SERVICES:
             assert (args.command, args.only) == ("services", [name])
+        if name == "worker":  # its services are the containers above, not processes of its own
+            assert (args.command, args.mode, args.no_services) == ("up", "start", True)
 
 
 @pytest.mark.parametrize("name", MODEL_SERVICES)

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("agent", "services", "configs", "latency", "pyproject.toml", "README.md")
 # Data files the code reads from its own package, as the wheel must hold them.
 PACKAGE_DATA = (
+    "agent/kiosk/static/index.html",
     "configs/cpu.yaml",
     "configs/gpu-24gb.yaml",
     "latency/dashboard/static/index.html",
