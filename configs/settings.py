@@ -33,8 +33,8 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from latency.budget import DEFAULT_STAGE_BUDGETS_MS as _STAGE_MS
 from latency.budget import DEFAULT_TOTAL_MS, Budget
 
+# The profiles are package data beside this module: found the same in a source tree and an install.
 PROFILE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PROFILE_DIR.parent
 HUB_PREFIX = "hf:"  # a model value starting with this is fetched by the library (operator's machine)
 
 
@@ -236,7 +236,9 @@ class LlmSettings(ServiceAddress):
 
     model: Text = "smollm2-135m-instruct"
     served_model_name: Text = "halfsec-llm"
-    # Interpreter that has vLLM installed; relative paths are taken from the repo root.
+    # Interpreter that has vLLM installed. A relative path is taken from the working directory
+    # (`make` runs from the repo root, where `make setup` puts .venv-vllm); the image sets an
+    # absolute one. Nothing is looked up relative to where halfsec itself is installed.
     python: Text = ".venv-vllm/bin/python"
     quantization: Text | None = None
     dtype: VllmDtype = "auto"
@@ -258,7 +260,8 @@ class LlmSettings(ServiceAddress):
     # the agent offers the model no tools, since vLLM refuses tool requests without a parser.
     tool_call_parser: Text | None = None
     # A Jinja chat template in place of the model's own (`--chat-template`), for a model whose
-    # template cannot render tools; relative paths are taken from the repo root. None: the model's.
+    # template cannot render tools: the name of one halfsec ships (services/llm/templates, e.g.
+    # "chatml-tools.jinja"), else a path (a relative one from the working directory). None: the model's.
     chat_template: Text | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
@@ -544,14 +547,8 @@ class Settings(BaseSettings):
         return str(path if path.is_absolute() else self.models_dir / path)
 
     def llm_python(self) -> Path:
-        path = Path(self.llm.python).expanduser()
-        return path if path.is_absolute() else REPO_ROOT / path
-
-    def llm_chat_template(self) -> Path | None:
-        if self.llm.chat_template is None:
-            return None
-        path = Path(self.llm.chat_template).expanduser()
-        return path if path.is_absolute() else REPO_ROOT / path
+        """`llm.python` as an absolute path (a child started elsewhere must find the same one)."""
+        return Path(self.llm.python).expanduser().absolute()
 
 
 def profile_names() -> list[str]:

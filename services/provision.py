@@ -180,8 +180,8 @@ def provision(settings: Settings, artifacts: list[Artifact], console: Console | 
     console = console or Console(stderr=True)
     if hub := hub_models(settings):
         raise ProvisionError(
-            f"profile {settings.profile!r} uses hub models ({', '.join(hub)}): they are fetched on the "
-            "operator's machine by the services themselves; `halfsec models` assembles the offline cpu profile"
+            f"profile {settings.profile!r} uses hub models ({', '.join(hub)}): services/hub.py fetches "
+            "them; these artefacts are the offline cpu profile's"
         )
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)

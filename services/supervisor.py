@@ -22,10 +22,9 @@ from typing import Any
 import aiohttp
 
 from configs import Settings
-from configs.settings import REPO_ROOT
 
 from .http import auth_headers
-from .llm.launch import vllm_command, vllm_env
+from .llm.launch import chat_template_path, vllm_command, vllm_env
 from .plan import current_plan
 
 log = logging.getLogger("halfsec.supervisor")
@@ -67,7 +66,7 @@ def service_specs(
         llm_python = settings.llm_python()
         if not llm_python.exists():
             raise ServiceError(f"vLLM interpreter not found at {llm_python} (llm.python); run `make setup`")
-        template = settings.llm_chat_template()
+        template = chat_template_path(settings)
         if template is not None and not template.is_file():
             raise ServiceError(f"chat template not found at {template} (llm.chat_template)")
         return ServiceSpec(
@@ -167,8 +166,7 @@ class Supervisor:
                 spec.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=spec.env,
-                cwd=REPO_ROOT,
+                env=spec.env,  # and our working directory: relative paths in the settings mean the same to it
                 start_new_session=True,
                 preexec_fn=_affinity(spec.cpus),
             )

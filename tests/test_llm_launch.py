@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from configs import load_settings
-from services.llm.launch import vllm_command, vllm_env
+from services.llm.launch import chat_template_path, vllm_command, vllm_env
 from services.supervisor import ServiceSpec, Supervisor
 
 
@@ -64,6 +64,16 @@ def test_cpu_profile_renders_tools_with_our_template_and_hermes():
     assert "--chat-template" not in vllm_command(load_settings("gpu-24gb"))  # Qwen2.5's own has tools
 
 
+def test_relative_paths_are_taken_from_the_working_directory_not_the_source_tree(monkeypatch, tmp_path):
+    # an installed halfsec has no source tree: a path the operator gives means where they are
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HALFSEC_LLM__PYTHON", "vllm-venv/bin/python")
+    monkeypatch.setenv("HALFSEC_LLM__CHAT_TEMPLATE", "mine.jinja")
+    cmd = vllm_command(load_settings("cpu"))
+    assert cmd[0] == str(tmp_path / "vllm-venv/bin/python")
+    assert flag(cmd, "--chat-template") == str(tmp_path / "mine.jinja")
+
+
 def test_a_missing_chat_template_is_refused_before_anything_starts(monkeypatch):
     from services.supervisor import ServiceError, service_specs
 
@@ -111,7 +121,7 @@ def rendered() -> dict:
     if not os.path.isdir(model):
         pytest.skip(f"no model at {model} (halfsec models)")
     out = subprocess.run(
-        [str(s.llm_python()), "-c", _RENDER, model, str(s.llm_chat_template())],
+        [str(s.llm_python()), "-c", _RENDER, model, str(chat_template_path(s))],
         capture_output=True,
         text=True,
         timeout=120,

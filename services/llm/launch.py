@@ -8,6 +8,8 @@ CPU build can live in its own venv.
 from __future__ import annotations
 
 import os
+from importlib.resources import files
+from pathlib import Path
 
 from configs import Settings
 from configs.settings import HUB_PREFIX
@@ -27,6 +29,25 @@ def gpu_memory_utilization(settings: Settings) -> float | None:
     if o.gpu_memory_utilization is not None or o.device != "cuda":
         return o.gpu_memory_utilization
     return current_plan(settings).vllm_gpu_memory_utilization
+
+
+def shipped_templates() -> dict[str, Path]:
+    """The chat templates that are package data of halfsec (services/llm/templates), by file name."""
+    folder = files(__package__) / "templates"
+    # a wheel installs as plain files, so the resource is a real path vLLM can be given
+    return {entry.name: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".jinja")}
+
+
+def chat_template_path(settings: Settings) -> Path | None:
+    """`llm.chat_template` as a file: a template halfsec ships, by name, else the path given (a
+    relative one from the working directory). Not checked for existence here: the supervisor
+    refuses a missing one before anything starts."""
+    value = settings.llm.chat_template
+    if value is None:
+        return None
+    if shipped := shipped_templates().get(value):
+        return shipped
+    return Path(value).expanduser().absolute()
 
 
 def vllm_command(settings: Settings) -> list[str]:
@@ -60,7 +81,7 @@ def vllm_command(settings: Settings) -> list[str]:
         cmd += ["--gpu-memory-utilization", str(utilization)]
     if o.tool_call_parser:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
-    if (template := settings.llm_chat_template()) is not None:
+    if (template := chat_template_path(settings)) is not None:
         cmd += ["--chat-template", str(template)]
     return cmd + list(o.extra_args)
 

@@ -11,6 +11,9 @@ from configs import Settings
 from ..provision import Artifact, ProvisionError, extract_members, pip_download, run_tool
 
 GGUF_TO_HF = Path(__file__).resolve().parent / "gguf_to_hf.py"
+# What vLLM loads of a hub repo: config, tokenizer, chat template and safetensors weights (not the
+# README, nor .bin/.pth copies of the weights that some repos carry beside them).
+HUB_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja")
 
 
 def build_smollm2(settings: Settings) -> Callable[[Path, Path], None]:

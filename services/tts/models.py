@@ -3,6 +3,7 @@ voices from the kokoro-js npm package (`halfsec models`)."""
 
 from __future__ import annotations
 
+import sys
 import tarfile
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import numpy as np
 
 from configs import Settings
 
-from ..provision import Artifact, ProvisionError, join_members, npm_pack, pip_download, sha256
+from ..provision import Artifact, ProvisionError, join_members, npm_pack, pip_download, run_tool, sha256
+from .kokoro_torch import ENGLISH_VOICES
 
 KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 KOKORO_VOICE_SHAPE = (510, 1, 256)  # kokoro-js stores each voice as raw float32 of this shape
@@ -41,3 +43,35 @@ def build_kokoro(downloads: Path, out: Path) -> None:
 def artifacts(settings: Settings) -> list[Artifact]:
     files = {"kokoro-v1.0.int8.onnx": 92_361_271, "voices-en.npz": None}
     return [Artifact("kokoro-82m int8 + voices", settings.models_dir / "kokoro", files, build_kokoro)]
+
+
+# Kokoro's English front end (misaki) tags words with this spaCy model, and when it is not
+# installed, downloads it the first time a pipeline is made: in a service, at call time.
+SPACY_MODEL = "en_core_web_sm"
+
+
+def hub_patterns(settings: Settings) -> tuple[str, ...]:
+    """What the torch backend loads of Kokoro's hub repo: the config, the weights, and the voices
+    it offers (kokoro_torch.ENGLISH_VOICES; each is fetched on first use otherwise)."""
+    return ("config.json", "*.pth", *(f"voices/{voice}.pt" for voice in ENGLISH_VOICES))
+
+
+def prepare_phonemiser(console) -> None:  # console: rich.console.Console
+    """Install what Kokoro's phonemiser would otherwise fetch at call time (spaCy's English model)
+    and check what it needs locally (espeak-ng, misaki's fallback, from espeakng-loader)."""
+    try:
+        import espeakng_loader
+        import spacy.util
+    except ImportError as exc:
+        raise ProvisionError(
+            f"the torch TTS backend needs kokoro and its English front end ({exc.name} is missing): "
+            "pip install 'halfsec[gpu]'"
+        ) from None
+    if spacy.util.is_package(SPACY_MODEL):
+        console.print(f"[green]ok[/] spaCy {SPACY_MODEL} (Kokoro's phonemiser)", highlight=False)
+    else:
+        run_tool([sys.executable, "-m", "spacy", "download", SPACY_MODEL], f"spaCy {SPACY_MODEL}")
+        console.print(f"[green]new[/] spaCy {SPACY_MODEL} (Kokoro's phonemiser)", highlight=False)
+    for path in (espeakng_loader.get_library_path(), espeakng_loader.get_data_path()):
+        if not Path(path).exists():
+            raise ProvisionError(f"espeak-ng (Kokoro's fallback phonemiser): {path} missing; reinstall espeakng-loader")
