@@ -21,7 +21,10 @@ def stopped_pieces(health: dict) -> int:
 
 
 async def test_barge_in_silences_the_agent_and_stops_the_services(services, settings, speech, tmp_path):
-    long = settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": 200})})
+    # no sentence limit either: the reply must still be running when the caller cuts in
+    long = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"max_tokens": 200, "max_sentences": None})}
+    )
     tts = TtsClient(settings.tts.client_url)
     before_tts = stopped_pieces(await tts.health())
     files = [speech[0][0], call_turns(settings)[4]]  # a question, then "eight of spades ..." over the reply
