@@ -6,16 +6,19 @@ import functools
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 import agent.sim.call
 import services.supervisor
 from agent.cli import main
 from agent.session import build_session
+from agent.sim import devset
 from agent.sim.call import CallResult, run_call
-from agent.sim.caller import ROOM_RATE, Utterance, by_telephone, load_turn
-from agent.sim.voice import Voice
+from agent.sim.caller import ROOM_RATE, CallRecorder, Utterance, by_telephone, load_turn
+from agent.sim.voice import Voice, measure_call
 from services.telephone import through_line
+from tests.conftest import required
 from tests.session_fakes import Reply, ScriptedAsr, ScriptedLLM, ScriptedTts, ScriptedVAD
 
 
@@ -31,8 +34,31 @@ def test_the_agent_hears_the_line_and_the_voice_is_the_callers(speech):
     assert heard.voice_at(960) == said.voice_at(960)  # on every grid of the stream
 
 
+@pytest.mark.parametrize("stem", ["one-word--cv-no", "one-word--cv-six"])
+def test_measure_agrees_with_the_trace_on_a_phone_call(settings, tmp_path, stem):
+    """call.wav's caller channel holds the line's audio, as fed; `halfsec measure` still finds
+    where each file landed and times its voice on the file itself, so it reads the v2v the
+    trace's ground truth gives (the utterance's voice on the stream's grid): 700 ms here.
+    These two files start with a quiet lead of +-1 that the line makes sound: placed by their
+    first sounding sample, "no" landed 143 ms early and "six" 32 ms, and v2v read 828 and 732 ms."""
+    required(settings, extra=devset.artifacts(settings))
+    wav = settings.speech_dir / "dev" / f"{stem}.wav"
+    utt = by_telephone(load_turn(wav))
+    offset = 37 * ROOM_RATE // 50  # the caller's 38th 20 ms frame
+    voice = utt.voice_at(offset)
+    rec = CallRecorder()
+    rec.add("caller", rec.t0 + offset / ROOM_RATE, utt.fed, ROOM_RATE)
+    answer_at = (offset + voice.end) / ROOM_RATE + 0.7
+    tone = (3000 * np.sin(np.arange(24000) * 2 * np.pi * 300 / 24000)).astype(np.int16)
+    rec.add("agent", rec.t0 + answer_at, tone, 24000)
+    rec.write(tmp_path / "call.wav")
+    [turn] = measure_call(tmp_path / "call.wav", [wav])
+    assert turn.v2v_ms == pytest.approx(700.0, abs=1.0)
+
+
 def snr_db(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(a.astype(np.float64) ** 2) / np.mean((a.astype(np.float64) - b) ** 2)))
+    error = max(float(np.mean((a.astype(np.float64) - b) ** 2)), 1e-9)  # the same twice: no error
+    return float(10 * np.log10(np.mean(a.astype(np.float64) ** 2) / error))
 
 
 def band_db(pcm: np.ndarray, rate: int, hz: float) -> float:
