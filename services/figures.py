@@ -1,4 +1,5 @@
-"""A bench's figures as a two-column table, WERs as percentages (`halfsec bench asr` and `tts`)."""
+"""A bench's figures as a table, WERs as percentages (`halfsec bench asr` and `tts`): one column of
+values, or one per run compared (`bench asr --telephone`: 16 kHz beside 8 kHz μ-law)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ from rich.table import Table
 
 
 def figures_table(title: str, figures: Mapping[str, object]) -> Table:
+    return compared_table(title, {"value": figures})
+
+
+def compared_table(title: str, columns: Mapping[str, Mapping[str, object]]) -> Table:
+    """One row per figure, one column per run (a figure one run lacks is "-")."""
     table = Table(title=title)
     table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, f"{value:.1%}" if "wer" in key and isinstance(value, float) else str(value))
+    for name in columns:
+        table.add_column(name, justify="right")
+    keys = list(dict.fromkeys(k for figures in columns.values() for k in figures))
+    for key in keys:
+        table.add_row(key, *(_cell(key, figures.get(key, "-")) for figures in columns.values()))
     return table
+
+
+def _cell(key: str, value: object) -> str:
+    return f"{value:.1%}" if "wer" in key and isinstance(value, float) else str(value)

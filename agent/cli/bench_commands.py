@@ -37,7 +37,15 @@ def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> dict:
         async with serving(settings, args.profile, "asr", "/health", mismatch) as url:
-            return await run_bench(url, audio_dir, kinds, hallucination_s=args.hallucination_s, token=settings.token())
+            return await run_bench(
+                url,
+                audio_dir,
+                kinds,
+                hallucination_s=args.hallucination_s,
+                token=settings.token(),
+                telephone=args.telephone,
+                per_category=args.max_per_category,
+            )
 
     figures = asyncio.run(run())
     render(figures, f"ASR streaming bench: {model}, {figures['files']} files in {audio_dir}", Console())
@@ -191,6 +199,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=60.0,
         metavar="S",
         help="seconds of each kind of non-speech (room noise, breathing, music) to stream (0: none)",
+    )
+    asr.add_argument(
+        "--telephone",
+        action="store_true",
+        help="also stream each file through an 8 kHz G.711 mu-law phone line: every WER at 16 kHz beside 8 kHz "
+        "(twice the streaming time)",
+    )
+    asr.add_argument(
+        "--max-per-category",
+        type=positive,
+        metavar="N",
+        help="the first N files (in name order) of each category only: a shorter run that still covers them all",
     )
     llm = add("llm", cmd_bench_llm, "stream replies from services/llm: TTFT, first sentence, tokens/s, prefix cache")
     llm.add_argument(

@@ -42,8 +42,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         t0 = time.monotonic()
         async with supervisor(settings, args.profile):
-            console.print(f"services ready in {time.monotonic() - t0:.1f}s; calling with {len(files)} turns")
-            return await run_call(settings, files, out, barge_in_at_s=args.barge_in_at)
+            line = " over an 8 kHz G.711 mu-law phone line" if args.telephone else ""
+            console.print(f"services ready in {time.monotonic() - t0:.1f}s; calling with {len(files)} turns{line}")
+            return await run_call(settings, files, out, barge_in_at_s=args.barge_in_at, telephone=args.telephone)
 
     try:
         result = asyncio.run(run())
@@ -76,6 +77,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         type=seconds,
         metavar="SECONDS",
         help="the caller starts each next utterance this long after the agent starts speaking",
+    )
+    demo.add_argument(
+        "--telephone",
+        action="store_true",
+        help="the caller is on the phone: the agent hears them through an 8 kHz G.711 mu-law line",
     )
     measure = add_command(sub, "measure", cmd_measure, "per-turn v2v measured on a call recording (call.wav) alone")
     measure.add_argument("call_wav", metavar="CALL_WAV", help="a call's loopback recording (caller left, agent right)")

@@ -1,6 +1,7 @@
 """`halfsec demo`: one simulated call through the whole pipeline, with per-turn latency.
 
-Each audio file is one user turn, fed at real-time pace. The next turn starts `gap_s` after the
+Each audio file is one user turn, fed at real-time pace (with `telephone`, as a phone call
+delivers it: through an 8 kHz G.711 μ-law line). The next turn starts `gap_s` after the
 agent's reply has been written, or, with `barge_in_at_s`, that long after the agent started
 speaking (the caller interrupts). Writes OUT/turns.jsonl (one record per turn, flushed as it
 lands), OUT/call.wav (loopback recording: caller left, agent right), OUT/agent.wav (the agent's
@@ -27,7 +28,7 @@ from latency.summary import render_table, stage_percentiles
 
 from ..session import HalfsecAgent, build_session
 from ..tracing import CallTracer
-from .caller import CallerEar, CallerMouth, CallRecorder, Utterance, load_turn
+from .caller import CallerEar, CallerMouth, CallRecorder, Utterance, by_telephone, load_turn
 from .voice import WINDOW, MeasuredTurn, measure_call
 
 log = logging.getLogger("halfsec.demo")
@@ -60,13 +61,17 @@ async def run_call(
     barge_in_at_s: float | None = None,
     before_turn: Callable[[int], Awaitable[None]] | None = None,
     build: Build = build_session,
+    telephone: bool = False,
 ) -> CallResult:
     """`audio`: one speech file (or utterance already loaded) per turn. `before_turn(n)` is
     awaited before the caller speaks turn n (from 1), while the call is up: what a test does to
     the services mid-call (kill one, wait for it to come back). `build` makes the session (a
-    test's fakes)."""
+    test's fakes). `telephone`: the caller is on the phone, the agent hears them through an
+    8 kHz G.711 μ-law line (their voice, and so v2v, is still timed on what they said)."""
     # bad audio fails before the call starts
     utterances = [a if isinstance(a, Utterance) else load_turn(a) for a in audio]
+    if telephone:
+        utterances = [by_telephone(u) for u in utterances]
     audio_files = [u.path for u in utterances]
     out_dir.mkdir(parents=True, exist_ok=True)
     session_id = uuid.uuid4().hex[:12]

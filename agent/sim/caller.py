@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 from services.audio import read_pcm16
+from services.telephone import through_line
 
 from .voice import FRAME_MS, ROOM_RATE, Voice, first_audible, grid_lead, voice_span
 
@@ -43,6 +44,13 @@ class Utterance:
     # False: `voice` holds wherever the clip lands (a test's synthetic audio)
     on_stream_grid: bool = True
     _grids: dict[int, Voice | None] = field(default_factory=dict, repr=False, compare=False)
+    # What the agent is fed, when a line between them changes it (`by_telephone`); None: `pcm`
+    line_pcm: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def fed(self) -> np.ndarray:
+        """The samples the agent hears, on `pcm`'s sample clock."""
+        return self.pcm if self.line_pcm is None else self.line_pcm
 
     def voice_at(self, offset: int) -> Voice | None:
         """Its voice when it starts `offset` samples into the caller's stream."""
@@ -71,6 +79,18 @@ def load_utterance(path: str | Path, rate: int = ROOM_RATE) -> Utterance:
     clips alone is ~250)."""
     pcm = read_pcm16(path, rate)
     return Utterance(Path(path), pcm, voice_span(pcm, rate), rate)
+
+
+def by_telephone(utt: Utterance) -> Utterance:
+    """`utt` as the agent hears it over a phone call: through an 8 kHz G.711 μ-law line.
+
+    Its voice stays the one computed on what the caller said, not on what the line delivered:
+    the caller stopped speaking when they stopped, and the line (sample-aligned, see
+    services/telephone.py) neither delays nor moves it; what narrowband audio does to the VAD's
+    and ASR's view of that moment is the pipeline's latency, measured as a phone caller meets it.
+    The same rule holds for `halfsec measure`, which takes each turn's voice from its source
+    file; call.wav's caller channel records the line's audio, as fed."""
+    return replace(utt, line_pcm=through_line(utt.pcm, utt.rate))
 
 
 def load_turn(path: str | Path, rate: int = ROOM_RATE) -> Utterance:
@@ -145,7 +165,7 @@ class CallerMouth(io.AudioInput):
 
     def _feed(self, playing: _Playing, chunk: np.ndarray, due: float) -> None:
         utt = playing.utt
-        part = utt.pcm[playing.pos : playing.pos + self._spf]
+        part = utt.fed[playing.pos : playing.pos + self._spf]
         chunk[: len(part)] = part
         start, playing.pos = playing.pos, playing.pos + self._spf
 

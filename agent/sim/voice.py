@@ -96,9 +96,8 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
     """Per source file (in the order the caller said them), v2v measured on the recording.
 
     Each file's voice comes from the file itself (Silero, on the grid of where it landed); the
-    recording only says where that file's audio landed (the first non-silent sample after the
-    previous utterance; the caller channel starts with the caller's stream) and when the agent
-    made a sound.
+    recording only says where that file's audio landed (`_placed`; the caller channel starts
+    with the caller's stream) and when the agent made a sound.
     """
     audio, rate = sf.read(str(call_wav), dtype="int16", always_2d=True)
     if audio.shape[1] != 2:
@@ -107,15 +106,10 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
     cursor, out = 0, []
     for path in sources:
         source = read_pcm16(path, rate)
-        sounding = np.abs(caller[cursor:].astype(np.int32)) > _ONSET
-        if not sounding.any():
+        placed = _placed(caller, cursor, source, rate)
+        if placed is None:
             out.append(MeasuredTurn(str(path), None, None, None))
             continue
-        placed = cursor + int(np.argmax(sounding)) - int(np.argmax(np.abs(source.astype(np.int32)) > _ONSET))
-        # the caller's stream is 20 ms frames from sample 0, and a file starts on a frame; the
-        # onset alone can be a sample off (two resamplers), which would move Silero's grid
-        frame = rate * FRAME_MS // 1000
-        placed = max(0, round(placed / frame) * frame)
         cursor = placed + len(source)
         # Silero on the file as the caller fed it (at the room's rate), not as read at the
         # recording's: the two resampling paths put a marginal window's end 32 ms apart
@@ -132,6 +126,33 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         stopped = (talking[-1] + 1) / rate * 1000 if talking.size and was_talking else None
         out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
     return out
+
+
+def _placed(caller: np.ndarray, cursor: int, source: np.ndarray, rate: int) -> int | None:
+    """Where `source` starts on the caller channel, at or after `cursor` (where the previous
+    utterance ended); None if nothing sounds there.
+
+    The caller's stream is 20 ms frames from sample 0 and a file starts on a frame, between
+    digital silences. On a clean channel it starts its own quiet lead before the first sample
+    that sounds; a phone line between (services/telephone.py) turns a lead of +-1 into +-9 (the
+    codec's smallest step, plus resampler ripple: "no" sounded 143 ms early) or can take a first
+    sound away. So each frame from half a second before the clean answer to the onset is tried,
+    and the one where the channel matches the file best wins: a frame off, speech no longer
+    lines up (and the onset alone can be a sample off a frame: two resamplers).
+    """
+    sounding = np.abs(caller[cursor:].astype(np.int32)) > _ONSET
+    if not sounding.any():
+        return None
+    onset = cursor + int(np.argmax(sounding))
+    lead = int(np.argmax(np.abs(source.astype(np.int32)) > _ONSET))
+    frame = rate * FRAME_MS // 1000
+    first = max(-(-cursor // frame), (onset - lead - rate // 2) // frame)
+    last = onset // frame + 1
+    n = min(len(source), lead + 5 * rate)  # the lead and the first seconds of sound decide
+    clip = source[:n].astype(np.float64)
+    heard = np.pad(caller.astype(np.float64), (0, max(0, last * frame + n - len(caller))))
+    errors = [np.sum((heard[k * frame : k * frame + n] - clip) ** 2) for k in range(first, last + 1)]
+    return (first + int(np.argmin(errors))) * frame
 
 
 def render_measured(turns: list[MeasuredTurn], call_wav: str | Path, out: Console) -> None:

@@ -8,6 +8,10 @@ WebSocket protocol. Two references with the same model, over HTTP (POST /v1/tran
     transcribes each turn after it (stock LiveKit's VAD-wrapped STT) would hear.
 Then each kind of non-speech (room noise, breathing, music) is streamed for a minute: every word
 it yields is a hallucination.
+
+With `telephone`, each file is streamed, and decoded both ways, a second time right after
+itself, as a phone call delivers it: through an 8 kHz G.711 μ-law line (services/telephone.py)
+and back up to the service's 16 kHz, as LiveKit's SIP bridge hands a caller to the agent.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from whisper_normalizer.english import EnglishTextNormalizer
 from latency.summary import percentile
 
 from ..audio import read_pcm16
-from ..figures import figures_table
+from ..figures import compared_table, figures_table
+from ..telephone import through_line
 from .client import AsrClient
 from .protocol import SAMPLE_RATE, Closed, EndOfSpeech, Final, Preflight, SpeechStarted
 
@@ -59,12 +64,20 @@ def category(path: Path) -> str:
     return head if sep else "-"
 
 
-def corpus(audio_dir: Path) -> list[tuple[Path, str]]:
+def corpus(audio_dir: Path, per_category: int | None = None) -> list[tuple[Path, str]]:
+    """(file, reference) in name order; with `per_category`, the first that many of each category."""
     files = sorted(p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
     pairs = [(p, p.with_suffix(".txt").read_text().strip()) for p in files if p.with_suffix(".txt").is_file()]
     if not pairs:
         raise FileNotFoundError(f"no audio files with a same-stem .txt reference in {audio_dir}")
-    return pairs
+    if per_category is None:
+        return pairs
+    kept, taken = [], defaultdict(int)
+    for path, ref in pairs:
+        if taken[category(path)] < per_category:
+            taken[category(path)] += 1
+            kept.append((path, ref))
+    return kept
 
 
 async def stream_audio(client: AsrClient, pcm: np.ndarray) -> StreamResult:
@@ -142,6 +155,56 @@ class _Row:
         }
 
 
+@dataclass
+class _Pass:
+    """Every file as one line delivers it (as recorded, or through a telephone line)."""
+
+    rows: dict[str, _Row] = field(default_factory=lambda: defaultdict(_Row))
+    everything: _Row = field(default_factory=_Row)
+    after_ms: list[float] = field(default_factory=list)
+    received_s: float = 0.0
+    decoded_s: float = 0.0
+    compute_s: float = 0.0
+    utterances: int = 0
+    preflights: int = 0
+
+    async def run(self, client: AsrClient, path: Path, ref: str, pcm: np.ndarray) -> None:
+        """Stream `pcm` with silence around it; decode each utterance the stream found and the
+        whole file on their own."""
+        lead, trail = np.zeros(int(LEAD_S * SAMPLE_RATE), np.int16), np.zeros(int(TRAIL_S * SAMPLE_RATE), np.int16)
+        streamed = np.concatenate([lead, pcm, trail])
+        run = await stream_audio(client, streamed)
+        turns = []
+        for start, end in run.utterances:  # the stream's own cuts, each decoded alone
+            piece = streamed[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            turns.append((await client.transcribe(piece.tobytes())).text if len(piece) else "")
+        offline = (await client.transcribe(pcm.tobytes())).text
+        for row in (self.rows[category(path)], self.everything):
+            row.refs.append(ref)
+            row.streamed.append(run.text)
+            row.offline.append(offline)
+            row.per_turn.append(" ".join(t for t in turns if t))
+            row.unheard += sum(f.unheard for f in run.finals)
+        self.after_ms += run.endpoint_to_final_ms
+        self.received_s += run.received_s
+        self.decoded_s += run.decoded_s
+        self.compute_s += run.compute_s
+        self.utterances += len(run.utterances)
+        self.preflights += run.preflights
+
+    def figures(self) -> dict:
+        return {
+            **self.everything.figures(),
+            "utterances": self.utterances,
+            "preflights": self.preflights,
+            "rtf": round(self.compute_s / self.received_s, 3),  # decoding time per second of audio streamed
+            "final_after_endpoint_ms_p50": _rounded(percentile(self.after_ms, 50)),
+            "final_after_endpoint_ms_p90": _rounded(percentile(self.after_ms, 90)),
+            "decode_factor": round(self.decoded_s / self.received_s, 3),
+            "categories": {name: self.rows[name].figures() for name in sorted(self.rows)},
+        }
+
+
 async def run_bench(
     asr_url: str,
     audio_dir: Path,
@@ -149,64 +212,55 @@ async def run_bench(
     *,
     hallucination_s: float = HALLUCINATION_S,
     token: str | None = None,
+    telephone: bool = False,
+    per_category: int | None = None,
 ) -> dict:
     """The figures: overall ones at the top level, `categories` (per category, streaming beside
-    both references), and `hallucinated_words` per kind of non-speech."""
-    pairs = corpus(audio_dir)
+    both references), and `hallucinated_words` per kind of non-speech. With `telephone`, each
+    file is also streamed as a G.711 μ-law call at 8 kHz delivers it (services/telephone.py),
+    right after itself: the same figures for that line under `telephone`."""
+    pairs = corpus(audio_dir, per_category)
     client = AsrClient(asr_url, timeout_s=120.0, token=token)
-    rows: dict[str, _Row] = defaultdict(_Row)
-    everything = _Row()
-    after_ms: list[float] = []
-    received = decoded = compute = 0.0
-    utterances = preflights = 0
+    wideband, narrowband = _Pass(), _Pass()
     hallucinated: dict[str, int] = {}
     asked: dict[str, int] = {}  # unheard finals on non-speech: the agent would ask to repeat
     try:
-        lead, trail = np.zeros(int(LEAD_S * SAMPLE_RATE), np.int16), np.zeros(int(TRAIL_S * SAMPLE_RATE), np.int16)
         for path, ref in pairs:
             pcm = read_pcm16(path, SAMPLE_RATE)
-            streamed = np.concatenate([lead, pcm, trail])
-            run = await stream_audio(client, streamed)
-            turns = []
-            for start, end in run.utterances:  # the stream's own cuts, each decoded alone
-                piece = streamed[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-                turns.append((await client.transcribe(piece.tobytes())).text if len(piece) else "")
-            offline = (await client.transcribe(pcm.tobytes())).text
-            for row in (rows[category(path)], everything):
-                row.refs.append(ref)
-                row.streamed.append(run.text)
-                row.offline.append(offline)
-                row.per_turn.append(" ".join(t for t in turns if t))
-                row.unheard += sum(f.unheard for f in run.finals)
-            after_ms += run.endpoint_to_final_ms
-            received, decoded, compute = received + run.received_s, decoded + run.decoded_s, compute + run.compute_s
-            utterances, preflights = utterances + len(run.utterances), preflights + run.preflights
+            await wideband.run(client, path, ref, pcm)
+            if telephone:
+                await narrowband.run(client, path, ref, through_line(pcm, SAMPLE_RATE))
         for kind, files in (noise or {}).items():
             heard = await stream_audio(client, noise_minute(files, hallucination_s))
             hallucinated[kind] = len(heard.text.split())
             asked[kind] = sum(f.unheard for f in heard.finals)
     finally:
         await client.aclose()
-    return {
-        **everything.figures(),
-        "utterances": utterances,
-        "preflights": preflights,
-        "rtf": round(compute / received, 3),  # decoding time per second of audio streamed
-        "final_after_endpoint_ms_p50": _rounded(percentile(after_ms, 50)),
-        "final_after_endpoint_ms_p90": _rounded(percentile(after_ms, 90)),
-        "decode_factor": round(decoded / received, 3),
-        "hallucinated_words": hallucinated,
-        "noise_unheard": asked,
-        "categories": {name: rows[name].figures() for name in sorted(rows)},
-    }
+    figures = {**wideband.figures(), "hallucinated_words": hallucinated, "noise_unheard": asked}
+    return figures | ({"telephone": narrowband.figures()} if telephone else {})
 
 
 def render(figures: dict, title: str, console: Console) -> None:
-    """The overall figures, then streaming beside both references per category."""
-    flat = {k: v for k, v in figures.items() if k not in ("categories", "hallucinated_words", "noise_unheard")}
+    """The overall figures, then streaming beside both references per category; with a
+    telephone pass, each figure at 16 kHz beside the same at 8 kHz μ-law."""
+    flat = _flat(figures)
     flat |= {f"hallucinated words: {kind}": n for kind, n in figures["hallucinated_words"].items()}
     flat |= {f"unheard finals: {kind}": n for kind, n in figures["noise_unheard"].items()}
-    console.print(figures_table(title, flat))
+    if "telephone" not in figures:
+        console.print(figures_table(title, flat))
+        console.print(_category_table(figures))
+        return
+    console.print(compared_table(title, {"16 kHz": flat, "8 kHz μ-law": _flat(figures["telephone"])}))
+    console.print(_telephone_table(figures))
+
+
+def _flat(figures: dict) -> dict:
+    return {
+        k: v for k, v in figures.items() if k not in ("categories", "hallucinated_words", "noise_unheard", "telephone")
+    }
+
+
+def _category_table(figures: dict) -> Table:
     table = Table(title="WER by category: streaming, offline (whole file), per turn (each utterance alone)")
     for column in ("category", "files", "words", "streaming", "offline", "per turn", "unheard"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -218,4 +272,17 @@ def render(figures: dict, title: str, console: Console) -> None:
             *(f"{row[k]:.1%}" for k in ("wer", "offline_wer", "turn_wer")),
             str(row["unheard"]),
         )
-    console.print(table)
+    return table
+
+
+def _telephone_table(figures: dict) -> Table:
+    """Per category and overall: each WER at 16 kHz | at 8 kHz μ-law, on the same files."""
+    table = Table(title="WER by category, 16 kHz | 8 kHz G.711 μ-law, on the same files")
+    for column in ("category", "files", "words", "streaming", "offline", "per turn"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    phone = figures["telephone"]
+    rows = [(name, row, phone["categories"][name]) for name, row in figures["categories"].items()]
+    for name, wide, narrow in [*rows, ("all", figures, phone)]:
+        wers = (f"{wide[k]:.1%} | {narrow[k]:.1%}" for k in ("wer", "offline_wer", "turn_wer"))
+        table.add_row(name, str(wide["files"]), str(wide["words"]), *wers, end_section=name == rows[-1][0])
+    return table
