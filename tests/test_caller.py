@@ -143,3 +143,29 @@ def test_voice_at_is_cached_per_grid_and_silence_has_none(speech):
     silent = Utterance(Path("silence.wav"), np.zeros(ROOM_RATE, np.int16), None)
     silent.prepare(ROOM_RATE // 50)  # returns: nothing to place
     assert silent.voice_at(960) is None
+
+
+@pytest.mark.parametrize(
+    ("agent_from_s", "agent_until_s", "stopped_ms"),
+    [
+        (-1.0, 0.15, 150.0),  # talking when the caller began, quiet 150 ms later
+        (-1.0, -0.1, 0.0),  # in a pause between words when the caller began: quiet at once
+        (-1.0, -0.6, None),  # done half a second before: no reply to stop
+    ],
+)
+def test_measure_call_times_how_soon_the_agent_went_quiet(tmp_path, speech, agent_from_s, agent_until_s, stopped_ms):
+    wav, _ = speech[2]
+    pcm, rate = sf.read(wav, dtype="int16")
+    voice = voice_span(pcm, rate, offset=rate)  # the caller's voice begins at 1 s + voice.first
+    rec = CallRecorder()
+    rec.add("caller", rec.t0 + 1.0, pcm, rate)
+    began = 1.0 + voice.first / rate
+    n = round((agent_until_s - agent_from_s) * rate)
+    tone = (3000 * np.sin(np.arange(n) * 2 * np.pi * 300 / rate)).astype(np.int16)
+    rec.add("agent", rec.t0 + began + agent_from_s, tone, rate)
+    rec.write(tmp_path / "call.wav")
+    [turn] = measure_call(tmp_path / "call.wav", [wav])
+    if stopped_ms is None:
+        assert turn.agent_stopped_ms is None
+    else:
+        assert turn.agent_stopped_ms == pytest.approx(stopped_ms, abs=2.0)

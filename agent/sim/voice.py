@@ -92,6 +92,11 @@ class MeasuredTurn:
     agent_stopped_ms: float | None
 
 
+# The longest quiet inside a reply that still counts as the agent talking: Kokoro's pause after
+# a sentence (services/tts/text/punctuation.py's 0.25 s, the longest it puts inside a reply).
+REPLY_PAUSE_S = 0.3
+
+
 def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[MeasuredTurn]:
     """Per source file (in the order the caller said them), v2v measured on the recording.
 
@@ -121,9 +126,12 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         end = placed + round(fed.end * rate / ROOM_RATE)
         answer = agent[end:]
         v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() else None
+        # The agent was mid-reply when the caller began if it sounded within a pause's length
+        # before: between words, or while its next chunk was still being made, a reply is
+        # quiet for a moment. It stopped at its last sound after that (0: it made none).
         talking = np.nonzero(agent[first:end])[0]
-        was_talking = agent[max(0, first - rate // 50) : first + 1].any()  # within the last 20 ms
-        stopped = (talking[-1] + 1) / rate * 1000 if talking.size and was_talking else None
+        was_talking = agent[max(0, first - int(REPLY_PAUSE_S * rate)) : first + 1].any()
+        stopped = ((talking[-1] + 1) / rate * 1000 if talking.size else 0.0) if was_talking else None
         out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
     return out
 
