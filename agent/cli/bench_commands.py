@@ -176,6 +176,34 @@ def cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if figures["failed_turns"] == 0 and not figures["incomplete_logs"] else 1
 
 
+def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from services.supervisor import supervisor
+
+    from ..sim import devset
+    from ..sim.compare import render, run_compare, varied_turns
+    from ..sim.scripted import read_replies
+
+    replies = read_replies(args.replies) if args.replies else None
+    if args.audio_dir:
+        audio = _call_audio(args, settings)[: args.turns]
+    else:
+        from services.provision import require
+
+        require(settings, extra=devset.artifacts(settings))
+        audio = varied_turns([(path, category) for path, category, _ in devset.dev_set(settings)], args.turns)
+    out = Path(args.out or f"runs/bench-compare-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def run() -> dict:
+        async with supervisor(settings, args.profile):
+            return await run_compare(settings, audio, replies, args.turns_per_call, out)
+
+    figures = asyncio.run(run())
+    render(figures, Console())
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
 
@@ -250,6 +278,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
     )
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    compare = add(
+        "compare",
+        cmd_bench_compare,
+        "the stock LiveKit Agents pipeline and halfsec on the same turns, one after the other: v2v P50/P95 "
+        "from the audio, LiveKit's per-stage medians, LLM requests per turn, the ratio",
+    )
+    compare.add_argument(
+        "--audio-dir",
+        metavar="DIR",
+        help="speech files, one per turn, in name order (default: turns of 1-10 s from each category of the "
+        "varied dev set in turn)",
+    )
+    compare.add_argument("--turns", type=positive, default=20, metavar="N", help="turns in all (default 20)")
+    compare.add_argument(
+        "--turns-per-call", type=positive, default=5, metavar="K", help="turns per call, each side (default 5)"
+    )
+    compare.add_argument(
+        "--replies",
+        metavar="FILE",
+        help="scripted replies, one a line, said in turn by both sides at real LLM cost (default: the models' own)",
+    )
+    compare.add_argument("--out", metavar="DIR", help="where each side's calls go")
     soak = add("soak", cmd_bench_soak, "callers back to back for M minutes: failed turns, RSS and fd growth")
     soak.add_argument("--calls", type=positive, default=2, metavar="N", help="callers at once (default 2)")
     soak.add_argument("--minutes", type=minutes, default=10.0, metavar="M", help="how long (default 10)")

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from livekit.agents import AgentSession
 from rich.console import Console
@@ -48,7 +48,13 @@ class CallResult:
         return [t for t in self.turns if "last_voiced" in t["marks_ms"]]
 
 
-Build = Callable[[Settings, CallTracer], tuple[AgentSession, HalfsecAgent]]
+class CallAgent(Protocol):
+    """The agent a session is built with: halfsec's, or the compare bench's stock one."""
+
+    async def aclose_clients(self) -> None: ...
+
+
+Build = Callable[[Settings, CallTracer], tuple[AgentSession, HalfsecAgent | CallAgent]]
 
 
 async def run_call(

@@ -1,0 +1,211 @@
+"""`halfsec bench compare`: the stock LiveKit Agents pipeline (stock.py) and halfsec on the same
+turns, in one run, with the same replies when a script is given (scripted.py).
+
+The turns are cut into calls of `turns_per_call`; each call is made by both sides back to back,
+the side going first alternating call by call, so a machine that slows down during the run
+weighs on both alike. Each side's v2v is measured on its own call recording (Silero's end of the
+caller's voice -> the agent's first sample above -40 dBFS: `voice.measure_call`), the same
+way for both. A turn with no reply counts at the reply timeout and is listed. The per-stage
+medians are LiveKit's own (`MetricsReport` of the user's and the agent's messages), which both
+sides report the same way; LLM requests are counted at the plugin, a preemptive one thrown away
+included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+from livekit.agents import AgentSession
+from livekit.plugins import openai
+from rich.console import Console
+from rich.table import Table
+
+from configs import Settings
+from latency.summary import percentile
+
+from ..session import build_llm, build_session
+from ..tracing import CallTracer
+from .call import CallResult, run_call
+from .scripted import ScriptedLLM
+from .stock import build_stock_session, stock_defaults
+
+log = logging.getLogger("halfsec.compare")
+
+SIDES = ("stock", "halfsec")
+REPLY_TIMEOUT_S = 30.0
+# LiveKit's own per-turn metrics (seconds), from the user's message and from the agent's
+STAGES = {
+    "end_of_turn": ("user", "end_of_turn_delay"),
+    "transcription": ("user", "transcription_delay"),
+    "llm_ttft": ("assistant", "llm_node_ttft"),
+    "tts_ttfb": ("assistant", "tts_node_ttfb"),
+}
+
+
+def varied_turns(files: list[tuple[Path, str]], count: int, min_s: float = 1.0, max_s: float = 10.0) -> list[Path]:
+    """`count` turns of `min_s`-`max_s` seconds from (file, category) pairs, taken from each
+    category in turn (the dev set's one-word answers, names, numbers, accents, noise ...)."""
+    by_category: dict[str, list[Path]] = {}
+    for path, category in files:
+        if min_s <= sf.info(path).duration <= max_s:
+            by_category.setdefault(category, []).append(path)
+    queues = [list(paths) for paths in by_category.values()]
+    picked: list[Path] = []
+    while len(picked) < count and any(queues):
+        for queue in queues:
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def side_llm(settings: Settings, side: str, replies: list[str] | None) -> ScriptedLLM:
+    """The side's LLM plugin: halfsec's as the profile builds it; stock's with no options."""
+    if side == "halfsec":
+        return ScriptedLLM(build_llm(settings), replies)
+    plugin = openai.LLM(
+        model=settings.llm.served_model_name,
+        base_url=settings.llm.client_base_url,
+        api_key=settings.token() or "halfsec-local",  # the openai client wants one
+    )
+    return ScriptedLLM(plugin, replies)
+
+
+def _builder(side: str, model: ScriptedLLM) -> Callable[[Settings, CallTracer], tuple[AgentSession, Any]]:
+    if side == "halfsec":
+        return lambda settings, tracer: build_session(settings, tracer, model=model)
+    return lambda settings, tracer: build_stock_session(settings, tracer, model)
+
+
+def turn_rows(result: CallResult, model: ScriptedLLM, first_turn: int) -> list[dict[str, Any]]:
+    """One row per file said: v2v from the audio, LiveKit's stages, requests, what was said."""
+    records = result.voiced_turns()
+    rows = []
+    for k, path in enumerate(result.files):
+        record = records[k] if k < len(records) else {}
+        livekit = record.get("livekit", {})
+        found = {"user": livekit.get("user", {}), "assistant": livekit.get("metrics", {}).get("assistant", {})}
+        measured = result.measured[k].v2v_ms if k < len(result.measured) else None
+        turn = first_turn + k
+        rows.append(
+            {
+                "file": path.name,
+                "turn": turn,
+                "v2v_ms": None if measured is None else round(measured, 1),
+                **{
+                    f"{stage}_ms": None if (v := found[who].get(key)) is None else round(v * 1000, 1)
+                    for stage, (who, key) in STAGES.items()
+                },
+                "llm_requests": model.requests[turn],
+                "heard": record.get("user_text", ""),
+                "said": record.get("agent_text", ""),
+                "scripted": model.reply(turn),
+            }
+        )
+    return rows
+
+
+def side_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    v2v = [REPLY_TIMEOUT_S * 1000 if r["v2v_ms"] is None else r["v2v_ms"] for r in rows]
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return None if not values else round(percentile(values, 50), 1)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "turns": len(rows),
+        "unanswered": [r["file"] for r in rows if r["v2v_ms"] is None],
+        "v2v_p50_ms": ms(percentile(v2v, 50)),
+        "v2v_p95_ms": ms(percentile(v2v, 95)),
+        "stages_p50_ms": {stage: median(f"{stage}_ms") for stage in STAGES},
+        "llm_requests_per_turn": round(sum(r["llm_requests"] for r in rows) / len(rows), 2) if rows else None,
+        # with a script: turns whose spoken text is not the scripted reply (halfsec stops after
+        # `llm.max_sentences`, so a longer reply is cut there by design)
+        "off_script": [r["file"] for r in rows if r["scripted"] and r["said"].strip() != r["scripted"]],
+    }
+
+
+async def run_compare(
+    settings: Settings,
+    audio: list[Path],
+    replies: list[str] | None,
+    turns_per_call: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    rows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    calls = [audio[i : i + turns_per_call] for i in range(0, len(audio), turns_per_call)]
+    for c, files in enumerate(calls):
+        first_turn = c * turns_per_call + 1  # the script goes on across calls
+        order = SIDES if c % 2 == 0 else SIDES[::-1]
+        for side in order:
+            model = side_llm(settings, side, replies)
+            await model.prepare(settings.llm.client_base_url, settings.token())
+
+            async def before_turn(n: int, model: ScriptedLLM = model, first: int = first_turn) -> None:
+                model.turn = first + n - 1
+
+            log.info("call %d/%d, %s: %d turns", c + 1, len(calls), side, len(files))
+            result = await run_call(
+                settings,
+                files,
+                out_dir / side / f"call-{c:02d}",
+                reply_timeout_s=REPLY_TIMEOUT_S,
+                before_turn=before_turn,
+                build=_builder(side, model),
+            )
+            await model.aclose()
+            rows[side].extend(turn_rows(result, model, first_turn))
+    figures: dict[str, Any] = {side: side_figures(rows[side]) for side in SIDES}
+    stock, ours = figures["stock"], figures["halfsec"]
+    figures["ratio"] = {q: None if not stock[q] else round(ours[q] / stock[q], 3) for q in ("v2v_p50_ms", "v2v_p95_ms")}
+    figures.update(
+        scripted=replies is not None,
+        stock_defaults=stock_defaults(),
+        turns=rows,
+        out_dir=str(out_dir),
+    )
+    return figures
+
+
+def render(figures: dict[str, Any], out: Console) -> None:
+    table = Table(title="stock LiveKit Agents vs halfsec, same turns, same run (ms; v2v from the audio)")
+    for col in ("side", "turns", "no reply", "v2v P50", "v2v P95", *(f"{s} P50" for s in STAGES), "LLM req/turn"):
+        table.add_column(col, justify="left" if col == "side" else "right")
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    for side in SIDES:
+        f = figures[side]
+        table.add_row(
+            side,
+            str(f["turns"]),
+            str(len(f["unanswered"])),
+            ms(f["v2v_p50_ms"]),
+            ms(f["v2v_p95_ms"]),
+            *(ms(f["stages_p50_ms"][s]) for s in STAGES),
+            str(f["llm_requests_per_turn"]),
+        )
+    out.print(table)
+    r = figures["ratio"]
+    out.print(f"halfsec / stock: P50 {r['v2v_p50_ms']}x, P95 {r['v2v_p95_ms']}x", highlight=False)
+    d = figures["stock_defaults"]
+    out.print(
+        f"stock defaults: turn detection {d['turn_detection']}, endpointing {d['endpointing']}, preemptive "
+        f"{d['preemptive_generation']}, Silero min silence {d['vad_min_silence_s']} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for side in SIDES:
+        for name in figures[side]["unanswered"]:
+            out.print(f"{side}: no reply to {name} (counted at {REPLY_TIMEOUT_S:.0f} s)", highlight=False)
+        if figures["scripted"] and figures[side]["off_script"]:
+            off = ", ".join(figures[side]["off_script"])
+            out.print(f"{side}: said other than the script on {off}", highlight=False)
+    out.print(f"replies: {'scripted' if figures['scripted'] else 'the models own'}; calls under {figures['out_dir']}")
