@@ -292,7 +292,7 @@ def build_session(
                 "resume_false_interruption": turn.resume_false_interruption,
                 "false_interruption_timeout": turn.false_interruption_timeout_s,
             },
-            "preemptive_generation": {"enabled": turn.preemptive_generation},
+            "preemptive_generation": {"enabled": turn.preemptive_generation, "preemptive_tts": turn.preemptive_tts},
         },
         aec_warmup_duration=turn.aec_warmup_s or None,
         # LiveKit's markdown and emoji filters, plus list markers (services/tts/text/markup_stream.py)
@@ -319,6 +319,12 @@ def build_session(
     def unheard() -> None:
         if session.agent_state == "speaking":
             return  # a sound over the agent's reply (the false-interruption timer handles it)
+        if session.user_state == "speaking":
+            # The service gives up on a wordless sound only after decoding it whole once more;
+            # by then the caller may be saying their words (a noise, a pause, then speech), and
+            # those are the turn: asking them to repeat would talk over them.
+            log.info("speech without words, but the caller is talking again: no request to repeat")
+            return
         log.info("speech without words: asking the caller to repeat")
         tracer.mark("unheard")
         ask_again()

@@ -268,6 +268,9 @@ class LlmSettings(ServiceAddress):
     # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
     # decode loop starves a co-located Kokoro unless it is confined to its own core.
     cpu_affinity: list[Annotated[int, Field(ge=0)]] | None = None
+    # Niceness added to the whole vLLM process tree (0: as the others). Where vLLM shares cores
+    # with Kokoro, the kernel then gives Kokoro's first chunk the core when both want it.
+    nice: int = Field(default=0, ge=0, le=19)
     startup_timeout_s: float = Field(default=240.0, gt=0)
     # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
     # seconds of silence), and a request with no answer within `timeout_s` counts as failed.
@@ -346,6 +349,9 @@ class TurnSettings(_Section):
     endpointing_min_delay_s: float = Field(default=0.0, ge=0)
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
     preemptive_generation: bool = True
+    # LiveKit's preemptive TTS: the preemptive reply's first chunk is synthesised too, before the
+    # end of the turn is confirmed (thrown away with the reply if the caller goes on).
+    preemptive_tts: bool = False
     allow_interruptions: bool = True
     # Caller speech this long stops the agent's reply (LiveKit's 0.5 s default leaves the agent
     # talking over the caller for over half a second; the VAD adds ~0.05-0.1 s to this).

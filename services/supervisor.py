@@ -42,6 +42,7 @@ class ServiceSpec:
     startup_timeout_s: float
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     cpus: set[int] | None = None  # CPU affinity for the process and everything it starts
+    nice: int = 0  # added to its niceness (and inherited): lower CPU priority than the others
     after: tuple[str, ...] = ()  # services that must be healthy before this one starts
 
 
@@ -76,6 +77,7 @@ def service_specs(
             settings.llm.startup_timeout_s,
             vllm_env(settings),
             _usable_cpus(settings.llm.cpu_affinity),
+            nice=settings.llm.nice,
             after=llm_after,
         )
 
@@ -101,10 +103,18 @@ def _usable_cpus(wanted: list[int] | None) -> set[int] | None:
     return usable
 
 
-def _affinity(cpus: set[int] | None):  # -> preexec_fn or None
-    if cpus is None:
+def _placement(cpus: set[int] | None, nice: int):  # -> preexec_fn or None
+    """Run in the child before it execs: both are inherited by every process it spawns."""
+    if cpus is None and not nice:
         return None
-    return lambda: os.sched_setaffinity(0, cpus)  # inherited by every process vLLM spawns
+
+    def place() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if nice:
+            os.nice(nice)
+
+    return place
 
 
 async def is_healthy(url: str, timeout_s: float = 1.0, http: aiohttp.ClientSession | None = None) -> bool:
@@ -168,7 +178,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=spec.env,  # and our working directory: relative paths in the settings mean the same to it
                 start_new_session=True,
-                preexec_fn=_affinity(spec.cpus),
+                preexec_fn=_placement(spec.cpus, spec.nice),
             )
 
     async def start(self) -> None:

@@ -116,9 +116,18 @@ class ScriptedAsr:
     last one also the final). An empty text is a turn Whisper heard nothing in; `UNHEARD`, one
     the service marks as speech without words (it asks the agent to have the caller repeat)."""
 
-    def __init__(self, texts: list[list[str]], preflight_after_s: float = 0.032, endpoint_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        texts: list[list[str]],
+        preflight_after_s: float = 0.032,
+        endpoint_s: float = 0.2,
+        unheard_after_s: float = 0.0,
+    ) -> None:
         self.texts = texts
         self.preflight_after_s, self.endpoint_s = preflight_after_s, endpoint_s
+        # an UNHEARD final comes this long after the endpoint (the service decodes the whole
+        # utterance once more before it gives up)
+        self.unheard_after_s = unheard_after_s
         self.utterance = 0
 
     async def stream(self) -> _ScriptedAsrStream:
@@ -166,7 +175,10 @@ class _ScriptedAsrStream:
             unheard = texts[-1] is UNHEARD
             text = "" if unheard else texts[-1]
             final = Final(text=text, audio_s=0.0, after_endpoint_ms=0.0, reused_preflight=True, unheard=unheard)
-            self._events.put_nowait(final)
+            if unheard and o.unheard_after_s:
+                asyncio.get_running_loop().call_later(o.unheard_after_s, self._events.put_nowait, final)
+            else:
+                self._events.put_nowait(final)
             o.utterance += 1
             self._pause = 0
 

@@ -14,19 +14,29 @@ from agent.sim.scripted import ScriptedLLM, read_replies
 REPLY = "Strong performances against the best teams usually mean a team is peaking at the right time."
 
 
-def row(file, v2v, said="Sure.", scripted="Sure.", requests=1, **stages):
-    base = {f"{s}_ms": None for s in ("end_of_turn", "transcription", "llm_ttft", "tts_ttfb")}
-    return {"file": file, "v2v_ms": v2v, "said": said, "scripted": scripted, "llm_requests": requests, **base, **stages}
+def row(file, v2v, requests=1, scripted="Sure."):
+    return {"file": file, "v2v_ms": v2v, "llm_requests": requests, "scripted": scripted}
 
 
-def test_a_turn_without_a_reply_counts_at_the_timeout_and_off_script_replies_are_named():
-    rows = [row("a.wav", 1000, llm_ttft_ms=100), row("b.wav", None, said=""), row("c.wav", 2000, said="Sure!")]
-    rows[2]["llm_requests"] = 3
-    f = side_figures(rows)
-    assert f["unanswered"] == ["b.wav"] and f["off_script"] == ["b.wav", "c.wav"]
+def record(said, invalid=(), ttft=None, **flags):
+    metrics = {"assistant": {"llm_node_ttft": ttft}} if ttft is not None else {}
+    return {"agent_text": said, "invalid": list(invalid), "livekit": {"metrics": metrics}, **flags}
+
+
+def test_a_turn_without_a_reply_counts_at_the_timeout_and_off_script_speech_is_named():
+    rows = [row("a.wav", 1000), row("b.wav", None), row("c.wav", 2000, requests=3)]
+    records = [
+        record("Sure.", ttft=0.1),
+        record("Sure!", ttft=0.3),
+        record("Sorry, I didn't catch that.", unheard=True),
+        record("", invalid=["v2v_ms -20 < 0"], ttft=9.0),  # its stages are not counted
+    ]
+    f = side_figures(rows, records, allowed={"Sure.", "Sorry, I didn't catch that."})
+    assert f["unanswered"] == ["b.wav"] and f["off_script"] == ["Sure!"]
     assert f["v2v_p50_ms"] == 2000 and f["v2v_p95_ms"] > 2000  # the timeout is in the tail
-    assert f["stages_p50_ms"]["llm_ttft"] == 100 and f["llm_requests_per_turn"] == round(5 / 3, 2)
-    unscripted = side_figures([row("a.wav", 900, said="Anything.", scripted=None)])
+    assert f["stages_p50_ms"]["llm_ttft"] == 200 and f["llm_requests_per_turn"] == round(5 / 3, 2)
+    assert (f["records"], f["invalid_records"], f["fallbacks"]) == (4, 1, 1)
+    unscripted = side_figures([row("a.wav", 900, scripted=None)], [record("Anything.")], allowed=None)
     assert unscripted["off_script"] == []  # the models' own replies have no script to miss
 
 
@@ -90,7 +100,7 @@ async def test_both_sides_answer_a_turn_with_the_scripted_reply(services, settin
         f = figures[side]
         assert f["turns"] == 1 and f["unanswered"] == [] and f["off_script"] == [], (side, figures["turns"])
         assert 0 < f["v2v_p50_ms"] < REPLY_TIMEOUT_S * 1000 and f["llm_requests_per_turn"] >= 1
-        assert f["stages_p50_ms"]["llm_ttft"] is not None
+        assert f["stages_p50_ms"]["llm_ttft"] is not None and f["invalid_records"] == 0
         assert (tmp_path / side / "call-00" / "call.wav").is_file()
     assert figures["stock_defaults"]["endpointing"]["min_delay"] == 0.3  # LiveKit 1.8.9's own
     assert figures["ratio"]["v2v_p50_ms"] == round(figures["halfsec"]["v2v_p50_ms"] / figures["stock"]["v2v_p50_ms"], 3)

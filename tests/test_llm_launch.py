@@ -54,6 +54,22 @@ async def test_supervisor_confines_a_service_and_its_children(tmp_path):
     assert (tmp_path / "pinned.log").read_text().split() == ["[0]", "[0]"]
 
 
+async def test_supervisor_lowers_a_services_priority_with_its_children(tmp_path):
+    code = (
+        "import os, subprocess, sys, time;"
+        "print(os.nice(0), flush=True);"
+        "subprocess.run([sys.executable, '-c', 'import os; print(os.nice(0))']);"
+        "time.sleep(30)"
+    )
+    base = os.nice(0)
+    spec = ServiceSpec("niced", [sys.executable, "-c", code], "http://127.0.0.1:9/health", 2, nice=7)
+    sup = Supervisor([spec], tmp_path)
+    with pytest.raises(Exception, match="not healthy"):
+        await sup.start()
+    assert (tmp_path / "niced.log").read_text().split() == [str(min(base + 7, 19))] * 2
+    assert os.nice(0) == base  # the supervisor itself is untouched
+
+
 def test_cpu_profile_renders_tools_with_our_template_and_hermes():
     # SmolLM2's own template has no tools: vLLM is given ours, and the parser for its format
     s = load_settings("cpu")

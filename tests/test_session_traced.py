@@ -25,10 +25,12 @@ REPLY_MARKS = {
 }
 
 
-async def scripted_call(settings, tmp_path, utterances, texts, replies, asr_endpoint_s=0.2, **options):
+async def scripted_call(
+    settings, tmp_path, utterances, texts, replies, asr_endpoint_s=0.2, unheard_after_s=0.0, **options
+):
     model = ScriptedLLM(replies)
     tts = ScriptedTts()
-    asr = ScriptedAsr(texts, endpoint_s=asr_endpoint_s)
+    asr = ScriptedAsr(texts, endpoint_s=asr_endpoint_s, unheard_after_s=unheard_after_s)
     build = functools.partial(build_session, vad=ScriptedVAD(), asr=asr, tts_client=tts, model=model)
     call = await run_call(settings, utterances, tmp_path, reply_timeout_s=10.0, gap_s=0.3, build=build, **options)
     return call, model, tts
@@ -153,6 +155,24 @@ async def test_speech_without_words_is_answered_with_a_request_to_repeat(setting
     assert model.requests == ["Firefox."]  # the request to repeat is no LLM turn
     assert_whole(firefox, settings)
     assert firefox["unheard"] is False
+
+
+async def test_no_request_to_repeat_once_the_caller_talks_again(settings, tmp_path):
+    """A noise before the words, then a pause long enough to end a turn: by the time the ASR
+    has given up on the noise the caller is saying their words, which are the turn; asking them
+    to repeat would talk over them (and answer a turn nobody took). Seen on a 5 dB SNR file."""
+    call, model, _ = await scripted_call(
+        settings,
+        tmp_path,
+        [speech(0.3, 0.35, 0.8)],
+        [[UNHEARD], ["This is a long stop."]],
+        {"This is a long stop.": Reply("Got it.")},
+        unheard_after_s=0.3,
+    )
+    assert all(t["agent_text"] != settings.asr.fallback_text and not t["unheard"] for t in call.turns), call.turns
+    assert model.requests == ["This is a long stop."]
+    answered = [t for t in call.turns if t["agent_text"]]
+    assert [t["agent_text"] for t in answered] == ["Got it."] and answered[0]["invalid"] == []
 
 
 async def test_a_tool_call_is_one_reply(settings, tmp_path):

@@ -81,13 +81,10 @@ def _builder(side: str, model: ScriptedLLM) -> Callable[[Settings, CallTracer], 
 
 
 def turn_rows(result: CallResult, model: ScriptedLLM, first_turn: int) -> list[dict[str, Any]]:
-    """One row per file said: v2v from the audio, LiveKit's stages, requests, what was said."""
-    records = result.voiced_turns()
+    """One row per file said: v2v measured on the recording, and the LLM requests made while it
+    was the caller's turn. (Records are not per file: a pause inside an utterance can end a turn.)"""
     rows = []
     for k, path in enumerate(result.files):
-        record = records[k] if k < len(records) else {}
-        livekit = record.get("livekit", {})
-        found = {"user": livekit.get("user", {}), "assistant": livekit.get("metrics", {}).get("assistant", {})}
         measured = result.measured[k].v2v_ms if k < len(result.measured) else None
         turn = first_turn + k
         rows.append(
@@ -95,29 +92,39 @@ def turn_rows(result: CallResult, model: ScriptedLLM, first_turn: int) -> list[d
                 "file": path.name,
                 "turn": turn,
                 "v2v_ms": None if measured is None else round(measured, 1),
-                **{
-                    f"{stage}_ms": None if (v := found[who].get(key)) is None else round(v * 1000, 1)
-                    for stage, (who, key) in STAGES.items()
-                },
                 "llm_requests": model.requests[turn],
-                "heard": record.get("user_text", ""),
-                "said": record.get("agent_text", ""),
                 "scripted": model.reply(turn),
             }
         )
     return rows
 
 
-def side_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def stage_values(record: dict[str, Any]) -> dict[str, float | None]:
+    """LiveKit's own stage figures in one turn record, ms."""
+    livekit = record.get("livekit", {})
+    found = {"user": livekit.get("user", {}), "assistant": livekit.get("metrics", {}).get("assistant", {})}
+    return {
+        f"{stage}_ms": None if (v := found[who].get(key)) is None else round(v * 1000, 1)
+        for stage, (who, key) in STAGES.items()
+    }
+
+
+def side_figures(
+    rows: list[dict[str, Any]], records: list[dict[str, Any]], allowed: set[str] | None = None
+) -> dict[str, Any]:
+    """`rows`: one per file said; `records`: every turn record of the side's calls; `allowed`:
+    what the agent may say with a script (the replies and its fallbacks), None without one."""
     v2v = [REPLY_TIMEOUT_S * 1000 if r["v2v_ms"] is None else r["v2v_ms"] for r in rows]
+    valid = [stage_values(r) for r in records if not r.get("invalid")]
 
     def median(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
+        values = [v[key] for v in valid if v[key] is not None]
         return None if not values else round(percentile(values, 50), 1)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value, 1)
 
+    said = [r.get("agent_text", "").strip() for r in records]
     return {
         "turns": len(rows),
         "unanswered": [r["file"] for r in rows if r["v2v_ms"] is None],
@@ -125,9 +132,12 @@ def side_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "v2v_p95_ms": ms(percentile(v2v, 95)),
         "stages_p50_ms": {stage: median(f"{stage}_ms") for stage in STAGES},
         "llm_requests_per_turn": round(sum(r["llm_requests"] for r in rows) / len(rows), 2) if rows else None,
-        # with a script: turns whose spoken text is not the scripted reply (halfsec stops after
-        # `llm.max_sentences`, so a longer reply is cut there by design)
-        "off_script": [r["file"] for r in rows if r["scripted"] and r["said"].strip() != r["scripted"]],
+        "records": len(records),
+        "invalid_records": sum(bool(r.get("invalid")) for r in records),
+        "fallbacks": sum(bool(r.get("fallback") or r.get("unheard")) for r in records),
+        # with a script: anything spoken that is neither a scripted reply nor a fallback (halfsec
+        # stops after `llm.max_sentences`, so a longer reply would be cut there by design)
+        "off_script": [] if allowed is None else [t for t in said if t and t not in allowed],
     }
 
 
@@ -139,6 +149,7 @@ async def run_compare(
     out_dir: Path,
 ) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    records: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     calls = [audio[i : i + turns_per_call] for i in range(0, len(audio), turns_per_call)]
     for c, files in enumerate(calls):
         first_turn = c * turns_per_call + 1  # the script goes on across calls
@@ -161,7 +172,11 @@ async def run_compare(
             )
             await model.aclose()
             rows[side].extend(turn_rows(result, model, first_turn))
-    figures: dict[str, Any] = {side: side_figures(rows[side]) for side in SIDES}
+            records[side].extend(result.turns)
+    allowed = None
+    if replies is not None:
+        allowed = {*replies, settings.asr.fallback_text, settings.llm.fallback_text, settings.tts.fallback_text}
+    figures: dict[str, Any] = {side: side_figures(rows[side], records[side], allowed) for side in SIDES}
     stock, ours = figures["stock"], figures["halfsec"]
     figures["ratio"] = {q: None if not stock[q] else round(ours[q] / stock[q], 3) for q in ("v2v_p50_ms", "v2v_p95_ms")}
     figures.update(
@@ -175,7 +190,8 @@ async def run_compare(
 
 def render(figures: dict[str, Any], out: Console) -> None:
     table = Table(title="stock LiveKit Agents vs halfsec, same turns, same run (ms; v2v from the audio)")
-    for col in ("side", "turns", "no reply", "v2v P50", "v2v P95", *(f"{s} P50" for s in STAGES), "LLM req/turn"):
+    columns = ("side", "turns", "no reply", "v2v P50", "v2v P95", *(f"{s} P50" for s in STAGES), "LLM req/turn")
+    for col in (*columns, "fallbacks", "invalid records"):
         table.add_column(col, justify="left" if col == "side" else "right")
 
     def ms(v: float | None) -> str:
@@ -191,6 +207,8 @@ def render(figures: dict[str, Any], out: Console) -> None:
             ms(f["v2v_p95_ms"]),
             *(ms(f["stages_p50_ms"][s]) for s in STAGES),
             str(f["llm_requests_per_turn"]),
+            str(f["fallbacks"]),
+            f"{f['invalid_records']} of {f['records']}",
         )
     out.print(table)
     r = figures["ratio"]
@@ -206,6 +224,6 @@ def render(figures: dict[str, Any], out: Console) -> None:
         for name in figures[side]["unanswered"]:
             out.print(f"{side}: no reply to {name} (counted at {REPLY_TIMEOUT_S:.0f} s)", highlight=False)
         if figures["scripted"] and figures[side]["off_script"]:
-            off = ", ".join(figures[side]["off_script"])
-            out.print(f"{side}: said other than the script on {off}", highlight=False)
+            off = "; ".join(repr(t) for t in figures[side]["off_script"])
+            out.print(f"{side}: said other than the script: {off}", highlight=False)
     out.print(f"replies: {'scripted' if figures['scripted'] else 'the models own'}; calls under {figures['out_dir']}")
