@@ -198,7 +198,7 @@ def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
             return await run_compare(settings, audio, replies, args.turns_per_call, out)
 
     figures = asyncio.run(run())
-    render(figures, Console())
+    render(figures, Console(width=160))  # twelve columns
     if args.json:
         print(json.dumps(figures))
     return 0
