@@ -268,8 +268,11 @@ class LlmSettings(ServiceAddress):
     # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
     # decode loop starves a co-located Kokoro unless it is confined to its own core.
     cpu_affinity: list[Annotated[int, Field(ge=0)]] | None = None
-    # Niceness added to the whole vLLM process tree (0: as the others). Where vLLM shares cores
-    # with Kokoro, the kernel then gives Kokoro's first chunk the core when both want it.
+    # Niceness added to the whole vLLM process tree (0: as the others), so the kernel gives a
+    # core vLLM shares to the other services first. Measured on the cpu profile (vLLM on core 0,
+    # `halfsec bench compare`, 20 scripted turns, two runs): halfsec v2v P50/P95 1735/3128 ms at
+    # 0, 1957/3244 at 10, TTS TTFB 1063 vs 1160, with stock slower too (3701 -> 4280): no gain
+    # seen, so 0 everywhere.
     nice: int = Field(default=0, ge=0, le=19)
     startup_timeout_s: float = Field(default=240.0, gt=0)
     # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
