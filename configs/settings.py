@@ -353,7 +353,11 @@ class TurnSettings(_Section):
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
     preemptive_generation: bool = True
     # LiveKit's preemptive TTS: the preemptive reply's first chunk is synthesised too, before the
-    # end of the turn is confirmed (thrown away with the reply if the caller goes on).
+    # end of the turn is confirmed (thrown away with the reply if the caller goes on). Off: here
+    # the preflight comes ~0.1 s before the turn ends (`asr.preflight_after_s` 0.128 vs the VAD's
+    # 0.2 s), less than the LLM takes to its first chunk (TTFT ~0.15 s plus the clause), so the
+    # turn is confirmed before there is text to synthesise. Not measured; it matters where the
+    # endpoint waits longer than the preflight (a turn detector, `endpointing_min_delay_s`).
     preemptive_tts: bool = False
     allow_interruptions: bool = True
     # Caller speech this long stops the agent's reply (LiveKit's 0.5 s default leaves the agent

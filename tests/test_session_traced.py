@@ -231,3 +231,21 @@ async def test_without_streaming_the_vad_ends_the_turn_and_the_utterance_is_deco
     assert turn["invalid"] == [] and turn["user_text"] == "Hello there." and model.requests == ["Hello there."]
     assert 168 <= turn["endpoint_ms"] < 450 and turn["preflights"] == 0
     assert {"stt_request", "final_transcript"} <= set(turn["marks_ms"])
+
+
+async def test_preemptive_tts_reaches_livekit(settings):
+    from agent.tracing import CallTracer
+
+    for on in (False, True):
+        s = settings.model_copy(update={"turn": settings.turn.model_copy(update={"preemptive_tts": on})})
+        session, agent = build_session(
+            s,
+            CallTracer("t", lambda record: None),
+            vad=ScriptedVAD(),
+            asr=ScriptedAsr([["Hi."]]),
+            tts_client=ScriptedTts(),
+            model=ScriptedLLM({}),
+        )
+        assert session.options.preemptive_generation["enabled"] is True
+        assert session.options.preemptive_generation["preemptive_tts"] is on
+        await agent.aclose_clients()
