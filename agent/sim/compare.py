@@ -62,16 +62,19 @@ def varied_turns(files: list[tuple[Path, str]], count: int, min_s: float = 1.0, 
     return picked
 
 
-def side_llm(settings: Settings, side: str, replies: list[str] | None) -> ScriptedLLM:
-    """The side's LLM plugin: halfsec's as the profile builds it; stock's with no options."""
+def side_llm(
+    settings: Settings, side: str, replies: list[str] | None, pieces: dict[str, list[str]] | None = None
+) -> ScriptedLLM:
+    """The side's LLM plugin: halfsec's as the profile builds it; stock's with no options.
+    `pieces`: the replies already tokenized this run."""
     if side == "halfsec":
-        return ScriptedLLM(build_llm(settings), replies)
+        return ScriptedLLM(build_llm(settings), replies, pieces)
     plugin = openai.LLM(
         model=settings.llm.served_model_name,
         base_url=settings.llm.client_base_url,
         api_key=settings.token() or "halfsec-local",  # the openai client wants one
     )
-    return ScriptedLLM(plugin, replies)
+    return ScriptedLLM(plugin, replies, pieces)
 
 
 def _builder(side: str, model: ScriptedLLM) -> Callable[[Settings, CallTracer], tuple[AgentSession, Any]]:
@@ -151,11 +154,12 @@ async def run_compare(
     rows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     records: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     calls = [audio[i : i + turns_per_call] for i in range(0, len(audio), turns_per_call)]
+    pieces: dict[str, list[str]] = {}  # the replies tokenized once, by the first call's plugin
     for c, files in enumerate(calls):
         first_turn = c * turns_per_call + 1  # the script goes on across calls
         order = SIDES if c % 2 == 0 else SIDES[::-1]
         for side in order:
-            model = side_llm(settings, side, replies)
+            model = side_llm(settings, side, replies, pieces)
             await model.prepare(settings.llm.client_base_url, settings.token())
 
             async def before_turn(n: int, model: ScriptedLLM = model, first: int = first_turn) -> None:

@@ -30,13 +30,16 @@ class ScriptedLLM(llm.LLM):
     request made during it (a preemptive one LiveKit throws away too) is counted against it and,
     with `replies`, says reply `turn - 1` (cycled). `prepare()` tokenizes the replies first."""
 
-    def __init__(self, plugin: openai.LLM, replies: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, plugin: openai.LLM, replies: Sequence[str] | None = None, pieces: dict[str, list[str]] | None = None
+    ) -> None:
         super().__init__()
         self.plugin = plugin  # its own events go nowhere: this wrapper's stream reports the request
         self.replies = list(replies) if replies else None
         self.turn = 1
         self.requests: Counter[int] = Counter()
-        self._pieces: dict[str, list[str]] = {}
+        # reply -> its tokens of text; shared by the plugins of one run (same model), filled once
+        self._pieces = pieces if pieces is not None else {}
 
     @property
     def model(self) -> str:

@@ -15,6 +15,8 @@ Only halfsec's tracer is attached, so both sides' turn records come from the sam
 
 from __future__ import annotations
 
+import inspect
+
 from livekit.agents import Agent, AgentSession
 from livekit.agents.llm import LLM
 from livekit.plugins import silero
@@ -59,5 +61,6 @@ def stock_defaults() -> dict[str, object]:
         "turn_detection": type(detector).__name__ if detector is not None else "vad",
         "endpointing": dict(opts.endpointing),
         "preemptive_generation": dict(opts.preemptive_generation),
-        "vad_min_silence_s": silero.VAD.load()._opts.min_silence_duration,
+        # the signature's default: no model load to read it
+        "vad_min_silence_s": inspect.signature(silero.VAD.load).parameters["min_silence_duration"].default,
     }
