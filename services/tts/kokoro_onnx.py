@@ -53,6 +53,11 @@ class KokoroOnnx:
         # No spin-waiting: while vLLM decodes on the other core, spinning threads starve each
         # other (measured: 1.8 s -> 1.4 s for a 1.5 s clip with one core busy).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Every piece has its own input length, and onnxruntime keeps a memory plan per input
+        # shape it has seen: RSS climbed 399 -> 497 MB over 90 pieces and kept stepping up with
+        # each new length (the soak's TTS +43 %). Without the plans it levels off at 436 MB after
+        # ~30 pieces, at the same speed (90 pieces in 140 s either way; docs/reliability.md).
+        so.enable_mem_pattern = False
         t0 = time.perf_counter()
         session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
         self._ort = ort
