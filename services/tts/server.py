@@ -117,7 +117,7 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     # Warm the graph before the first caller, on a piece as long as the service cuts (~190
     # phoneme tokens): onnxruntime's arena grows to the largest piece it has run and keeps it, so
     # warmed on "Ready." RSS climbed for the first minutes of calls (+15 % when a 248-token piece
-    # came, docs/reliability.md). Warmed here, it starts at its working size (~3 s more at start).
+    # came, docs/reliability.md). Warmed here, it starts at its working size (5 s at start, not 0.7).
     backend.synthesize(WARM_PIECE, settings.tts.voice, 1.0)
     return make_app(backend, settings), settings.tts
 
