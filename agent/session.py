@@ -336,10 +336,12 @@ def build_session(
         # registered after the tracer's handler: the turn has ended when the fallback starts
         if ev.new_state == "speaking":
             stt.user_started()
-        elif ev.old_state == "speaking" and stt.outage is not None:
-            asr_failed(stt.outage)
         elif ev.old_state == "speaking":
-            stt.user_stopped()  # a hung service gives no final: the plugin finds out, asr_failed answers
+            # the turn's words go to LiveKit as one final; a hung service gives none: the
+            # plugin finds out, asr_failed answers
+            stt.user_stopped()
+            if stt.outage is not None:
+                asr_failed(stt.outage)
 
     agent = HalfsecAgent(
         settings,

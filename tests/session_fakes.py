@@ -122,12 +122,13 @@ class ScriptedAsr:
         preflight_after_s: float = 0.032,
         endpoint_s: float = 0.2,
         unheard_after_s: float = 0.0,
+        final_after_s: float = 0.0,
     ) -> None:
         self.texts = texts
         self.preflight_after_s, self.endpoint_s = preflight_after_s, endpoint_s
         # an UNHEARD final comes this long after the endpoint (the service decodes the whole
-        # utterance once more before it gives up)
-        self.unheard_after_s = unheard_after_s
+        # utterance once more before it gives up); any other, `final_after_s` (a slow decode)
+        self.unheard_after_s, self.final_after_s = unheard_after_s, final_after_s
         self.utterance = 0
 
     async def stream(self) -> _ScriptedAsrStream:
@@ -175,8 +176,8 @@ class _ScriptedAsrStream:
             unheard = texts[-1] is UNHEARD
             text = "" if unheard else texts[-1]
             final = Final(text=text, audio_s=0.0, after_endpoint_ms=0.0, reused_preflight=True, unheard=unheard)
-            if unheard and o.unheard_after_s:
-                asyncio.get_running_loop().call_later(o.unheard_after_s, self._events.put_nowait, final)
+            if delay_s := (o.unheard_after_s if unheard else o.final_after_s):
+                asyncio.get_running_loop().call_later(delay_s, self._events.put_nowait, final)
             else:
                 self._events.put_nowait(final)
             o.utterance += 1

@@ -26,11 +26,19 @@ REPLY_MARKS = {
 
 
 async def scripted_call(
-    settings, tmp_path, utterances, texts, replies, asr_endpoint_s=0.2, unheard_after_s=0.0, **options
+    settings,
+    tmp_path,
+    utterances,
+    texts,
+    replies,
+    asr_endpoint_s=0.2,
+    unheard_after_s=0.0,
+    final_after_s=0.0,
+    **options,
 ):
     model = ScriptedLLM(replies)
     tts = ScriptedTts()
-    asr = ScriptedAsr(texts, endpoint_s=asr_endpoint_s, unheard_after_s=unheard_after_s)
+    asr = ScriptedAsr(texts, endpoint_s=asr_endpoint_s, unheard_after_s=unheard_after_s, final_after_s=final_after_s)
     build = functools.partial(build_session, vad=ScriptedVAD(), asr=asr, tts_client=tts, model=model)
     call = await run_call(settings, utterances, tmp_path, reply_timeout_s=10.0, gap_s=0.3, build=build, **options)
     return call, model, tts
@@ -173,6 +181,31 @@ async def test_no_request_to_repeat_once_the_caller_talks_again(settings, tmp_pa
     assert model.requests == ["This is a long stop."]
     answered = [t for t in call.turns if t["agent_text"]]
     assert [t["agent_text"] for t in answered] == ["Got it."] and answered[0]["invalid"] == []
+
+
+@pytest.mark.parametrize("final_after_s", [0.0, 0.25])
+async def test_an_utterance_the_asr_ends_twice_is_one_turn(settings, tmp_path, final_after_s):
+    """The ASR's endpointer (0.1 s here) ends an utterance at a 0.15 s pause that the session's
+    VAD (0.2 s) hears through. Its final for the rest comes before the VAD's end of the turn
+    (0 s), or after it (a decode of 0.25 s): either way LiveKit gets the turn's words as one
+    final and answers them once. (Answered part by part, the second final became a turn of its
+    own and stopped the first reply: seen in `halfsec bench compare`.)"""
+    whole = "The red fox has read many books, but there is always more to read."
+    call, model, _ = await scripted_call(
+        settings,
+        tmp_path,
+        [speech(0.6, 0.15, 0.6)],
+        [["The red fox has read many books,"], ["but there is always more to read."]],
+        {whole: Reply("So true.")},
+        asr_endpoint_s=0.06,
+        final_after_s=final_after_s,
+    )
+    [turn] = call.turns
+    assert_whole(turn, settings)
+    assert (turn["user_text"], turn["agent_text"]) == (whole, "So true.")
+    # (a preemptive request on the first part's preflight is allowed: it was never spoken)
+    assert model.requests[-1] == whole and "but there is always more to read." not in model.requests
+    assert turn["stt_ms"] < final_after_s * 1000 + 100, turn["stt_ms"]
 
 
 async def test_a_tool_call_is_one_reply(settings, tmp_path):

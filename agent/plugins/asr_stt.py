@@ -5,6 +5,9 @@ Service events map onto LiveKit's: speech_start -> START_OF_SPEECH, interim -> I
 preflight -> PREFLIGHT (the session may start the LLM on it), end_of_speech -> END_OF_SPEECH,
 final -> FINAL. With `turn_detection="stt"` the service's endpoint ends the turn.
 
+With the session's VAD ending turns, the service's finals inside one turn reach LiveKit as one
+final (turn_words.py): the service may end an utterance at a pause the session's VAD hears through.
+
 A final the service marks `unheard` (speech, but no words even decoded whole) goes to `on_unheard`:
 LiveKit ends no turn on an empty transcript, so without it the caller would get no answer.
 
@@ -43,6 +46,8 @@ from services.asr.protocol import (
     SpeechStarted,
 )
 from services.audio import resample
+
+from .turn_words import TurnWords
 
 log = logging.getLogger("halfsec.agent")
 
@@ -109,11 +114,17 @@ class HalfsecSTT(stt.STT):
         """The session's VAD heard the caller start: a final is due once they stop."""
         if self._stream is not None:
             self._stream.final_seen = False
+            if not self._marks_end_of_turn:
+                self._stream.turn.caller_started()
 
     def user_stopped(self) -> None:
-        """The session's VAD ended the caller's turn: watch for the final (a hung service)."""
-        if self._stream is not None and self.outage is None:
-            self._stream.watch_final()
+        """The session's VAD ended the caller's turn: the words held for it go to LiveKit, and
+        the final is watched for (a hung service)."""
+        if self._stream is not None:
+            if not self._marks_end_of_turn:
+                self._stream.turn.caller_stopped()
+            if self.outage is None:
+                self._stream.watch_final()
 
     @property
     def model(self) -> str:
@@ -166,6 +177,7 @@ class AsrSpeechStream(stt.RecognizeStream):
         self.final_seen = True  # no turn is waiting for its final
         self._stalled = asyncio.Event()  # set by the watchdog: the service hangs
         self._watchdog: asyncio.Task[None] | None = None
+        self.turn = TurnWords(final=self._final, interim=self._interim)
 
     def watch_final(self) -> None:
         if not self.final_seen and (self._watchdog is None or self._watchdog.done()):
@@ -179,6 +191,7 @@ class AsrSpeechStream(stt.RecognizeStream):
         exc = AsrError(f"no final and no answer to /health {_PROBE_S} s after the end of the turn")
         log.warning("ASR service hangs (%s): fallback until it is back", exc)
         self._owner.outage = exc
+        self.turn.reset()
         self._stalled.set()
         if self._owner.on_failure is not None:
             self._owner.on_failure(exc)
@@ -280,28 +293,37 @@ class AsrSpeechStream(stt.RecognizeStream):
         owner, emit, kind = self._owner, self._event_ch.send_nowait, stt.SpeechEventType
         log.debug("ASR event: %r", event)
         if isinstance(event, SpeechStarted):
+            self.turn.utterance_started()
             emit(owner.event(kind.START_OF_SPEECH))
         elif isinstance(event, Interim):
-            emit(owner.event(kind.INTERIM_TRANSCRIPT, event.text))
+            self._interim(self.turn.prefixed(event.text))
         elif isinstance(event, Preflight):
-            owner._transcript("preflight_transcript", event.text)
-            emit(owner.event(kind.PREFLIGHT_TRANSCRIPT, event.text))
+            text = self.turn.prefixed(event.text)
+            owner._transcript("preflight_transcript", text)
+            emit(owner.event(kind.PREFLIGHT_TRANSCRIPT, text))
         elif isinstance(event, EndOfSpeech):
             if owner._marks_end_of_turn:
                 owner._mark("end_of_turn")
             emit(owner.event(kind.END_OF_SPEECH))
         elif isinstance(event, Final):
             self.final_seen = True
-            if event.unheard and owner.on_unheard is not None:
+            # (held words, or the caller still talking: the turn has words yet)
+            if event.unheard and owner.on_unheard is not None and not self.turn.holding:
                 owner.on_unheard()  # first: the request to repeat answers this turn
-            owner._transcript("final_transcript", event.text)
-            emit(owner.event(kind.FINAL_TRANSCRIPT, event.text))
+            self.turn.final(event.text)
         elif isinstance(event, Error):
             if event.reason == "idle":
                 raise _Idle(event.message)
             if event.fatal:
                 raise AsrError(event.message)
             log.warning("ASR service: %s", event.message)
+
+    def _final(self, text: str) -> None:
+        self._owner._transcript("final_transcript", text)
+        self._event_ch.send_nowait(self._owner.event(stt.SpeechEventType.FINAL_TRANSCRIPT, text))
+
+    def _interim(self, text: str) -> None:
+        self._event_ch.send_nowait(self._owner.event(stt.SpeechEventType.INTERIM_TRANSCRIPT, text))
 
     async def _degraded(self, exc: Exception, frames: Frames) -> bool:
         """The service is away: record the outage (the session answers each turn the caller
@@ -311,6 +333,7 @@ class AsrSpeechStream(stt.RecognizeStream):
             raise APIConnectionError(f"ASR service: {exc}") from exc
         if self._owner.outage is None:
             log.warning("ASR service unavailable (%s): fallback until it is back", exc)
+            self.turn.reset()
         self._owner.outage = exc
         try:
             async with asyncio.timeout(_RETRY_S):

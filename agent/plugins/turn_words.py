@@ -1,0 +1,94 @@
+"""One final per caller turn, when the session's VAD ends turns (`turn.detection: vad`).
+
+services/asr sends a final at each of *its* endpoints. Its VAD and the session's disagree at
+the edges: the service may end an utterance at a pause ("... many books, but um") that the
+session hears as part of the turn, and its final for the rest may come after the session's VAD
+has ended the turn. LiveKit commits a turn on the finals it has when its VAD ends it: it would
+answer the first part alone, then take the rest as a turn of its own, which stops that first
+reply (one such turn was lost in `halfsec bench compare`). So the service's finals are held
+while the session hears the caller speak, and handed to LiveKit as one final once it stops:
+
+- a final while the caller speaks is held (LiveKit gets the words as an interim meanwhile);
+- when the caller stops, the held words go out at once, unless the service is still inside an
+  utterance it has started (its final is the rest of the turn): they then go out with that
+  final, or after `wait_s` without it;
+- a final while the caller is silent goes out at once, with any held words before it.
+
+Interims and preflights carry the held words before their own, so a preflight is the final it
+may become, and LiveKit's preemptive reply on it is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+# The rest of the turn's final comes at the service's endpoint (the same 0.2 s of silence as
+# the session's VAD) plus its decode, ~0.1-0.4 s after the session's end of turn on 2 cores.
+# Past this, the held words are answered alone rather than keep the caller waiting.
+WAIT_S = 1.0
+
+
+class TurnWords:
+    def __init__(self, final: Callable[[str], None], interim: Callable[[str], None], wait_s: float = WAIT_S) -> None:
+        self._final, self._interim, self._wait_s = final, interim, wait_s
+        self._held: list[str] = []
+        self._speaking = False  # the session's VAD hears the caller
+        # utterances the service has started and not yet given a final for (the next one may
+        # start while the last one's final is still being decoded)
+        self._open = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Words of this turn are still to come: an empty final now ends nothing."""
+        return self._speaking or bool(self._held)
+
+    def prefixed(self, text: str) -> str:
+        """`text` (an interim, a preflight) as LiveKit should see it: after the held words."""
+        return " ".join([*self._held, text]) if text else text
+
+    # -- the session's VAD
+
+    def caller_started(self) -> None:
+        self._speaking = True
+        self._cancel_timer()
+
+    def caller_stopped(self) -> None:
+        self._speaking = False
+        if not self._held:
+            return
+        if self._open:
+            self._timer = asyncio.get_running_loop().call_later(self._wait_s, self._release, "")
+        else:
+            self._release("")
+
+    # -- the service
+
+    def utterance_started(self) -> None:
+        self._open += 1
+
+    def final(self, text: str) -> None:
+        self._open = max(0, self._open - 1)
+        if self._speaking:
+            if text:
+                self._held.append(text)
+                self._interim(" ".join(self._held))
+            return
+        self._release(text)
+
+    def reset(self) -> None:
+        """The service is gone (the turn gets the fallback): nothing held is still due."""
+        self._held, self._open = [], 0
+        self._cancel_timer()
+
+    def _release(self, text: str) -> None:
+        self._cancel_timer()
+        words = " ".join([*self._held, text] if text else self._held)
+        self._held = []
+        self._final(words)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
