@@ -90,6 +90,7 @@ async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):
     for i in range(0, len(tone), 480):  # 1 s of agent audio, in 20 ms frames, faster than real time
         await ear.capture_frame(rtc.AudioFrame(tone[i : i + 480].tobytes(), 24000, 1, 480))
     ear.flush()
+    await asyncio.sleep(0.01)  # marked as it plays
     started = marks[0][1]
     assert marks[0][0] == "first_frame_out" and ear.started.is_set()
     await asyncio.sleep(0.3)
@@ -106,6 +107,29 @@ async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):
     heard = np.abs(audio[:, 1].astype(int)) > AUDIBLE
     played = heard.sum() / rate  # ~0.3 s before the pause + ~0.2 s after the resume
     assert played == pytest.approx(0.5, abs=0.06)
+
+
+async def test_a_reply_cut_off_before_its_first_sound_was_not_heard():
+    """The TTS hands the ear 0.3 s of leading silence and then a tone, faster than real time;
+    the caller barges in 0.1 s later. Nothing audible played: no first_frame_out, so no
+    agent_stopped either. Resumed, the held audio plays and marks its first sound then."""
+    marks: list[tuple[str, float]] = []
+    ear = CallerEar(lambda name, at: marks.append((name, at)), CallRecorder())
+    pcm = np.concatenate([np.zeros(7200, np.int16), np.full(4800, 3000, np.int16)])  # 0.3 s + 0.2 s
+    for i in range(0, len(pcm), 480):
+        await ear.capture_frame(rtc.AudioFrame(pcm[i : i + 480].tobytes(), 24000, 1, 480))
+    ear.flush()
+    await asyncio.sleep(0.1)
+    ear.pause()
+    await asyncio.sleep(0.3)
+    assert marks == [] and not ear.started.is_set()
+    resumed = time.monotonic()
+    ear.resume()  # 0.2 s of silence left, then the tone
+    await asyncio.sleep(0.5)
+    names = [name for name, _ in marks]
+    assert names == ["first_frame_out", "agent_stopped"], marks
+    assert marks[0][1] - resumed == pytest.approx(0.2, abs=0.03)
+    assert ear.started.is_set()
 
 
 async def test_voice_on_the_streams_grid_agrees_with_the_calls_vad(settings):

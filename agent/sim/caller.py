@@ -204,6 +204,10 @@ class CallerEar(io.AudioOutput):
         self._held: list[rtc.AudioFrame] = []  # captured while paused
         self._flushed = False
         self._finish: asyncio.TimerHandle | None = None
+        # the first audible sample is marked when it plays, not when it is scheduled: a reply cut
+        # off before then was never heard (marked ahead, it read "first_frame_out after
+        # agent_stopped" in the turn's record)
+        self._first_out: tuple[float, asyncio.TimerHandle] | None = None
         self.started = asyncio.Event()  # set when the agent's first audible sample plays
         self.heard: list[np.ndarray] = []  # everything the agent said, at its own rate
         self.heard_rate = 0
@@ -229,8 +233,26 @@ class CallerEar(io.AudioOutput):
         self._played_s += frame.duration
         if not self._audible and (i := first_audible(pcm)) is not None:
             self._audible = True
-            self._mark("first_frame_out", play_at + i / frame.sample_rate)
-            self.started.set()
+            at = play_at + i / frame.sample_rate
+            timer = asyncio.get_running_loop().call_later(max(0.0, at - now), self._heard_first, at)
+            self._first_out = (at, timer)
+
+    def _heard_first(self, at: float) -> None:
+        self._first_out = None
+        self._mark("first_frame_out", at)
+        self.started.set()
+
+    def _settle_first(self, until: float) -> None:
+        """Playout stops at `until`: a first sample due by then was heard (its timer may not have
+        run yet), a later one was not (the audio that held it is taken back)."""
+        if self._first_out is None:
+            return
+        at, timer = self._first_out
+        timer.cancel()
+        if at <= until:
+            self._heard_first(at)
+        else:
+            self._first_out, self._audible = None, False
 
     def flush(self) -> None:
         super().flush()
@@ -280,6 +302,7 @@ class CallerEar(io.AudioOutput):
 
     def _unplay(self, *, after: float, keep: bool) -> None:
         """Take back the audio scheduled to play after `after`: held for a resume, or dropped."""
+        self._settle_first(after)
         cut = self._recorder.cut("agent", after)
         self._played_s -= sum(len(p) for p in cut) / self._recorder.RATE
         self._played_until = min(self._played_until, after)
@@ -288,6 +311,7 @@ class CallerEar(io.AudioOutput):
             self._held = [rtc.AudioFrame(pcm.tobytes(), self._recorder.RATE, 1, len(pcm)), *self._held]
 
     def _stopped(self, at: float) -> None:
+        self._settle_first(at)
         if self._audible:
             self._mark("agent_stopped", min(at, self._played_until))  # or earlier, if playout ran dry
 
