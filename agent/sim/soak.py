@@ -15,12 +15,16 @@ Python's oldest generation next is. Without that the agent's RSS climbed 260 -> 
 8 rounds of two calls; with it, 259 -> 266 (docs/reliability.md). What is still referenced, a
 leak, is never collected, so it still shows. What is alive at the start (modules, the VAD) is
 frozen first, as LiveKit's job processes do, so each collection scans only the calls' objects
-(~10 ms, not ~150 ms of a stalled event loop for the other caller).
+(~10 ms, not ~150 ms of a stalled event loop for the other caller). Then the C heap's free pages
+go back to the OS (`malloc_trim`), as that exit would also do: without it, the agent's RSS over a
+10-minute soak grew +13.5 %; with it, -0.7 % (one run each). Leaked memory is not free: it stays.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 import os
@@ -114,6 +118,13 @@ def _by_minute(samples: list[Sample], label: str) -> list[float]:
     return list(picked.values())
 
 
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the OS, as the call's process exit would (glibc keeps
+    them for reuse: a fragmented heap then reads as growth that no leak caused)."""
+    if (name := ctypes.util.find_library("c")) is not None:
+        ctypes.CDLL(name).malloc_trim(0)
+
+
 async def soak(
     settings: Settings,
     callers: int,
@@ -140,6 +151,7 @@ async def soak(
             out = out_dir / f"caller{k}-call{n:03d}"
             call = await run_call(settings, files, out, reply_timeout_s=REPLY_TIMEOUT_S)
             gc.collect()  # what the call's process ending would free (module docstring)
+            _trim_heap()
             turns = call.voiced_turns()
             result.calls += 1
             result.turns += len(files)
