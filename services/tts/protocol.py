@@ -13,10 +13,10 @@ POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "
          voices), speed outside MIN_SPEED..MAX_SPEED; 413: text over `tts.max_text_chars`
          (aiohttp's own plain-text 413 for a body over 64 KiB)
 GET /v1/voices -> {"voices": [str], "default": str}
-GET /health    -> {"status": "ok", "backend": str, "waiting": int,
+GET /health    -> {"status": "ok", "backend": str, "waiting": int, "running": int,
                    "pieces": {"synthesized": int, "stopped": int, "dropped": int}}
   pieces: since start, pieces synthesised, stopped part-way and never started because the caller
-  hung up; waiting: pieces queued now.
+  hung up; waiting: pieces queued now; running: pieces being synthesised now.
 """
 
 from __future__ import annotations

@@ -50,12 +50,18 @@ class SynthesisQueue:
         self._order = itertools.count()  # FIFO within a class; jobs themselves never compare
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0
+        self._running = 0
         self.counts = PieceCounts()
 
     @property
     def waiting(self) -> int:
         """Pieces queued for a caller still there."""
         return self._waiting
+
+    @property
+    def running(self) -> int:
+        """Pieces being synthesised now (0 or 1: one worker)."""
+        return self._running
 
     async def synthesize(self, text: str, voice: str, speed: float, *, first: bool) -> np.ndarray:
         """Audio for one piece, when its turn comes. Cancelling the caller takes the piece out of
@@ -82,6 +88,7 @@ class SynthesisQueue:
                 continue
             job.state = "running"
             self._waiting -= 1
+            self._running += 1
             try:
                 audio = await asyncio.to_thread(self._backend.synthesize, job.text, job.voice, job.speed, job.stop)
             except SynthesisStopped:
@@ -96,6 +103,7 @@ class SynthesisQueue:
                     job.result.set_result(audio)
             finally:
                 job.state = "done"
+                self._running -= 1
 
     async def aclose(self) -> None:
         if self._worker is not None:

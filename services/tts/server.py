@@ -59,6 +59,7 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
                 "backend": backend.name,
                 "pieces": dataclasses.asdict(queue.counts),
                 "waiting": queue.waiting,
+                "running": queue.running,
             }
         )
 
