@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -118,11 +119,18 @@ def _by_minute(samples: list[Sample], label: str) -> list[float]:
     return list(picked.values())
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # looked up once: find_library runs ldconfig, not a thing to do after every call
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name is not None else None
+
+
 def _trim_heap() -> None:
     """Hand the C heap's free pages back to the OS, as the call's process exit would (glibc keeps
     them for reuse: a fragmented heap then reads as growth that no leak caused)."""
-    if (name := ctypes.util.find_library("c")) is not None:
-        ctypes.CDLL(name).malloc_trim(0)
+    if (libc := _libc()) is not None:
+        libc.malloc_trim(0)
 
 
 async def soak(
