@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -45,6 +45,11 @@ class FakeKokoro:
             time.sleep(0.001)
         self.finished.append(text)
         return np.full(2400, 0.25, np.float32)  # 0.1 s
+
+    def stream(
+        self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
+    ) -> Iterator[np.ndarray]:
+        yield self.synthesize(text, voice, speed, stop)
 
 
 @asynccontextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -54,9 +54,16 @@ class TtsBackend(Protocol):
     @property
     def voices(self) -> list[str]: ...
 
+    def stream(
+        self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
+    ) -> Iterator[np.ndarray]:
+        """Mono float32 audio at `sample_rate` for `text` (one piece: at most MAX_PIECE_CHARS),
+        in parts as they are made; `first`: a reply's first piece, whose first part a caller is
+        waiting for. Runs in a worker thread; raises SynthesisStopped soon after `stop` is set."""
+        ...
+
     def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
-        """Mono float32 audio at `sample_rate` for `text` (one piece: at most MAX_PIECE_CHARS).
-        Runs in a worker thread; raises SynthesisStopped soon after `stop` is set."""
+        """`stream`'s parts joined (warming up, benchmarks)."""
         ...
 
 

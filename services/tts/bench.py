@@ -40,6 +40,8 @@ from ..asr.protocol import SAMPLE_RATE as ASR_RATE
 from ..audio import resample
 from ..figures import figures_table
 from .client import TtsClient
+from .edges import EdgeFitter, fit_edges
+from .text.cuts import split_pieces
 from .text.normalize import speakable
 from .text.punctuation import ends_sentence
 
@@ -186,8 +188,64 @@ async def run_bench(tts_url: str, replies: list[str], chunker: Chunker, settings
         figures[f"ttfa_ms_p50_first_chunk_{bucket}_words"] = _ms(values, 50)
         figures[f"replies_first_chunk_{bucket}_words"] = len(values)
     figures["ttfa_share_of_first_sentence"] = round(figures["ttfa_ms_p50"] / figures["first_sentence_ms_p50"], 3)
+    if settings.tts.backend == "onnx" and settings.tts.first_window_s:
+        firsts = [split_pieces(speakable(chunker(reply)[0]))[0] for reply in replies]
+        figures |= await asyncio.to_thread(windows_against_whole, settings, firsts, ear)
     per_reply = [(r, h, round(spoken_wer([r], [h]), 3)) for r, h in zip(replies, heard, strict=True)]
     return BenchResult(figures, per_reply)
+
+
+def windows_against_whole(settings: Settings, pieces: list[str], ear: WhisperEngine) -> dict[str, float]:
+    """Each reply's first piece rendered whole and in decoder windows (windows.py), in this
+    process after all timing: how far apart the two are (waveform SNR, log-spectral distance),
+    what Whisper hears in each, and when each has its first audio."""
+    from .kokoro_onnx import KokoroOnnx
+
+    kokoro = KokoroOnnx(settings)
+    voice = settings.tts.voice
+    kokoro.synthesize("Warming up.", voice, 1.0)
+    snr, lsd, first_part, whole_s, heard_whole, heard_windows = [], [], [], [], [], []
+    for piece in pieces:
+        t0 = time.perf_counter()
+        whole = kokoro.synthesize(piece, voice, 1.0)
+        whole_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        parts = []
+        for part in kokoro.stream(piece, voice, 1.0, first=True):
+            if not parts:
+                first_part.append(time.perf_counter() - t0)
+            parts.append(part)
+        # both as the service sends them: the windows skip the silence the edge fit cuts
+        whole = fit_edges(whole, kokoro.sample_rate, piece)
+        fitter = EdgeFitter(kokoro.sample_rate, piece)
+        windowed = np.concatenate([*(fitter.feed(part) for part in parts), fitter.close()])
+        n = min(len(whole), len(windowed))
+        whole, windowed = whole[:n], windowed[:n]
+        snr.append(10 * np.log10(np.sum(whole**2) / max(np.sum((whole - windowed) ** 2), 1e-12)))
+        lsd.append(log_spectral_distance(whole, windowed))
+        for audio, heard in ((whole, heard_whole), (windowed, heard_windows)):
+            heard.append(hear(ear, (np.clip(audio, -1, 1) * 32767).astype(np.int16), kokoro.sample_rate))
+    return {
+        "windows_first_audio_ms_p50": _ms(first_part, 50),
+        "whole_first_audio_ms_p50": _ms(whole_s, 50),
+        "windows_snr_db_p50": round(float(np.median(snr)), 1),
+        "windows_log_spectral_distance_db_p50": round(float(np.median(lsd)), 2),
+        "windows_roundtrip_wer": round(spoken_wer(pieces, heard_windows), 4),
+        "whole_roundtrip_wer": round(spoken_wer(pieces, heard_whole), 4),
+    }
+
+
+def log_spectral_distance(a: np.ndarray, b: np.ndarray, frame: int = 1024, hop: int = 256) -> float:
+    """Mean |dB| difference of two renderings' spectra, over the bins within 60 dB of `a`'s
+    loudest (silence would dominate otherwise)."""
+
+    def db(x: np.ndarray) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop] * np.hanning(frame)
+        return 20 * np.log10(np.abs(np.fft.rfft(frames)) + 1e-4)
+
+    da, db_ = db(a), db(b)
+    heard = da > da.max() - 60
+    return float(np.abs(da - db_)[heard].mean())
 
 
 def spoken_wer(replies: list[str], heard: list[str]) -> float:

@@ -19,19 +19,50 @@ QUIET_DB = -40.0  # a 10 ms frame this far below the piece's loudest frame is si
 MARGIN_S = 0.02  # quiet kept next to the speech, so soft onsets and decays are never cut
 
 
+class EdgeFitter:
+    """The fit for audio that arrives in parts (a piece decoded in windows): `feed` returns what
+    can be played now, `close` the rest. Quiet audio is held until a later sound shows whether it
+    is inside the speech or after it, so the result is the whole piece's fit, except that "the
+    loudest frame" is the loudest so far."""
+
+    def __init__(self, rate: int, text: str) -> None:
+        self._rate, self._text = rate, text
+        self._frame = max(1, int(rate * FRAME_S))
+        self._margin = int(rate * MARGIN_S)
+        self._pending = np.zeros(0, np.float32)  # starts on a frame boundary of the piece
+        self._peak = 0.0
+        self._started = False
+
+    def feed(self, audio: np.ndarray) -> np.ndarray:
+        self._pending = np.concatenate([self._pending, audio])
+        frame = self._frame
+        usable = len(self._pending) // frame * frame
+        if usable == 0:
+            return self._pending[:0]
+        frames = self._pending[:usable].reshape(-1, frame).astype(np.float64)
+        loudness = np.sqrt((frames**2).mean(axis=1))
+        self._peak = max(self._peak, float(loudness.max()))
+        loud = np.flatnonzero(loudness > self._peak * 10 ** (QUIET_DB / 20))
+        if len(loud) == 0:
+            return self._pending[:0]
+        start = 0
+        if not self._started:
+            start, self._started = max(0, loud[0] * frame - self._margin), True
+        end = (loud[-1] + 1) * frame
+        out, self._pending = self._pending[start:end], self._pending[end:]
+        return out
+
+    def close(self) -> np.ndarray:
+        """The margin after the last sound and the pause the text ends with; audio that never
+        had a sound in it, as it came."""
+        if not self._started:
+            return self._pending
+        pause = np.zeros(int(self._rate * pause_after(self._text)), dtype=self._pending.dtype)
+        return np.concatenate([self._pending[: self._margin], pause])
+
+
 def fit_edges(audio: np.ndarray, rate: int, text: str) -> np.ndarray:
     """`audio` (float32, mono) from its first sound less MARGIN_S to its last sound plus
     MARGIN_S, then the pause `text` ends with, as silence. All-quiet audio is returned as is."""
-    frame = max(1, int(rate * FRAME_S))
-    usable = len(audio) // frame * frame
-    if usable == 0:
-        return audio
-    loudness = np.sqrt((audio[:usable].reshape(-1, frame).astype(np.float64) ** 2).mean(axis=1))
-    loud = np.flatnonzero(loudness > loudness.max() * 10 ** (QUIET_DB / 20))
-    if len(loud) == 0:  # all silence
-        return audio
-    margin = int(rate * MARGIN_S)
-    start = max(0, loud[0] * frame - margin)
-    end = min(len(audio), (loud[-1] + 1) * frame + margin)
-    pause = np.zeros(int(rate * pause_after(text)), dtype=audio.dtype)
-    return np.concatenate([audio[start:end], pause])
+    fitter = EdgeFitter(rate, text)
+    return np.concatenate([fitter.feed(audio), fitter.close()])

@@ -1,9 +1,14 @@
-"""Kokoro-82M through onnxruntime (the cpu profile): int8 weights, espeak-ng phonemes, offline."""
+"""Kokoro-82M through onnxruntime (the cpu profile): int8 weights, espeak-ng phonemes, offline.
+
+The graph runs as its two halves (kokoro_graph.py): the encoder once per piece, the decoder in
+windows (windows.py) for a reply's first piece, so its first audio does not wait for the whole
+piece; later pieces are decoded whole (they have the audio before them to be ready in)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +17,13 @@ import numpy as np
 from configs import Settings
 
 from .backend import Stop, SynthesisStopped, UnknownVoice
+from .kokoro_graph import ALIGNED, CURVE_STEPS, ENERGY, FRAME_SAMPLES, PITCH, halves
+from .windows import Stitcher, plan
 
 log = logging.getLogger("halfsec.tts")
 
-
-class _StoppableSession:
-    """The onnxruntime session as kokoro-onnx sees it, but every run carries our RunOptions: a
-    barge-in sets its `terminate`, and onnxruntime abandons the run at the next operator (~ms)
-    instead of finishing seconds of audio nobody will hear."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self.run_options: Any = None  # set per synthesis; one runs at a time (the service's queue)
-
-    def run(self, output_names: Any, inputs: Any, run_options: Any = None) -> Any:
-        return self._session.run(output_names, inputs, self.run_options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
+LANG = "en-us"
+MAX_TOKENS = 510  # Kokoro's context: longer phoneme strings are decoded in batches
 
 
 class KokoroOnnx:
@@ -42,7 +36,8 @@ class KokoroOnnx:
 
         opts = settings.tts
         model, voices = Path(settings.model_path(opts.model)), Path(settings.model_path(opts.voices))
-        for path, key in ((model, "tts.model"), (voices, "tts.voices")):
+        encoder, decoder = halves(model)
+        for path, key in ((model, "tts.model"), (encoder, "tts.model"), (decoder, "tts.model"), (voices, "tts.voices")):
             if not path.is_file():
                 raise FileNotFoundError(f"TTS file not found at {path} ({key}); run `halfsec models`")
         # kokoro-onnx's default session spreads over every core and runs ~2x slower here
@@ -59,12 +54,14 @@ class KokoroOnnx:
         # ~30 pieces, at the same speed (90 pieces in 140 s either way; docs/reliability.md).
         so.enable_mem_pattern = False
         t0 = time.perf_counter()
-        session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
         self._ort = ort
-        self._session = _StoppableSession(session)
-        self._kokoro = Kokoro.from_session(session, str(voices))
-        self._kokoro.sess = self._session
+        self._encoder = ort.InferenceSession(str(encoder), so, providers=["CPUExecutionProvider"])
+        self._decoder = ort.InferenceSession(str(decoder), so, providers=["CPUExecutionProvider"])
+        # kokoro-onnx for what comes before the graph: phonemes, tokens, voices
+        self._kokoro = Kokoro.from_session(self._encoder, str(voices))
         self._voices = sorted(self._kokoro.get_voices())
+        self._first_frames = round((opts.first_window_s or 0) * self.sample_rate / FRAME_SAMPLES)
+        self._growth = opts.window_growth
         log.info("loaded %s (%d voices) in %.2fs", model.name, len(self._voices), time.perf_counter() - t0)
 
     @property
@@ -72,16 +69,52 @@ class KokoroOnnx:
         return self._voices
 
     def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
+        return np.concatenate(list(self.stream(text, voice, speed, stop, first=False)))
+
+    def stream(
+        self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
+    ) -> Iterator[np.ndarray]:
         if voice not in self._voices:
             raise UnknownVoice(voice, self._voices)
+        from kokoro_onnx.chunker import split_phonemes
+
         options = self._ort.RunOptions()
-        self._session.run_options = options
         if stop is not None:
             stop.on_set(lambda: setattr(options, "terminate", True))
+        phonemes = " ".join(self._kokoro.tokenizer.phonemize(text, LANG).split())
+        batches = split_phonemes(phonemes, MAX_TOKENS)
+        if not batches:
+            raise ValueError(f"nothing to synthesise: {text!r} has no phonemes")
+        style_rows = self._kokoro.get_voice_style(voice)
+        for n, batch in enumerate(batches):
+            tokens = self._kokoro.tokenizer.tokenize(batch)
+            style = np.asarray(style_rows[min(len(tokens), len(style_rows)) - 1], np.float32).reshape(1, -1)
+            feeds = {
+                "tokens": np.array([[0, *tokens, 0]], np.int64),
+                "style": style,
+                "speed": np.array([speed], np.float32),
+            }
+            aligned, pitch, energy = self._run(self._encoder, feeds, options, text)
+            first_frames = self._first_frames if first and n == 0 else 0
+            per_frame = energy.reshape(-1, CURVE_STEPS).mean(axis=1)
+            windows = plan(aligned.shape[2], first_frames, self._growth, energy=per_frame)
+            stitcher = Stitcher(FRAME_SAMPLES)
+            for i, w in enumerate(windows):
+                if stop is not None and stop.is_set():
+                    raise SynthesisStopped(text)
+                part = {
+                    ALIGNED: aligned[:, :, w.lo : w.hi],
+                    PITCH: pitch[:, w.lo * CURVE_STEPS : w.hi * CURVE_STEPS],
+                    ENERGY: energy[:, w.lo * CURVE_STEPS : w.hi * CURVE_STEPS],
+                    "style": style,
+                }
+                (audio,) = self._run(self._decoder, part, options, text)
+                yield stitcher.add(w, np.asarray(audio, np.float32).ravel(), last=i == len(windows) - 1)
+
+    def _run(self, session: Any, feeds: dict[str, np.ndarray], options: Any, text: str) -> list[np.ndarray]:
         try:
-            audio, _ = self._kokoro.create(text, voice=voice, speed=speed, lang="en-us")
+            return session.run(None, feeds, options)
         except Exception:
             if options.terminate:  # onnxruntime's own error for a terminated run
                 raise SynthesisStopped(text) from None
             raise
-        return np.asarray(audio, dtype=np.float32)

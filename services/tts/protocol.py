@@ -5,8 +5,9 @@ POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "
   control characters (NUL, ESC...) are gaps between words, zero-width ones nothing.
   `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
-         audio is written as each piece of the text is synthesised, so the first bytes arrive
-         before the whole text is done. Closing the connection stops the synthesis.
+         audio is written as it is synthesised (a piece at a time; a reply's first piece, on
+         the onnx backend, a decoder window at a time), so the first bytes arrive before the
+         whole text is done. Closing the connection stops the synthesis.
   204 -> nothing in the text is speakable (whitespace, emoji, control characters only): no audio,
          not an error.
   4xx -> {"error": str}   400: not this JSON, empty text, unknown voice (the error lists the

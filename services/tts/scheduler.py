@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,9 +39,12 @@ class _Job:
     text: str
     voice: str
     speed: float
-    result: asyncio.Future[np.ndarray]
+    first: bool
+    # the audio as the backend makes it, then None (done) or the exception it raised
+    parts: asyncio.Queue[np.ndarray | Exception | None] = field(default_factory=asyncio.Queue)
     stop: Stop = field(default_factory=Stop)
     state: str = "queued"  # -> "running" -> "done"
+    left: bool = False  # its caller hung up
 
 
 class SynthesisQueue:
@@ -63,47 +67,62 @@ class SynthesisQueue:
         """Pieces being synthesised now (0 or 1: one worker)."""
         return self._running
 
-    async def synthesize(self, text: str, voice: str, speed: float, *, first: bool) -> np.ndarray:
-        """Audio for one piece, when its turn comes. Cancelling the caller takes the piece out of
-        the queue, or stops it if it is already being synthesised."""
+    async def stream(self, text: str, voice: str, speed: float, *, first: bool) -> AsyncIterator[np.ndarray]:
+        """Audio for one piece, when its turn comes, in parts as the backend makes them.
+        Leaving early (cancelled, or the iteration closed) takes the piece out of the queue, or
+        stops it if it is already being synthesised."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._serve(), name="tts-synthesis-queue")
-        job = _Job(text, voice, speed, asyncio.get_running_loop().create_future())
+        job = _Job(text, voice, speed, first)
         self._queue.put_nowait((FIRST if first else LATER, next(self._order), job))
         self._waiting += 1
         try:
-            return await job.result
-        except asyncio.CancelledError:
+            while (part := await job.parts.get()) is not None:
+                if isinstance(part, Exception):
+                    raise part
+                yield part
+        finally:
             if job.state == "queued":
+                job.left = True
                 self._waiting -= 1
                 self.counts.dropped += 1  # the worker skips it
             elif job.state == "running":
+                job.left = True
                 job.stop.set()  # the worker counts it when the backend returns
-            raise
+
+    async def synthesize(self, text: str, voice: str, speed: float, *, first: bool) -> np.ndarray:
+        """`stream`'s parts joined."""
+        parts = [part async for part in self.stream(text, voice, speed, first=first)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             _, _, job = await self._queue.get()
-            if job.result.done():  # its caller left while it waited
+            if job.left:  # its caller left while it waited
                 continue
             job.state = "running"
             self._waiting -= 1
             self._running += 1
             try:
-                audio = await asyncio.to_thread(self._backend.synthesize, job.text, job.voice, job.speed, job.stop)
+                await asyncio.to_thread(self._synthesize, job, loop)
             except SynthesisStopped:
                 self.counts.stopped += 1
             except Exception as exc:  # the request fails, the queue goes on
                 log.exception("synthesis failed for %r", job.text[:60])
-                if not job.result.done():
-                    job.result.set_exception(exc)
+                job.parts.put_nowait(exc)
             else:
                 self.counts.synthesized += 1
-                if not job.result.done():
-                    job.result.set_result(audio)
+                job.parts.put_nowait(None)
             finally:
                 job.state = "done"
                 self._running -= 1
+
+    def _synthesize(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+        """In the worker thread: each part to the job's caller as soon as it exists (the loop
+        runs these callbacks before the one that ends `to_thread`, so parts come before None)."""
+        for part in self._backend.stream(job.text, job.voice, job.speed, job.stop, first=job.first):
+            loop.call_soon_threadsafe(job.parts.put_nowait, part)
 
     async def aclose(self) -> None:
         if self._worker is not None:

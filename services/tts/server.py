@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from contextlib import aclosing
 
 import numpy as np
 from aiohttp import web
@@ -23,7 +24,7 @@ from configs.settings import TtsSettings
 
 from ..http import auth_middlewares, json_error, service_main
 from .backend import TtsBackend, UnknownVoice, load_backend
-from .edges import fit_edges
+from .edges import EdgeFitter
 from .protocol import (
     HEALTH_PATH,
     SAMPLE_RATE_HEADER,
@@ -45,6 +46,11 @@ WARM_PIECE = (  # 174 characters, 190 phoneme tokens: as long as ordinary pieces
 
 def to_pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+async def write_pcm(resp: web.StreamResponse, audio: np.ndarray) -> None:
+    if len(audio):  # nothing yet when the edge fit holds quiet audio back
+        await resp.write(to_pcm16(audio))
 
 
 def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
@@ -90,8 +96,12 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
         try:
             for piece in pieces:
                 asked += 1
-                audio = await queue.synthesize(piece, voice, speed, first=asked == 1 and not req.continues)
-                await resp.write(to_pcm16(fit_edges(audio, backend.sample_rate, piece)))
+                edges = EdgeFitter(backend.sample_rate, piece)
+                first = asked == 1 and not req.continues
+                async with aclosing(queue.stream(piece, voice, speed, first=first)) as parts:
+                    async for part in parts:
+                        await write_pcm(resp, edges.feed(part))
+                await write_pcm(resp, edges.close())
         except (asyncio.CancelledError, ConnectionError) as exc:
             # Hung up. The piece in hand the queue has counted; these were never asked for.
             queue.counts.dropped += len(pieces) - asked

@@ -1,0 +1,105 @@
+"""Which frames of a piece Kokoro's decoder renders in each run, and how the runs are joined.
+
+The decoder (kokoro_graph.py) renders audio frames (25 ms each) from the encoder's features.
+Rendered whole, a 6 s sentence has no sample before ~1.9 s of work (cpu profile); rendered in
+windows, the first 0.4 s of audio exists after ~0.2 s, and each later window is rendered while
+the one before it plays. Each window grows by `growth`, so the work per window keeps ahead of
+playback (decoding runs at ~0.3 s per second of audio here) and the extra work stays small.
+
+The decoder is not causal and normalises over the frames it is given, so a window decoded alone
+is not the same audio as that stretch of the whole piece. Each window is decoded with
+CONTEXT_FRAMES of its neighbours on both sides (then cut away), and two windows meet in a
+crossfade of CROSSFADE_FRAMES. `halfsec bench tts` compares each reply's first piece rendered
+both ways (its `windows_*` figures: SNR, log-spectral distance, round-trip WER, first audio).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# 12 frames (0.3 s) of context each side: with 8 the joins of a 0.4 s first window were audible
+# as level steps in the spectrogram (log-spectral distance 6.4 dB to whole synthesis against
+# 5.7-6.0 dB at 12-16), and more costs decode time on every window.
+CONTEXT_FRAMES = 12
+CROSSFADE_FRAMES = 4  # 0.1 s: the two renderings of the same frames faded into one another
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # first frame this window contributes
+    end: int  # frame after its last
+    lo: int  # first frame decoded (start less context)
+    hi: int  # frame after the last decoded (end plus context)
+
+
+# Kokoro's energy curve (the encoder's, log scale) is ~-9.4 where the audio is digital silence
+# and above 2 in speech; -6 is ~-72 dBFS, well under what the edge fit keeps (edges.py). A piece
+# opens with ~0.3 s below it (measured on four replies: 0.28-0.32 s), which a first window would
+# spend its decode on only for the edge fit to cut it away.
+SOUND_ENERGY = -6.0
+SOUND_PAD = 2  # frames kept beyond the first and last sound
+
+
+def sounding(energy: np.ndarray) -> tuple[int, int]:
+    """The frames from a little before the first sound to a little after the last, by the
+    encoder's energy (one value per frame); all of them if none sounds."""
+    loud = np.flatnonzero(energy > SOUND_ENERGY)
+    if len(loud) == 0:
+        return 0, len(energy)
+    return max(0, int(loud[0]) - SOUND_PAD), min(len(energy), int(loud[-1]) + 1 + SOUND_PAD)
+
+
+def plan(
+    frames: int, first: int, growth: float, context: int = CONTEXT_FRAMES, energy: np.ndarray | None = None
+) -> list[Window]:
+    """Windows over `frames`: the first `first` frames long, each later one `growth` times the
+    one before; a tail shorter than `first` joins the window before it. `first` <= 0: one window.
+    With the encoder's `energy` per frame, the windows cover only the sounding frames, and each
+    window ends at the quietest frame within a quarter of its length of where it would end, so
+    a late window is waited for in a pause rather than inside a word."""
+    if frames <= 0:
+        return []
+    if first <= 0:
+        return [Window(0, frames, 0, frames)]
+    begin, stop = sounding(energy) if energy is not None else (0, frames)
+    windows: list[Window] = []
+    start, size = begin, first
+    while start < stop:
+        end = min(stop, start + size)
+        if energy is not None and end < stop:
+            slack = size // 4
+            lo, hi = max(start + first // 2, end - slack), min(stop, end + slack + 1)
+            end = min(range(lo, hi), key=lambda i: (energy[i], abs(i - end)))  # quietest, then nearest
+        if stop - end < first:
+            end = stop
+        windows.append(Window(start, end, max(0, start - context), min(frames, end + context)))
+        start, size = end, math.ceil(size * growth)
+    return windows
+
+
+class Stitcher:
+    """Joins the windows' audio as it comes: each window's own frames, its last
+    CROSSFADE_FRAMES held back and faded into the next window's rendering of them."""
+
+    def __init__(self, frame_samples: int, crossfade_frames: int = CROSSFADE_FRAMES) -> None:
+        self._frame = frame_samples
+        self._fade = crossfade_frames * frame_samples
+        self._held: np.ndarray | None = None
+
+    def add(self, window: Window, audio: np.ndarray, *, last: bool) -> np.ndarray:
+        """The samples of `window` (decoded over lo..hi) that can be played now."""
+        begin = (window.start - window.lo) * self._frame
+        body = audio[begin : (window.end - window.lo) * self._frame]
+        if self._held is not None:
+            fade = len(self._held)
+            lead = audio[begin - fade : begin]
+            ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+            body = np.concatenate([self._held * (1.0 - ramp) + lead * ramp, body])
+            self._held = None
+        if last or len(body) <= self._fade:
+            return body
+        self._held = body[-self._fade :]
+        return body[: -self._fade]

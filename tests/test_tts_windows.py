@@ -1,0 +1,107 @@
+"""Kokoro's decoder in windows: the plan covers every frame once, the joins give back the signal,
+the edge fit in parts is the whole fit, and on the real model the two halves are the whole graph
+and a first piece in windows is the same speech, sooner in parts."""
+
+import numpy as np
+import pytest
+
+from services.tts.edges import EdgeFitter, fit_edges
+from services.tts.kokoro_graph import FRAME_SAMPLES
+from services.tts.windows import CONTEXT_FRAMES, Stitcher, plan
+
+from .conftest import required
+
+
+@pytest.mark.parametrize("frames", [1, 15, 16, 17, 40, 239, 1000])
+def test_windows_cover_every_frame_once_and_grow(frames):
+    windows = plan(frames, 16, 2.0)
+    assert windows[0].start == 0 and windows[-1].end == frames
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a.end == b.start
+        assert b.end - b.start >= 16  # no short tail
+    for w in windows:
+        assert w.lo == max(0, w.start - CONTEXT_FRAMES) and w.hi == min(frames, w.end + CONTEXT_FRAMES)
+    sizes = [w.end - w.start for w in windows[:-1]]
+    assert sizes == [16 * 2**i for i in range(len(sizes))]
+
+
+def test_no_first_window_is_one_window():
+    assert [(w.start, w.end, w.lo, w.hi) for w in plan(239, 0, 2.0)] == [(0, 239, 0, 239)]
+    assert plan(0, 16, 2.0) == []
+
+
+def test_the_joins_give_back_what_a_decoder_without_seams_renders():
+    """Windows cut from one signal (a decoder whose windows agree exactly) stitch back to it."""
+    frames = 239
+    signal = np.random.default_rng(0).standard_normal(frames * FRAME_SAMPLES).astype(np.float32)
+    stitcher = Stitcher(FRAME_SAMPLES)
+    windows = plan(frames, 16, 2.0)
+    parts = [
+        stitcher.add(w, signal[w.lo * FRAME_SAMPLES : w.hi * FRAME_SAMPLES], last=i == len(windows) - 1)
+        for i, w in enumerate(windows)
+    ]
+    assert len(parts) == 4 and all(len(p) for p in parts)
+    np.testing.assert_allclose(np.concatenate(parts), signal, atol=1e-6)
+
+
+def test_the_edge_fit_in_parts_is_the_whole_fit():
+    rate = 24000
+    t = np.arange(rate) / rate
+    speech = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 1.5 * t) > -0.3)).astype(np.float32)
+    audio = np.concatenate([np.zeros(3000, np.float32), speech, np.zeros(5000, np.float32)])
+    fitter = EdgeFitter(rate, "Sure,")
+    parts = [fitter.feed(audio[i : i + 7001]) for i in range(0, len(audio), 7001)]
+    np.testing.assert_array_equal(np.concatenate([*parts, fitter.close()]), fit_edges(audio, rate, "Sure,"))
+
+
+@pytest.fixture(scope="module")
+def kokoro(settings):
+    required(settings)
+    from services.tts.kokoro_onnx import KokoroOnnx
+
+    return KokoroOnnx(settings.model_copy(update={"tts": settings.tts.model_copy(update={"first_window_s": 0.4})}))
+
+
+def test_the_two_halves_are_the_whole_graph(kokoro, settings):
+    import onnxruntime as ort
+
+    whole = ort.InferenceSession(str(settings.model_path(settings.tts.model)), providers=["CPUExecutionProvider"])
+    tokens = kokoro._kokoro.tokenizer.tokenize(
+        kokoro._kokoro.tokenizer.phonemize("Good morning, how can I help?", "en-us")
+    )
+    style = kokoro._kokoro.get_voice_style("af_heart")[len(tokens) - 1].reshape(1, -1).astype(np.float32)
+    feeds = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style, "speed": np.array([1.0], np.float32)}
+    (expected,) = whole.run(None, feeds)
+    windowless = kokoro.synthesize("Good morning, how can I help?", "af_heart", 1.0)
+    np.testing.assert_array_equal(windowless, expected)
+
+
+def envelope(audio: np.ndarray, frame: int = 240) -> np.ndarray:
+    usable = len(audio) // frame * frame
+    return np.sqrt((audio[:usable].reshape(-1, frame) ** 2).mean(axis=1))
+
+
+def test_a_first_piece_comes_in_windows_and_is_the_same_speech(kokoro):
+    text = "Strong performances against the best teams usually mean a team is peaking at the right time."
+    whole = fit_edges(kokoro.synthesize(text, "af_heart", 1.0), kokoro.sample_rate, text)
+    fitter = EdgeFitter(kokoro.sample_rate, text)
+    parts = [fitter.feed(part) for part in kokoro.stream(text, "af_heart", 1.0, first=True)]
+    windowed = np.concatenate([*parts, fitter.close()])
+    assert len(parts) >= 3
+    assert 0 < len(parts[0]) < len(whole) / 4  # the first part is a fraction of the piece
+    # the silence the windows skip is what the edge fit cuts from the whole piece anyway
+    assert abs(len(windowed) - len(whole)) <= 0.05 * kokoro.sample_rate
+    # the same sounds at the same times: loudness contours agree (a misplaced window would not)
+    n = min(len(whole), len(windowed))
+    assert np.corrcoef(envelope(whole[:n]), envelope(windowed[:n]))[0, 1] > 0.9
+    assert not list(kokoro.stream(text, "af_heart", 1.0, first=False))[1:]  # later pieces: whole
+
+
+def test_windows_skip_the_silence_and_end_in_quiet_frames():
+    energy = np.full(200, -9.4)
+    energy[12:180] = 5.0
+    energy[[55, 120, 121]] = -3.0  # pauses between words
+    windows = plan(200, 16, 2.0, energy=energy)
+    assert windows[0].start == 10 and windows[-1].end == 182  # SOUND_PAD frames each side
+    # 26: no quieter frame near; 58 -> 55 and 119 -> 120: the pauses nearest where they would end
+    assert [w.end for w in windows] == [26, 55, 120, 182]
