@@ -209,11 +209,10 @@ class TtsSettings(_SpeechService):
     # more, before a phrase (services/tts/text/cuts.py `first_phrase`): Kokoro's first audio grows
     # with its input. None: never (the gpu profile, where Kokoro's time per word is small).
     first_phrase_words: int | None = Field(default=None, ge=7)
-    # The onnx backend renders a reply's first piece in decoder windows, the first this long and
-    # each later one `window_growth` times the one before (services/tts/windows.py), so first
-    # audio does not wait for the whole piece. None: whole pieces (the torch backend always).
+    # The onnx backend renders a reply's first piece in two decoder windows, the first at least
+    # this long and long enough for the second to be made while it plays (services/tts/windows.py),
+    # so first audio does not wait for the whole piece. None: whole pieces (the torch backend always).
     first_window_s: float | None = Field(default=None, ge=0.2, le=5.0)
-    window_growth: float = Field(default=2.0, ge=1.0, le=10.0)
     # While services/tts is down or hung, a reply whose chunk fails, or has no first audio within
     # `first_audio_timeout_s` while /health does not answer either (a busy TTS is slow, not hung),
     # is replaced by `fallback_text`'s audio, prerendered once per process while the TTS was up

@@ -1,8 +1,8 @@
 """Kokoro-82M through onnxruntime (the cpu profile): int8 weights, espeak-ng phonemes, offline.
 
 The graph runs as its two halves (kokoro_graph.py): the encoder once per piece, the decoder in
-windows (windows.py) for a reply's first piece, so its first audio does not wait for the whole
-piece; later pieces are decoded whole (they have the audio before them to be ready in)."""
+two windows (windows.py) for a reply's first piece, so its first audio does not wait for the
+whole piece; later pieces are decoded whole (they have the audio before them to be ready in)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ log = logging.getLogger("halfsec.tts")
 
 LANG = "en-us"
 MAX_TOKENS = 510  # Kokoro's context: longer phoneme strings are decoded in batches
+# The decoder's speed (seconds of work per second of audio) is the mean of its recent runs,
+# weighted to the last ones: it changes within a call as vLLM starts and stops decoding beside it.
+RATIO_WEIGHT = 0.3
+RATIO_MARGIN = 1.2  # the first window planned for a decoder this much slower than measured
 
 
 class KokoroOnnx:
@@ -61,7 +65,7 @@ class KokoroOnnx:
         self._kokoro = Kokoro.from_session(self._encoder, str(voices))
         self._voices = sorted(self._kokoro.get_voices())
         self._first_frames = round((opts.first_window_s or 0) * self.sample_rate / FRAME_SAMPLES)
-        self._growth = opts.window_growth
+        self._decode_ratio = 0.5  # until the first run (the service's warm-up) measures it
         log.info("loaded %s (%d voices) in %.2fs", model.name, len(self._voices), time.perf_counter() - t0)
 
     @property
@@ -97,7 +101,8 @@ class KokoroOnnx:
             aligned, pitch, energy = self._run(self._encoder, feeds, options, text)
             first_frames = self._first_frames if first and n == 0 else 0
             per_frame = energy.reshape(-1, CURVE_STEPS).mean(axis=1)
-            windows = plan(aligned.shape[2], first_frames, self._growth, energy=per_frame)
+            ratio = self._decode_ratio * RATIO_MARGIN
+            windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame)
             stitcher = Stitcher(FRAME_SAMPLES)
             for i, w in enumerate(windows):
                 if stop is not None and stop.is_set():
@@ -108,7 +113,10 @@ class KokoroOnnx:
                     ENERGY: energy[:, w.lo * CURVE_STEPS : w.hi * CURVE_STEPS],
                     "style": style,
                 }
+                t0 = time.perf_counter()
                 (audio,) = self._run(self._decoder, part, options, text)
+                measured = (time.perf_counter() - t0) / ((w.hi - w.lo) * FRAME_SAMPLES / self.sample_rate)
+                self._decode_ratio += RATIO_WEIGHT * (measured - self._decode_ratio)
                 yield stitcher.add(w, np.asarray(audio, np.float32).ravel(), last=i == len(windows) - 1)
 
     def _run(self, session: Any, feeds: dict[str, np.ndarray], options: Any, text: str) -> list[np.ndarray]:

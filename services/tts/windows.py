@@ -1,10 +1,14 @@
 """Which frames of a piece Kokoro's decoder renders in each run, and how the runs are joined.
 
 The decoder (kokoro_graph.py) renders audio frames (25 ms each) from the encoder's features.
-Rendered whole, a 6 s sentence has no sample before ~1.9 s of work (cpu profile); rendered in
-windows, the first 0.4 s of audio exists after ~0.2 s, and each later window is rendered while
-the one before it plays. Each window grows by `growth`, so the work per window keeps ahead of
-playback (decoding runs at ~0.3 s per second of audio here) and the extra work stays small.
+Rendered whole, a 6 s sentence has no sample before ~1.9 s of work (cpu profile). Rendered in two
+windows, the first plays while the second is made: the first is sized so that the second, at the
+decoder's speed right now (`decode_ratio`, seconds of work per second of audio, measured on the
+last runs: it doubles when vLLM decodes beside Kokoro), is ready when the first has played. So the
+caller hears the first sound sooner and no gap inside the reply, on an idle box or a busy one. A
+window sized smaller (windows that grew twice as long each time, from 0.4 s) gave first audio
+sooner still on an idle box, but in calls its later windows were not ready in time: the longest
+quiet in a reply's first 2 s went from P50 240 to 410 ms (docs/benchmarks.md).
 
 The decoder is not causal and normalises over the frames it is given, so a window decoded alone
 is not the same audio as that stretch of the whole piece. Each window is decoded with
@@ -20,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# 12 frames (0.3 s) of context each side: with 8 the joins of a 0.4 s first window were audible
-# as level steps in the spectrogram (log-spectral distance 6.4 dB to whole synthesis against
-# 5.7-6.0 dB at 12-16), and more costs decode time on every window.
+# 12 frames (0.3 s) of context each side: with 8, windows of 0.4-1.6 s were further from whole
+# synthesis (log-spectral distance 6.4 dB against 5.7-6.0 dB at 12-16; 12 replies, in-process),
+# and more costs decode time on every window.
 CONTEXT_FRAMES = 12
 CROSSFADE_FRAMES = 4  # 0.1 s: the two renderings of the same frames faded into one another
 
@@ -53,31 +57,31 @@ def sounding(energy: np.ndarray) -> tuple[int, int]:
 
 
 def plan(
-    frames: int, first: int, growth: float, context: int = CONTEXT_FRAMES, energy: np.ndarray | None = None
+    frames: int,
+    first: int,
+    decode_ratio: float,
+    context: int = CONTEXT_FRAMES,
+    energy: np.ndarray | None = None,
 ) -> list[Window]:
-    """Windows over `frames`: the first `first` frames long, each later one `growth` times the
-    one before; a tail shorter than `first` joins the window before it. `first` <= 0: one window.
-    With the encoder's `energy` per frame, the windows cover only the sounding frames, and each
-    window ends at the quietest frame within a quarter of its length of where it would end, so
-    a late window is waited for in a pause rather than inside a word."""
+    """Windows over `frames`. `first` <= 0: one window over all. Otherwise the sounding frames
+    (by the encoder's `energy` per frame, when given) in two windows: the first at least `first`
+    frames and long enough that the second, at `decode_ratio`, is decoded while it plays; one
+    window when the second would be shorter than `first`. The first window ends at the quietest
+    frame within an eighth of its length, so a late second window is waited for in a pause."""
     if frames <= 0:
         return []
     if first <= 0:
         return [Window(0, frames, 0, frames)]
     begin, stop = sounding(energy) if energy is not None else (0, frames)
-    windows: list[Window] = []
-    start, size = begin, first
-    while start < stop:
-        end = min(stop, start + size)
-        if energy is not None and end < stop:
-            slack = size // 4
-            lo, hi = max(start + first // 2, end - slack), min(stop, end + slack + 1)
-            end = min(range(lo, hi), key=lambda i: (energy[i], abs(i - end)))  # quietest, then nearest
-        if stop - end < first:
-            end = stop
-        windows.append(Window(start, end, max(0, start - context), min(frames, end + context)))
-        start, size = end, math.ceil(size * growth)
-    return windows
+    # second window ready as the first ends: ratio * (rest + 2 context) <= first window
+    size = max(first, math.ceil(decode_ratio * (stop - begin + 2 * context) / (1 + decode_ratio)))
+    end = begin + size
+    if energy is not None and end < stop:
+        slack = size // 8
+        candidates = range(end, min(stop, end + slack + 1))  # never shorter than planned
+        end = min(candidates, key=lambda i: (energy[i], i - end))  # the quietest, then the nearest
+    cuts = [begin, stop] if stop - end < first else [begin, end, stop]
+    return [Window(a, b, max(0, a - context), min(frames, b + context)) for a, b in zip(cuts, cuts[1:], strict=False)]
 
 
 class Stitcher:
