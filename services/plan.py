@@ -137,7 +137,7 @@ def _asr(settings: Settings) -> list[Component]:
     size = params * facts.CT2_WEIGHT_BYTES[storage] / facts.GIB
     work = facts.ASR_WORKSPACE_GIB_PER_WORKER * a.num_workers
     return [
-        Component("asr CUDA context", facts.CUDA_CONTEXT_GIB, "asr", "estimate, per process"),
+        Component("asr CUDA context", facts.CUDA_CONTEXT_GIB, "asr", "measured (gpu_probe, H200), per process"),
         Component(
             f"asr weights ({a.compute_type})",
             size,
@@ -156,7 +156,7 @@ def _asr(settings: Settings) -> list[Component]:
 def _tts(settings: Settings) -> list[Component]:
     params = _lookup(facts.TTS_PARAMS, settings.tts.model, "tts.model")
     return [
-        Component("tts CUDA context", facts.CUDA_CONTEXT_GIB, "tts", "estimate, per process"),
+        Component("tts CUDA context", facts.CUDA_CONTEXT_GIB, "tts", "measured (gpu_probe, H200), per process"),
         Component(
             "tts weights (fp32)",
             params * facts.TTS_WEIGHT_BYTES / facts.GIB,
@@ -195,7 +195,7 @@ def _llm(settings: Settings, plan: Plan) -> None:
     plan.context_tokens = o.max_model_len
     plan.vllm_gpu_memory_utilization = utilization
     plan.components += [
-        Component("llm CUDA context", facts.CUDA_CONTEXT_GIB, "llm", "estimate, per process"),
+        Component("llm CUDA context", facts.CUDA_CONTEXT_GIB, "llm", "measured (gpu_probe, H200), per process"),
         Component("llm weights", model.weights_gib, "llm", "vLLM's load log (public)", True),
         Component(
             kv_name, max(kv, 0.0), "llm", f"{model.kv_bytes_per_token(facts.KV_ELEMENT_BYTES):,} B a token", True
@@ -215,10 +215,11 @@ def _advice(settings: Settings, plan: Plan) -> str:
     if o.gpu_memory_utilization is not None:  # the operator's fraction sized vLLM, not the plan
         share = plan.vllm_share_gb
         card = plan.gpu_gb or plan.budget_gb
-        most = (plan.budget_gb - (plan.total_gb - share)) / card
+        # floored: a fraction rounded up to the printed digits would be over again
+        most = math.floor(max(plan.budget_gb - (plan.total_gb - share), 0) / card * 1000) / 1000
         return (
             f"{head}: llm.gpu_memory_utilization {o.gpu_memory_utilization:g} gives vLLM "
-            f"{share:.2f} GiB of the {card:g} GiB card; lower it to {max(most, 0):.3f} or less, "
+            f"{share:.2f} GiB of the {card:g} GiB card; lower it to {most:.3f} or less, "
             f"or unset it and let the plan compute it"
         )
     room = plan.budget_gb - (plan.total_gb - kv.gib)

@@ -1,9 +1,10 @@
 """Every figure the VRAM plan (`services/plan.py`) is built from, each with where it comes from.
 
 Model facts are keyed by the model's name (the last part of its hub id or directory, lower case).
-"measured" means someone measured it and says where; "estimate" means nobody here has: no GPU and
-no 7B weights could be had on the machine this was written on (see README, "What was and wasn't
-run"). Replace an estimate with the figure the real process reports on the target card.
+"measured" means someone measured it and says where; "estimate" means nobody here has: no 7B
+weights or vLLM GPU build could be had where this was written, and a GPU only briefly (see README,
+"What was and wasn't run"). Replace an estimate with the figure the real process reports on the
+target card (`python -m services.gpu_probe` measures what needs no weights).
 """
 
 from __future__ import annotations
@@ -52,14 +53,18 @@ TTS_PARAMS: dict[str, float] = {
 CT2_WEIGHT_BYTES: dict[str, int] = {"int8": 1, "int16": 2, "float16": 2, "bfloat16": 2, "float32": 4}
 TTS_WEIGHT_BYTES = 4  # the PyTorch Kokoro backend loads fp32 weights
 
-# estimate: a CUDA context plus cuBLAS/cuDNN handles costs each process 0.3-0.6 GiB depending on
-# card, driver and lazy module loading (what nvidia-smi shows for a process that has only
-# initialised CUDA); the upper half of that range, per process. Not measured here.
-CUDA_CONTEXT_GIB = 0.5
+# measured: what nvidia-smi shows for one process after CUDA's start and a first fp16 cuBLAS
+# product, before any model (`python -m services.gpu_probe`; H200, driver 580.159, torch 2.11 /
+# CUDA 13.0, 2026-12-04): 621 MiB for the context, 739 MiB with cuBLAS's handle and workspace,
+# the same in two runs. Other cards and drivers differ by some tens of MiB; rerun the probe there.
+CUDA_CONTEXT_GIB = 0.72
 
 # estimate: CTranslate2's caching allocator for one decode worker: the encoder's activations over
 # Whisper's 30 s window (1500 positions x 1280 dims x 32 layers, 20-head attention maps of
 # 1500 x 1500 in fp16, ~90 MB a layer, freed between layers) and the decoder's own KV cache.
+# PyTorch's large-v3-turbo in fp16 needed 85 MiB beyond its weights for one window and 216 MiB
+# for four (`services/gpu_probe.py`, H200); CTranslate2's allocator keeps more cached, so the
+# estimate stays a margin above that.
 ASR_WORKSPACE_GIB_PER_WORKER = 0.5
 
 # estimate: Kokoro's activations for one chunk of a few hundred phonemes, plus what PyTorch's

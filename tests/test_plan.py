@@ -55,7 +55,9 @@ def test_larger_card_keeps_the_budget_and_shrinks_the_fraction():
     assert on_80.fits and on_80.budget_gb == 24 and on_80.total_gb <= 24
     assert on_80.total_gb == pytest.approx(on_24.total_gb)
     share = on_80.vllm_share_gb
-    assert share == pytest.approx(sum(c.gib for c in on_80.components if c.name.startswith("llm ")) - 0.5)
+    assert share == pytest.approx(
+        sum(c.gib for c in on_80.components if c.name.startswith("llm ")) - vram_facts.CUDA_CONTEXT_GIB
+    )
     assert on_80.vllm_gpu_memory_utilization == pytest.approx(share / 80, abs=0.001)
     # 80 GB x fraction is vLLM's share of the 24 GiB budget, not of the card
     assert on_80.vllm_gpu_memory_utilization * 80 <= share < 24
@@ -69,13 +71,13 @@ def test_card_smaller_than_the_budget_is_planned_to_the_card():
 
 def test_over_budget_names_what_to_shrink():
     s = load_settings("gpu-24gb")
-    tight = plan_vram(s, budget_gb=11, gpu_gb=11)  # room for some KV, not 8 x 4k
+    tight = plan_vram(s, budget_gb=11.5, gpu_gb=11.5)  # room for some KV, not 8 x 4k
     assert not tight.fits
     assert "llm.max_num_seqs to " in tight.advice and "llm.max_model_len to " in tight.advice
     # the numbers it suggests do fit
     seqs = int(tight.advice.split("llm.max_num_seqs to ")[1].split()[0])
     fixed = s.model_copy(update={"llm": s.llm.model_copy(update={"max_num_seqs": seqs})})
-    assert 1 <= seqs < 8 and plan_vram(fixed, budget_gb=11, gpu_gb=11).fits
+    assert 1 <= seqs < 8 and plan_vram(fixed, budget_gb=11.5, gpu_gb=11.5).fits
     hopeless = plan_vram(s, budget_gb=8, gpu_gb=8)  # weights alone are over
     assert not hopeless.fits and "smaller llm.model" in hopeless.advice
     assert hopeless.vllm_gpu_memory_utilization is None  # more than the card: no such fraction
