@@ -18,6 +18,13 @@ def row(file, v2v, requests=1, scripted="Sure."):
     return {"file": file, "v2v_ms": v2v, "llm_requests": requests, "scripted": scripted}
 
 
+def test_a_turn_the_agent_talked_over_is_left_out_of_v2v_and_named():
+    talked = {**row("six.wav", None), "talked_over": True}
+    f = side_figures([row("a.wav", 1000), talked, row("c.wav", 3000)], [record("Sure.")], allowed=None)
+    assert f["talked_over"] == ["six.wav"] and f["unanswered"] == []
+    assert f["v2v_p50_ms"] == 2000  # neither 0 ms nor the 30 s timeout
+
+
 def record(said, invalid=(), ttft=None, **flags):
     metrics = {"assistant": {"llm_node_ttft": ttft}} if ttft is not None else {}
     return {"agent_text": said, "invalid": list(invalid), "livekit": {"metrics": metrics}, **flags}

@@ -71,6 +71,27 @@ def test_measure_call_reads_v2v_from_the_recording_alone(tmp_path, speech):
     assert turn.agent_stopped_ms is None  # the agent was silent when the caller began
 
 
+def test_measure_call_gives_no_v2v_to_a_turn_the_agent_talked_over(tmp_path, speech):
+    """The agent's previous reply still sounding when the caller's voice ends: that sound is not
+    an answer (it measured 0 ms before), and a reply that stopped just before the end is heard."""
+    wav, _ = speech[2]
+    pcm, rate = sf.read(wav, dtype="int16")
+    voice = voice_span(pcm, rate, offset=rate // 2)
+    tone = (3000 * np.sin(np.arange(rate) * 2 * np.pi * 300 / rate)).astype(np.int16)
+    turns = []
+    for reply_ends_s in (0.5 + voice.end / rate + 0.5, 0.5 + voice.end / rate - 0.1):
+        rec = CallRecorder()
+        rec.add("caller", rec.t0 + 0.5, pcm, rate)
+        rec.add("agent", rec.t0 + reply_ends_s - 1.0, tone, rate)  # a reply playing through
+        rec.add("agent", rec.t0 + 0.5 + voice.end / rate + 0.8, tone, rate)  # the answer
+        rec.write(tmp_path / "call.wav")
+        [turn] = measure_call(tmp_path / "call.wav", [wav])
+        turns.append(turn)
+    over, stopped = turns
+    assert over.talked_over and over.v2v_ms is None
+    assert not stopped.talked_over and stopped.v2v_ms == pytest.approx(800.0, abs=1.0)
+
+
 def test_recorder_cut_takes_back_what_did_not_play():
     rec = CallRecorder()
     rec.add("agent", rec.t0 + 1.0, np.ones(16000, np.int16), 16000)  # 1.0-2.0 s

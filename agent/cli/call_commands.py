@@ -64,7 +64,7 @@ def cmd_measure(args: argparse.Namespace, settings: Settings) -> int:
     render_measured(turns, args.call_wav, Console())
     if args.json:
         print(json.dumps([vars(t) for t in turns]))
-    return 0 if all(t.v2v_ms is not None for t in turns) else 1
+    return 0 if all(t.v2v_ms is not None or t.talked_over for t in turns) else 1
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

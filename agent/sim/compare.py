@@ -5,7 +5,9 @@ The turns are cut into calls of `turns_per_call`; each call is made by both side
 the side going first alternating call by call, so a machine that slows down during the run
 weighs on both alike. Each side's v2v is measured on its own call recording (Silero's end of the
 caller's voice -> the agent's first sample above -40 dBFS: `voice.measure_call`), the same
-way for both. A turn with no reply counts at the reply timeout and is listed. The per-stage
+way for both. A turn with no reply counts at the reply timeout and is listed; a turn whose
+caller spoke over the agent's previous reply until their voice ended has no v2v and is listed
+too (`talked_over`; the reply still playing is no answer). The per-stage
 medians are LiveKit's own (`MetricsReport` of the user's and the agent's messages), which both
 sides report the same way; LLM requests are counted at the plugin, a preemptive one thrown away
 included.
@@ -88,13 +90,15 @@ def turn_rows(result: CallResult, model: ScriptedLLM, first_turn: int) -> list[d
     was the caller's turn. (Records are not per file: a pause inside an utterance can end a turn.)"""
     rows = []
     for k, path in enumerate(result.files):
-        measured = result.measured[k].v2v_ms if k < len(result.measured) else None
+        measured = result.measured[k] if k < len(result.measured) else None
+        v2v = None if measured is None else measured.v2v_ms
         turn = first_turn + k
         rows.append(
             {
                 "file": path.name,
                 "turn": turn,
-                "v2v_ms": None if measured is None else round(measured, 1),
+                "v2v_ms": None if v2v is None else round(v2v, 1),
+                "talked_over": measured is not None and measured.talked_over,
                 "llm_requests": model.requests[turn],
                 "scripted": model.reply(turn),
             }
@@ -117,7 +121,9 @@ def side_figures(
 ) -> dict[str, Any]:
     """`rows`: one per file said; `records`: every turn record of the side's calls; `allowed`:
     what the agent may say with a script (the replies and its fallbacks), None without one."""
-    v2v = [REPLY_TIMEOUT_S * 1000 if r["v2v_ms"] is None else r["v2v_ms"] for r in rows]
+    # a turn the agent talked over has no v2v (voice.MeasuredTurn): left out, and listed
+    timed = [r for r in rows if not r.get("talked_over")]
+    v2v = [REPLY_TIMEOUT_S * 1000 if r["v2v_ms"] is None else r["v2v_ms"] for r in timed]
     valid = [stage_values(r) for r in records if not r.get("invalid")]
 
     def median(key: str) -> float | None:
@@ -130,7 +136,8 @@ def side_figures(
     said = [r.get("agent_text", "").strip() for r in records]
     return {
         "turns": len(rows),
-        "unanswered": [r["file"] for r in rows if r["v2v_ms"] is None],
+        "unanswered": [r["file"] for r in timed if r["v2v_ms"] is None],
+        "talked_over": [r["file"] for r in rows if r.get("talked_over")],
         "v2v_p50_ms": ms(percentile(v2v, 50)),
         "v2v_p95_ms": ms(percentile(v2v, 95)),
         "stages_p50_ms": {stage: median(f"{stage}_ms") for stage in STAGES},
@@ -227,6 +234,10 @@ def render(figures: dict[str, Any], out: Console) -> None:
     for side in SIDES:
         for name in figures[side]["unanswered"]:
             out.print(f"{side}: no reply to {name} (counted at {REPLY_TIMEOUT_S:.0f} s)", highlight=False)
+        for name in figures[side]["talked_over"]:
+            out.print(
+                f"{side}: still talking when the caller's voice ended in {name} (no v2v; left out)", highlight=False
+            )
         if figures["scripted"] and figures[side]["off_script"]:
             off = "; ".join(repr(t) for t in figures[side]["off_script"])
             out.print(f"{side}: said other than the script: {off}", highlight=False)

@@ -86,10 +86,14 @@ def first_audible(pcm: np.ndarray) -> int | None:
 class MeasuredTurn:
     source: str
     voice_end_s: float | None  # where the caller's voice ended on the recording's timeline
-    v2v_ms: float | None  # -> the agent's next audible sample (None: it never answered)
+    v2v_ms: float | None  # -> the agent's next audible sample (None: it never answered, or talked over)
     # the caller's first voiced sample -> the agent's last audible sample while they spoke
     # (None: the agent was already silent when they began)
     agent_stopped_ms: float | None
+    # The agent was still sounding as the caller's voice ended (a word too short for the
+    # interruption rule, say): its answer cannot be told from the reply still playing, so the
+    # turn has no v2v; counting that reply's sound as an answer at 0 ms would flatter the side.
+    talked_over: bool = False
 
 
 # The longest quiet inside a reply that still counts as the agent talking: Kokoro's pause after
@@ -125,14 +129,16 @@ def measure_call(call_wav: str | Path, sources: list[str | Path]) -> list[Measur
         first = placed + round(fed.first * rate / ROOM_RATE)
         end = placed + round(fed.end * rate / ROOM_RATE)
         answer = agent[end:]
-        v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() else None
+        talked_over = bool(agent[max(0, end - WINDOW * rate // SILERO_RATE) : end + 1].any())
+        v2v = float(np.argmax(answer)) / rate * 1000 if answer.any() and not talked_over else None
         # The agent was mid-reply when the caller began if it sounded within a pause's length
         # before: between words, or while its next chunk was still being made, a reply is
         # quiet for a moment. It stopped at its last sound after that (0: it made none).
         talking = np.nonzero(agent[first:end])[0]
         was_talking = agent[max(0, first - int(REPLY_PAUSE_S * rate)) : first + 1].any()
         stopped = ((talking[-1] + 1) / rate * 1000 if talking.size else 0.0) if was_talking else None
-        out.append(MeasuredTurn(str(path), end / rate, v2v, None if stopped is None else float(stopped)))
+        stopped_ms = None if stopped is None else float(stopped)
+        out.append(MeasuredTurn(str(path), end / rate, v2v, stopped_ms, talked_over))
     return out
 
 
@@ -169,9 +175,11 @@ def render_measured(turns: list[MeasuredTurn], call_wav: str | Path, out: Consol
     for col in ("turn", "source", "voice ends at s", "v2v", "agent stopped after caller began"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for i, t in enumerate(turns, 1):
-        cells = (
+        cells = [
             ("-" if v is None else f"{v:.{d}f}")
             for v, d in ((t.voice_end_s, 3), (t.v2v_ms, 1), (t.agent_stopped_ms, 1))
-        )
+        ]
+        if t.talked_over:
+            cells[1] = "talked over"
         table.add_row(str(i), Path(t.source).name, *cells)
     out.print(table)
