@@ -28,30 +28,27 @@ import time
 from typing import Any
 
 MIB = 1024**2
+
+
+def whisper_shape(width: int, encoder_layers: int, heads: int, mels: int, vocab: int) -> dict[str, int]:
+    """A WhisperConfig's sizes: 4 decoder layers and feed-forwards 4x the width in both models."""
+    return dict(
+        d_model=width,
+        encoder_layers=encoder_layers,
+        decoder_layers=4,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=4 * width,
+        decoder_ffn_dim=4 * width,
+        num_mel_bins=mels,
+        vocab_size=vocab,
+    )
+
+
 # Published shapes (the models' config.json on the hub).
 WHISPER_SHAPES: dict[str, dict[str, int]] = {
-    "large-v3-turbo": dict(
-        d_model=1280,
-        encoder_layers=32,
-        decoder_layers=4,
-        encoder_attention_heads=20,
-        decoder_attention_heads=20,
-        encoder_ffn_dim=5120,
-        decoder_ffn_dim=5120,
-        num_mel_bins=128,
-        vocab_size=51866,
-    ),
-    "tiny.en": dict(
-        d_model=384,
-        encoder_layers=4,
-        decoder_layers=4,
-        encoder_attention_heads=6,
-        decoder_attention_heads=6,
-        encoder_ffn_dim=1536,
-        decoder_ffn_dim=1536,
-        num_mel_bins=80,
-        vocab_size=51864,
-    ),
+    "large-v3-turbo": whisper_shape(1280, encoder_layers=32, heads=20, mels=128, vocab=51866),
+    "tiny.en": whisper_shape(384, encoder_layers=4, heads=6, mels=80, vocab=51864),
 }
 WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
 PROMPT_TOKENS = 4  # start of transcript, language, task, no timestamps
