@@ -62,9 +62,11 @@ class TtsBackend(Protocol):
         waiting for. Runs in a worker thread; raises SynthesisStopped soon after `stop` is set."""
         ...
 
-    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
-        """`stream`'s parts joined (warming up, benchmarks)."""
-        ...
+
+def render(backend: TtsBackend, text: str, voice: str, speed: float) -> np.ndarray:
+    """A piece's audio whole, as a later piece is made (warming up, benchmarks)."""
+    parts = list(backend.stream(text, voice, speed, first=False))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def load_backend(settings: Settings) -> TtsBackend:

@@ -199,15 +199,16 @@ def windows_against_whole(settings: Settings, pieces: list[str], ear: WhisperEng
     """Each reply's first piece rendered whole and in decoder windows (windows.py), in this
     process after all timing: how far apart the two are (waveform SNR, log-spectral distance),
     what Whisper hears in each, and when each has its first audio."""
+    from .backend import render
     from .kokoro_onnx import KokoroOnnx
 
     kokoro = KokoroOnnx(settings)
     voice = settings.tts.voice
-    kokoro.synthesize("Warming up.", voice, 1.0)
+    render(kokoro, "Warming up.", voice, 1.0)
     snr, lsd, first_part, whole_s, heard_whole, heard_windows = [], [], [], [], [], []
     for piece in pieces:
         t0 = time.perf_counter()
-        whole = kokoro.synthesize(piece, voice, 1.0)
+        whole = render(kokoro, piece, voice, 1.0)
         whole_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         parts = []

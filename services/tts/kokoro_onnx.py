@@ -72,9 +72,6 @@ class KokoroOnnx:
     def voices(self) -> list[str]:
         return self._voices
 
-    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
-        return np.concatenate(list(self.stream(text, voice, speed, stop, first=False)))
-
     def stream(
         self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
     ) -> Iterator[np.ndarray]:

@@ -62,10 +62,6 @@ class KokoroTorch:
     def voices(self) -> list[str]:
         return ENGLISH_VOICES
 
-    def synthesize(self, text: str, voice: str, speed: float, stop: Stop | None = None) -> np.ndarray:
-        parts = list(self.stream(text, voice, speed, stop, first=False))
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
     def stream(
         self, text: str, voice: str, speed: float, stop: Stop | None = None, *, first: bool
     ) -> Iterator[np.ndarray]:

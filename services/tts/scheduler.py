@@ -90,11 +90,6 @@ class SynthesisQueue:
                 job.left = True
                 job.stop.set()  # the worker counts it when the backend returns
 
-    async def synthesize(self, text: str, voice: str, speed: float, *, first: bool) -> np.ndarray:
-        """`stream`'s parts joined."""
-        parts = [part async for part in self.stream(text, voice, speed, first=first)]
-        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

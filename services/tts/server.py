@@ -23,7 +23,7 @@ from configs import Settings
 from configs.settings import TtsSettings
 
 from ..http import auth_middlewares, json_error, service_main
-from .backend import TtsBackend, UnknownVoice, load_backend
+from .backend import TtsBackend, UnknownVoice, load_backend, render
 from .edges import EdgeFitter
 from .protocol import (
     HEALTH_PATH,
@@ -129,7 +129,7 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     # phoneme tokens): onnxruntime's arena grows to the largest piece it has run and keeps it, so
     # warmed on "Ready." RSS climbed for the first minutes of calls (+15 % when a 248-token piece
     # came, docs/reliability.md). Warmed here, it starts at its working size (5 s at start, not 0.7).
-    backend.synthesize(WARM_PIECE, settings.tts.voice, 1.0)
+    render(backend, WARM_PIECE, settings.tts.voice, 1.0)
     return make_app(backend, settings), settings.tts
 
 
