@@ -34,6 +34,7 @@ ENV PIP_FIND_LINKS=/tmp/wheels
 
 # vLLM in a venv of its own: it pins its own torch.
 COPY services/llm/requirements-cpu.txt /tmp/src/services/llm/
+COPY services/llm/vllm_plugin /tmp/src/services/llm/vllm_plugin
 RUN python3 -m venv /opt/vllm \
     && cd /tmp/src && /opt/vllm/bin/pip install ${VLLM} \
     && if [ -n "${VLLM_REMOVE}" ]; then /opt/vllm/bin/pip uninstall -y ${VLLM_REMOVE}; fi

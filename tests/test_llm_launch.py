@@ -36,6 +36,15 @@ def test_cpu_profile_command_is_offline_and_eager():
     assert flag(cmd, "--block-size") == "32"  # whole blocks are what the prefix cache reuses
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert s.llm.cpu_affinity == [0]
+    # halfsec's vLLM plugin, allowlisted (its hold routes load only so), with its short busy-wait
+    assert env["VLLM_PLUGINS"] == "halfsec" and env["VLLM_SHM_BROADCAST_BUSY_LOOP_S"] == "0.002"
+
+
+def test_the_plugin_joins_an_allowlist_the_operator_set(monkeypatch):
+    monkeypatch.setenv("VLLM_PLUGINS", "their_plugin")
+    assert vllm_env(load_settings("cpu"))["VLLM_PLUGINS"] == "their_plugin,halfsec"
+    gpu = vllm_env(load_settings("gpu-24gb"))  # no hold, vLLM's own wait: the plugin not asked for
+    assert gpu["VLLM_PLUGINS"] == "their_plugin" and "VLLM_SHM_BROADCAST_BUSY_LOOP_S" not in gpu
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to confine to one")

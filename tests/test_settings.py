@@ -64,3 +64,11 @@ def test_stage_budgets_over_the_target_are_refused(monkeypatch):
     monkeypatch.setenv("HALFSEC_LATENCY__TARGET_MS", "450")
     with pytest.raises(SettingsError, match=r"latency: .*stage budgets sum to 500 ms, over the 450 ms total"):
         load_settings("cpu")
+
+
+def test_a_hold_on_vllm_must_stay_under_the_first_token_timeout(monkeypatch):
+    monkeypatch.setenv("HALFSEC_LLM__HOLD_FOR_FIRST_AUDIO_S", "1.5")
+    with pytest.raises(SettingsError, match="hold_for_first_audio_s"):
+        load_settings("cpu")  # first_token_timeout_s is 1.5: another call's reply would fail
+    monkeypatch.setenv("HALFSEC_LLM__FIRST_TOKEN_TIMEOUT_S", "2.0")
+    assert load_settings("cpu").llm.hold_for_first_audio_s == 1.5

@@ -2,6 +2,7 @@
 silent, not failures LiveKit would retry; a service down or hung gets the prerendered apology."""
 
 import asyncio
+import contextlib
 import time
 
 from livekit import rtc
@@ -77,3 +78,33 @@ async def test_a_hung_service_gets_the_apology_after_first_audio_timeout():
     assert 0.5 < time.monotonic() - t0 < 1.5
     assert any(bytes(f.data).strip(b"\0") for f in frames)
     assert await tts.fallback_if_down() is not None  # and a reply starting now gets it at once
+
+
+class _RecordingHold:
+    """LlmHold's interface: which chunks were synthesised while vLLM was held."""
+
+    def __init__(self, model: FakeKokoro) -> None:
+        self.model = model
+        self.held_over: list[list[str]] = []
+
+    @contextlib.asynccontextmanager
+    async def holding(self):
+        started = len(self.model.started)
+        yield
+        self.held_over.append(self.model.started[started:])
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_only_a_replys_first_chunk_is_made_with_the_llm_held():
+    model = FakeKokoro()
+    hold = _RecordingHold(model)
+    async with fake_service(model) as url:
+        tts = HalfsecTTS(TtsClient(url), hold=hold)
+        for reply in (["Sure,", "I can do that.", "Anything else?"], ["Okay."]):
+            tts.start_reply()
+            for chunk in reply:
+                await frames_for(tts, chunk)
+        await tts.aclose()
+    assert hold.held_over == [["Sure,"], ["Okay."]]  # each reply's first chunk, and only that

@@ -24,6 +24,7 @@ from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
+from services.llm.hold import LlmHold
 from services.tts.client import TtsClient, TtsError
 from services.tts.protocol import SAMPLE_RATE
 
@@ -45,6 +46,7 @@ class HalfsecTTS(tts.TTS):
         on_mark: Mark | None = None,
         fallback: Fallback | None = None,
         first_audio_timeout_s: float | None = None,
+        hold: LlmHold | None = None,
     ) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1)
         self._client = client
@@ -52,6 +54,7 @@ class HalfsecTTS(tts.TTS):
         self._mark = on_mark or (lambda _: None)
         self._fallback = fallback
         self._first_audio_timeout_s = first_audio_timeout_s if fallback is not None else None
+        self._hold = hold  # vLLM stops decoding while a reply's first chunk is synthesised
         self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
         self._fell_back = False  # this reply's apology was played: its later chunks are dropped
 
@@ -115,6 +118,8 @@ class HalfsecTTS(tts.TTS):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._hold is not None:
+            await self._hold.aclose()
 
 
 class _KokoroChunkedStream(tts.ChunkedStream):
@@ -140,8 +145,11 @@ class _KokoroChunkedStream(tts.ChunkedStream):
         continues, t._in_reply = t._in_reply, True
         heard = False
         audio = t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues)
+        # The reply's first chunk is made with vLLM held, later ones beside it: Kokoro's first
+        # audio takes twice as long while vLLM decodes on the other core (configs/cpu.yaml).
+        held = t._hold.holding() if t._hold is not None and not continues else contextlib.nullcontext()
         try:
-            async with contextlib.aclosing(audio), asyncio.timeout(None) as deadline:
+            async with held, contextlib.aclosing(audio), asyncio.timeout(None) as deadline:
                 watch = asyncio.create_task(t._watch_first_audio(deadline)) if t._fallback else None
                 try:
                     async for rate, pcm in audio:

@@ -16,6 +16,11 @@ from configs.settings import HUB_PREFIX
 
 from ..plan import current_plan
 
+# halfsec's vLLM plugin (services/llm/vllm_plugin, installed into vLLM's venv with the cpu build):
+# its entry points' name, and the variable its busy-wait setting is read from
+PLUGIN_NAME = "halfsec"
+BUSY_WAIT_ENV = "VLLM_SHM_BROADCAST_BUSY_LOOP_S"
+
 
 def gpu_memory_utilization(settings: Settings) -> float | None:
     """vLLM's fraction of the card: the setting when given, else the VRAM plan's (None on CPU).
@@ -91,6 +96,12 @@ def vllm_env(settings: Settings) -> dict[str, str]:
     if not settings.llm.model.startswith(HUB_PREFIX):
         env["HF_HUB_OFFLINE"] = "1"  # a local directory: never let transformers reach for a hub
     env.update(settings.llm.env)
+    if settings.llm.busy_wait_s is not None:
+        env[BUSY_WAIT_ENV] = str(settings.llm.busy_wait_s)
+    if settings.llm.busy_wait_s is not None or settings.llm.hold_for_first_audio_s is not None:
+        # VLLM_PLUGINS is an allowlist: endpoint plugins (the hold's routes) load only if named
+        named = [p for p in env.get("VLLM_PLUGINS", "").split(",") if p]
+        env["VLLM_PLUGINS"] = ",".join(dict.fromkeys([*named, PLUGIN_NAME]))
     if (token := settings.token()) is not None:
         # vLLM's own check (a 401 on /v1/*, /health stays open). The environment, not --api-key:
         # vLLM logs its non-default arguments at startup, and an argv shows in `ps`.
