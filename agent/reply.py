@@ -4,7 +4,8 @@ them said twice.
 Asked for "one or two short sentences", a small model still runs on to `max_tokens` or says a
 sentence again; every extra sentence is vLLM and Kokoro time that the caller waits through and
 that the next turn (or another call on the box) queues behind. The first sentence passes on as it
-streams (its first clause is the reply's first audio); a later one is held until it is complete,
+streams (its first clause is the reply's first audio), and its end, as a line break, as soon as it
+is certain (the TTS's chunker then sends it without waiting for more); a later one is held until it is complete,
 which costs nothing since the TTS takes later sentences whole anyway, so a repeat is dropped
 before it is said. Once the reply has its sentences, the agent stops reading the stream, which
 ends the request at vLLM. Sentences are the LLM's first-sentence rule (services/llm).
@@ -33,6 +34,11 @@ class ReplyLimit:
         self._said: list[str] = []  # the sentences passed on, as words
         self.done = False
         self.repeats = 0  # sentences dropped for saying again what the reply said
+        # The space after the first sentence, passed on as a line break: it tells the TTS's
+        # chunker (agent/plugins/chunking.py) that sentence is over while the next one is held
+        # until whole, so its audio does not wait for the next one to start. A break, not the
+        # space: LiveKit's markdown filter holds a trailing space back, and passes a break at once.
+        self._break = (-1, -1)
 
     def feed(self, delta: str) -> str:
         if self.done:
@@ -41,6 +47,10 @@ class ReplyLimit:
         ends = sentence_ends(self._text)
         if not ends:  # the first sentence streams as it comes
             return self._pass(len(self._text))
+        first_ended = not self._ends
+        if first_ended:
+            space = len(self._text[ends[0] :]) - len(self._text[ends[0] :].lstrip())
+            self._break = (ends[0], ends[0] + space)
         until = self._passed
         for end in ends[len(self._ends) :]:
             start = self._ends[-1] if self._ends else 0
@@ -50,6 +60,9 @@ class ReplyLimit:
             until = end
             if self.done:
                 break
+        else:
+            if first_ended:  # its line break goes now (see `_break`)
+                until = self._break[1]
         return self._pass(until)
 
     def flush(self) -> str:
@@ -75,6 +88,9 @@ class ReplyLimit:
         return True
 
     def _pass(self, until: int) -> str:
-        out = self._text[self._passed : until]
+        start, (space_from, space_to) = self._passed, self._break
+        out = self._text[start:until]
+        if start <= space_from < until:
+            out = self._text[start:space_from] + "\n" + self._text[max(space_to, start) : until]
         self._passed = max(self._passed, until)
         return out

@@ -1,3 +1,5 @@
+import asyncio
+
 from agent.plugins.chunking import FirstClauseTokenizer
 from services.tts.text.cuts import clauses
 
@@ -93,3 +95,34 @@ def test_phrase_starts_rank_clauses_first_and_never_split_a_lead_in():
     assert clauses("Your parcel should arrive tomorrow morning before noon.", 1, 12) == [
         "Your parcel should arrive tomorrow morning before noon."  # under 12 words: not cut
     ]
+
+
+async def pending_after(text: str) -> list[str]:
+    """What the stream has handed on once `text` is in, with no more text yet (the LLM still
+    decoding, or the reply limit holding the next sentence until it is whole)."""
+    stream = FirstClauseTokenizer(phrase_from_words=12).stream()
+    stream.push_text(text)
+    await asyncio.sleep(0)
+    out = []
+    while True:
+        try:
+            out.append((await asyncio.wait_for(anext(stream), 0.01)).token)
+        except TimeoutError:
+            return out
+
+
+async def test_a_complete_first_sentence_goes_before_the_next_one_starts():
+    # agent/reply.py passes the first sentence with a line break after it, then holds the second
+    # until it is whole: before, this first sentence waited for all of the second
+    assert await pending_after("I'm sorry for the misunderstanding.\n") == ["I'm sorry for the misunderstanding."]
+    assert await pending_after("Right, the form needs your full name.\n") == [
+        "Right,",
+        "the form needs your full name.",
+    ]
+    assert await pending_after("Thanks for calling. ") == ["Thanks for calling."]
+
+
+async def test_a_first_sentence_without_the_space_after_it_still_waits():
+    # "3." may still become "3.14": no end until the space or break comes
+    assert await pending_after("It costs about 3.") == []
+    assert await pending_after("I'm sorry for the misunderstanding.") == []

@@ -35,22 +35,22 @@ def test_a_reply_stops_after_its_sentences():
     reply = "Your parcel left the depot today. It should arrive tomorrow. Anything else? I can also help."
     limit = ReplyLimit(2)
     passed, heard = run(limit, tokens(reply))
-    assert heard == "Your parcel left the depot today. It should arrive tomorrow."
+    assert heard == "Your parcel left the depot today.\nIt should arrive tomorrow."
     assert limit.done and len(passed) < len(tokens(reply))  # it stopped reading the stream
-    assert " It should arrive tomorrow." in passed  # a later sentence passes whole
+    assert "It should arrive tomorrow." in passed  # a later sentence passes whole (the space went before it)
 
 
 def test_a_repeated_sentence_is_dropped_and_ends_the_reply():
     reply = "I can help you reset it now. I can help you reset it now! Open settings first."
     limit = ReplyLimit(3)
     _, heard = run(limit, tokens(reply))
-    assert heard == "I can help you reset it now."
+    assert heard == "I can help you reset it now.\n"  # its end went on before the repeat came
     assert limit.repeats == 1
 
 
 def test_the_last_sentence_needs_no_space_after_it():
     _, heard = run(ReplyLimit(2), tokens("It costs 3.14 dollars. That includes delivery"))
-    assert heard == "It costs 3.14 dollars. That includes delivery"
+    assert heard == "It costs 3.14 dollars.\nThat includes delivery"
     _, heard = run(ReplyLimit(1), tokens("It costs 3.14 dollars. That includes delivery"))
     assert heard == "It costs 3.14 dollars."
 
@@ -66,10 +66,20 @@ def test_a_short_opener_is_no_sentence_of_its_own():
 )
 def test_any_chunking_gives_the_same_reply(deltas):
     _, heard = run(ReplyLimit(2), deltas)
-    assert heard == "Hello there. How are you today?"
+    assert heard == "Hello there.\nHow are you today?"
 
 
 def test_no_limit_passes_everything_but_repeats():
     reply = "One thing first. Then another. One thing first."
     _, heard = run(ReplyLimit(None), tokens(reply))
-    assert heard == "One thing first. Then another."
+    assert heard == "One thing first.\nThen another."
+
+
+def test_the_first_sentences_end_passes_as_a_line_break_while_the_second_is_held():
+    limit = ReplyLimit(2)
+    passed = [limit.feed(d) for d in tokens("I'm sorry for the misunderstanding. I can")]
+    # the break tells the TTS's chunker the first sentence is over (agent/plugins/chunking.py)
+    assert "".join(passed) == "I'm sorry for the misunderstanding.\n"
+    assert passed[-2:] == ["\n", ""]  # " I" came: the break passed, "I can" is held with its sentence
+    _, heard = run(ReplyLimit(2), tokens("I'm sorry for the misunderstanding. I can help with that."))
+    assert heard == "I'm sorry for the misunderstanding.\nI can help with that."

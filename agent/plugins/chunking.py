@@ -14,7 +14,15 @@ from collections.abc import Callable
 
 from livekit.agents import tokenize
 
+from services.llm import sentence_ends
 from services.tts.text.cuts import LATER_CLAUSE_WORDS, clauses
+
+
+def _one_whole_sentence(text: str) -> bool:
+    """`text` is one complete sentence and nothing after it: its end mark and the space after it,
+    by the rule the reply limit passes sentences by (so "3." mid-stream is no end)."""
+    ends = sentence_ends(text)
+    return len(ends) == 1 and not text[ends[0] :].strip()
 
 
 class FirstClauseSplitter:
@@ -35,6 +43,11 @@ class FirstClauseSplitter:
             return sentences
         pieces = clauses(sentences[0], self._min_words, self._phrase_from_words)
         tokens = [*pieces, *sentences[1:]]
+        if len(sentences) == 1 and _one_whole_sentence(text):
+            # LiveKit's stream holds its last token until another starts, and the reply's later
+            # sentences come only whole (agent/reply.py): a complete first sentence would wait
+            # for all of the second (~1 s here). The empty token lets its pieces go now.
+            tokens.append("")
         if len(tokens) >= 2:  # the stream emits tokens[0] now and calls again with the rest
             self._min_words = LATER_CLAUSE_WORDS
             self._in_first_sentence = len(pieces) > 1
