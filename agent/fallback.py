@@ -118,7 +118,7 @@ def keep_tts_fallback(settings: Settings, timeout_s: float = PREWARM_TIMEOUT_S) 
 
     async def make() -> bool:
         client = TtsClient(settings.tts.client_url, token=settings.token())
-        speaker = HalfsecTTS(client, voice=settings.tts.voice, speed=settings.tts.speed)
+        speaker = HalfsecTTS(client, voice=settings.tts.voice, speed=settings.tts.speed, keep=True)
         # no retries: a TTS that is down now is asked again at the first call
         once = APIConnectOptions(max_retry=0, timeout=timeout_s)
         phrase = PrerenderedPhrase(settings.tts.fallback_text, speaker, keep=True, conn_options=once)

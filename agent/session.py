@@ -265,7 +265,8 @@ def build_session(
     kokoro_client = tts_client or TtsClient(settings.tts.client_url, token=settings.token())
 
     def phrase(text: str, keep: bool = False) -> PrerenderedPhrase:
-        speaker = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed)
+        # the service keeps the phrase's audio: every call makes it, only the first synthesises it
+        speaker = HalfsecTTS(kokoro_client, voice=settings.tts.voice, speed=settings.tts.speed, keep=True)
         return PrerenderedPhrase(text, speaker, keep=keep)
 
     # what the caller hears while the TTS itself is failing: made while it is up, kept by the process

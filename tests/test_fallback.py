@@ -41,6 +41,8 @@ async def test_unreachable_asr_gets_the_spoken_fallback_and_the_call_goes_on(ser
         assert turn["agent_text"] == settings.asr.fallback_text
         assert turn["v2v_ms"] is not None
         assert turn["marks_ms"]["first_frame_out"] - turn["marks_ms"]["end_of_turn"] < 2000
-    # The fallbacks were made once, at call start; the two turns played the ASR one from memory.
+    # The fallbacks were asked for once, at call start (the service synthesises them only if it
+    # does not hold them yet from an earlier call: `keep`); the two turns played the ASR one
+    # from memory.
     once = sum(len(split_pieces(speakable(t))) for t in texts)
-    assert made == once, (made, once)
+    assert made <= once, (made, once)

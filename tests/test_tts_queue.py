@@ -145,3 +145,25 @@ async def test_the_agents_later_chunks_wait_behind_another_replys_first():
         await asyncio.gather(a, b, c)
         await client.aclose()
     assert model.started[:4] == ["Well,", "Right,", "Sure thing,", "that depends on the weather,"], model.started
+
+
+async def _audio(client: TtsClient, text: str, **options) -> bytes:
+    return b"".join([pcm async for _, pcm in client.stream(text, **options)])
+
+
+async def test_a_kept_phrase_is_made_once_and_then_comes_from_memory():
+    model = FakeKokoro()
+    async with fake_service(model) as url:
+        client = TtsClient(url)
+        phrase = "Sorry, I didn't catch that. Could you say it again?"
+        first = await _audio(client, phrase, keep=True)
+        again = await _audio(client, phrase, keep=True)  # the next call's prerendered fallback
+        other_voice = await _audio(client, phrase, keep=True, voice="bf_emma")
+        unkept = await _audio(client, "Your table is booked.")
+        unkept_again = await _audio(client, "Your table is booked.")
+        await client.aclose()
+    assert first and again == first  # the same audio, byte for byte
+    # made for the first ask and for the other voice (another phrase), not for the second ask
+    assert model.started.count("Sorry, I didn't catch that.") == 2
+    assert other_voice and unkept == unkept_again
+    assert model.started.count("Your table is booked.") == 2  # without keep, made each time

@@ -47,6 +47,7 @@ class HalfsecTTS(tts.TTS):
         fallback: Fallback | None = None,
         first_audio_timeout_s: float | None = None,
         hold: LlmHold | None = None,
+        keep: bool = False,
     ) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1)
         self._client = client
@@ -55,6 +56,7 @@ class HalfsecTTS(tts.TTS):
         self._fallback = fallback
         self._first_audio_timeout_s = first_audio_timeout_s if fallback is not None else None
         self._hold = hold  # vLLM stops decoding while a reply's first chunk is synthesised
+        self._keep = keep  # a phrase said in every call: the service keeps its audio
         self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
         self._fell_back = False  # this reply's apology was played: its later chunks are dropped
 
@@ -144,7 +146,7 @@ class _KokoroChunkedStream(tts.ChunkedStream):
         t._mark("tts_request")
         continues, t._in_reply = t._in_reply, True
         heard = False
-        audio = t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues)
+        audio = t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues, keep=t._keep)
         # The reply's first chunk is made with vLLM held, later ones beside it: Kokoro's first
         # audio takes twice as long while vLLM decodes on the other core (configs/cpu.yaml).
         held = t._hold.holding() if t._hold is not None and not continues else contextlib.nullcontext()

@@ -20,12 +20,18 @@ class TtsClient(ServiceClient):
         super().__init__(base_url, aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0), token=token)
 
     async def stream(
-        self, text: str, *, voice: str | None = None, speed: float | None = None, continues: bool = False
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        speed: float | None = None,
+        continues: bool = False,
+        keep: bool = False,
     ) -> AsyncIterator[tuple[int, bytes]]:
         """Yield (sample_rate, pcm16 bytes) as the service produces audio; nothing at all when the
         text has nothing speakable. Closing the iterator early closes the connection: the
         service stops the piece it is synthesising and drops the rest."""
-        body = SynthesizeRequest(text=text, voice=voice, speed=speed, continues=continues).model_dump_json()
+        body = SynthesizeRequest(text=text, voice=voice, speed=speed, continues=continues, keep=keep).model_dump_json()
         async with self._http().post(
             f"{self.base_url}{SYNTHESIZE_PATH}",
             data=body,

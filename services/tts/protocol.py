@@ -1,9 +1,12 @@
 """Wire protocol of services/tts, version 1.
 
-POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "continues": bool}
+POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "continues": bool,
+                      "keep": bool}
   The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first;
   control characters (NUL, ESC...) are gaps between words, zero-width ones nothing.
   `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
+  `keep`: a phrase said again and again (an agent's prerendered fallbacks): its audio is kept, and
+  the same text, voice and speed later comes from memory, at once and with no synthesis.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
          audio is written as it is synthesised (a piece at a time; a reply's first piece, on
          the onnx backend, a decoder window at a time), so the first bytes arrive before the
@@ -39,3 +42,7 @@ class SynthesizeRequest(BaseModel):
     # A later chunk of a reply that is already playing: it waits behind the first chunks of
     # other replies (a caller waits longest for a reply's first audio).
     continues: bool = False
+    # The same phrase comes again in every call (a fallback made at each call's start): keep its
+    # audio and answer it from memory, so calls starting together do not each make it on the
+    # cores their first replies need.
+    keep: bool = False
