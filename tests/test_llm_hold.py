@@ -146,3 +146,19 @@ async def test_a_server_without_the_plugin_means_no_hold_and_no_error(services, 
         ran.append(2)
     assert ran == [1, 2] and hold.held == 0
     await hold.aclose()
+
+
+async def test_the_cores_bench_times_each_first_chunk_three_ways(services, settings):
+    from agent.sim import cores
+
+    figures = await cores.run_bench(
+        settings.tts.client_url,
+        settings.llm.client_base_url,
+        settings.llm.served_model_name,
+        ["Sure,", "Thanks for waiting."],
+        lease_s=1.2,
+        token=None,
+    )
+    assert figures["chunks"] == 2 and figures["holds_taken"] == 2  # every held chunk was held
+    for mode in cores.MODES:
+        assert 0 < figures[mode]["ttfa_ms_p50"] < 10_000

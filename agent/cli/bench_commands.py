@@ -117,6 +117,42 @@ def cmd_bench_tts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_cores(args: argparse.Namespace, settings: Settings) -> int:
+    from services.supervisor import serving
+    from services.tts.bench import load_replies
+
+    from ..plugins.chunking import FirstClauseTokenizer
+    from ..sim import cores
+
+    chunker = FirstClauseTokenizer(
+        min_clause_words=settings.tts.first_clause_words, phrase_from_words=settings.tts.first_phrase_words
+    ).tokenize
+    firsts = cores.first_chunks(load_replies(Path(args.replies) if args.replies else cores.REPLIES_FILE), chunker)
+    o = settings.llm
+    if o.elsewhere:
+        raise SystemExit("bench cores: llm.base_url names an LLM elsewhere; it measures the vLLM of this box")
+
+    async def run() -> dict:
+        async with (
+            serving(settings, args.profile, "tts", "/health", lambda _: None) as tts_url,
+            serving(settings, args.profile, "llm", "/v1/models", lambda _: None),
+        ):
+            return await cores.run_bench(
+                tts_url,
+                o.client_base_url,
+                o.served_model_name,
+                firsts,
+                lease_s=o.hold_for_first_audio_s or 1.2,
+                token=settings.token(),
+            )
+
+    figures = asyncio.run(run())
+    cores.render(figures, Console())
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
 def _call_audio(args: argparse.Namespace, settings: Settings) -> list[Path]:
     """The speech files a calls bench says, each checked before any call starts."""
     from services.audio import read_pcm16
@@ -309,6 +345,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
     )
     soak.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    cores = add(
+        "cores",
+        cmd_bench_cores,
+        "a reply's first audio with vLLM idle, decoding beside Kokoro, and held as the agent holds it",
+    )
+    cores.add_argument("--replies", metavar="FILE", help="one reply per line (default: agent/sim/compare_replies.txt)")
     tts = add("tts", cmd_bench_tts, "agent-style replies through services/tts: first audio, RTF, round-trip WER")
     tts.add_argument("--replies", metavar="FILE", help="one reply per line (default: services/tts/bench_replies.txt)")
     tts.add_argument("--worst", type=int, default=5, help="replies Whisper heard worst to print (default 5)")
