@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 log = logging.getLogger("halfsec.vllm")
 
@@ -100,43 +100,27 @@ class HoldEndpoints:
         from fastapi.responses import JSONResponse
         from pydantic import BaseModel, Field, ValidationError
 
-        class HoldRequest(BaseModel):
+        class HoldRequest(BaseModel):  # a release names its hold alone
             id: str = Field(min_length=1, max_length=64)
             lease_s: float = Field(default=1.0, gt=0, le=MAX_LEASE_S)
 
-        class ReleaseRequest(BaseModel):
-            id: str = Field(min_length=1, max_length=64)
-
-        M = TypeVar("M", bound=BaseModel)
-
-        async def parsed(request: Request, model: type[M]) -> M | JSONResponse:
-            try:
-                return model.model_validate_json(await request.body())
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(map(str, err["loc"])) or "body"
-                return JSONResponse({"error": f"{where}: {err['msg']}"}, status_code=400)
-
         router = APIRouter()
 
-        @router.post(HOLD_PATH)
-        async def hold(request: Request) -> Any:
-            body = await parsed(request, HoldRequest)
-            if isinstance(body, JSONResponse):
-                return body
-            holds: Holds = request.app.state.halfsec_holds
-            await holds.hold(body.id, body.lease_s)
-            return {"held": body.id, "live": holds.live}
+        def route(path: str, act: Callable[[Holds, HoldRequest], Awaitable[None]], done: str) -> None:
+            @router.post(path)
+            async def handle(request: Request) -> Any:
+                try:
+                    body = HoldRequest.model_validate_json(await request.body())
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    where = ".".join(map(str, err["loc"])) or "body"
+                    return JSONResponse({"error": f"{where}: {err['msg']}"}, status_code=400)
+                holds: Holds = request.app.state.halfsec_holds
+                await act(holds, body)
+                return {done: body.id, "live": holds.live}
 
-        @router.post(RELEASE_PATH)
-        async def release(request: Request) -> Any:
-            body = await parsed(request, ReleaseRequest)
-            if isinstance(body, JSONResponse):
-                return body
-            holds: Holds = request.app.state.halfsec_holds
-            await holds.release(body.id)
-            return {"released": body.id, "live": holds.live}
-
+        route(HOLD_PATH, lambda holds, body: holds.hold(body.id, body.lease_s), "held")
+        route(RELEASE_PATH, lambda holds, body: holds.release(body.id), "released")
         app.include_router(router)
 
     async def init_state(self, engine_client: Any, state: Any, args: Any) -> None:
