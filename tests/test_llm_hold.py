@@ -162,3 +162,15 @@ async def test_the_cores_bench_times_each_first_chunk_three_ways(services, setti
     assert figures["chunks"] == 2 and figures["holds_taken"] == 2  # every held chunk was held
     for mode in cores.MODES:
         assert 0 < figures[mode]["ttfa_ms_p50"] < 10_000
+
+
+async def test_another_callers_request_ends_the_hold(services, settings):
+    # a hold must not delay another call's first token: the agent fails a reply without one in 1.5 s
+    hold = LlmHold(settings.llm.client_base_url, lease_s=3.0)
+    async with hold.holding():
+        await asyncio.sleep(0.2)  # held
+        start = time.monotonic()
+        arrivals: list[float] = []
+        assert await asyncio.wait_for(stream_tokens(settings, 3, arrivals), 10) == 3
+        assert arrivals[0] - start < 1.0, "the new request waited for the hold's lease"
+    await hold.aclose()

@@ -66,6 +66,14 @@ class Holds:
         self._leases.pop(key, None)
         await self._settle()
 
+    async def end_all(self) -> None:
+        """Another caller's request came: its first token must not wait behind a hold (the agent
+        counts a reply with no first token in 1.5 s as failed; two calls at once, a hold plus a
+        loaded prefill went over that in the soak test)."""
+        if self._leases:
+            self._leases.clear()
+            await self._settle()
+
     async def _settle(self) -> None:
         async with self._lock:
             loop = asyncio.get_running_loop()
@@ -87,6 +95,24 @@ class Holds:
         task = asyncio.get_running_loop().create_task(self._settle())
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)
+
+
+_GENERATE_PATHS = ("/v1/chat/completions", "/v1/completions")
+
+
+class _NewRequestsEndHolds:
+    """A plain ASGI middleware (streaming and client disconnects pass through untouched): a new
+    generation request ends every hold before vLLM takes it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"] in _GENERATE_PATHS:
+            holds = getattr(scope["app"].state, "halfsec_holds", None)
+            if holds is not None:
+                await holds.end_all()
+        await self.app(scope, receive, send)
 
 
 class HoldEndpoints:
@@ -122,6 +148,7 @@ class HoldEndpoints:
         route(HOLD_PATH, lambda holds, body: holds.hold(body.id, body.lease_s), "held")
         route(RELEASE_PATH, lambda holds, body: holds.release(body.id), "released")
         app.include_router(router)
+        app.add_middleware(_NewRequestsEndHolds)
 
     async def init_state(self, engine_client: Any, state: Any, args: Any) -> None:
         if engine_client is None:  # vLLM's render-only server has no engine to pause
