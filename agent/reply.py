@@ -61,8 +61,8 @@ class ReplyLimit:
             if self.done:
                 break
         else:
-            if first_ended:  # its line break goes now (see `_break`)
-                until = self._break[1]
+            if first_ended:  # its line break goes now (see `_break`), with any whole sentences after it
+                until = max(until, self._break[1])
         return self._pass(until)
 
     def flush(self) -> str:

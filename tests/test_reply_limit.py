@@ -83,3 +83,8 @@ def test_the_first_sentences_end_passes_as_a_line_break_while_the_second_is_held
     assert passed[-2:] == ["\n", ""]  # " I" came: the break passed, "I can" is held with its sentence
     _, heard = run(ReplyLimit(2), tokens("I'm sorry for the misunderstanding. I can help with that."))
     assert heard == "I'm sorry for the misunderstanding.\nI can help with that."
+
+
+def test_sentences_that_come_in_one_delta_with_the_first_all_pass():
+    _, heard = run(ReplyLimit(None), ["Hello there. How are you today? I am fine. ", "Bye now."])
+    assert heard == "Hello there.\nHow are you today? I am fine. Bye now."
