@@ -545,6 +545,11 @@ class Settings(BaseSettings):
         keys = {"asr.url": self.asr, "tts.url": self.tts, "llm.base_url": self.llm}
         return {key: o.elsewhere for key, o in keys.items() if o.elsewhere is not None}
 
+    def fallback_phrases(self) -> list[str]:
+        """What a call may say in place of a stage that failed: the same in every call, so
+        services/tts makes them at its start and keeps their audio."""
+        return [self.tts.fallback_text, self.asr.fallback_text, self.llm.fallback_text]
+
     def token(self) -> str | None:
         """The service token in clear, for the header a client sends (never for a log)."""
         return None if self.service_token is None else self.service_token.get_secret_value()

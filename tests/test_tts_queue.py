@@ -167,3 +167,17 @@ async def test_a_kept_phrase_is_made_once_and_then_comes_from_memory():
     assert model.started.count("Sorry, I didn't catch that.") == 2
     assert other_voice and unkept == unkept_again
     assert model.started.count("Your table is booked.") == 2  # without keep, made each time
+
+
+async def test_phrases_kept_at_start_are_made_before_the_service_answers():
+    model = FakeKokoro()
+    phrase = "Sorry, I can't talk right now, please hold on."
+    async with fake_service(model, keep_at_start=[phrase]) as url:
+        made_at_start = list(model.started)
+        client = TtsClient(url)
+        kept = await _audio(client, phrase, keep=True)  # a call's prerendered fallback
+        unkept = await _audio(client, phrase)  # the same words in a reply are made afresh
+        await client.aclose()
+    assert made_at_start == ["Sorry, I can't talk right now, please hold on."]
+    assert kept == unkept  # the kept audio is what a request makes
+    assert model.started == made_at_start * 2  # made at the start and for the unkept ask only

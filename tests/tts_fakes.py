@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -53,9 +53,10 @@ class FakeKokoro:
 
 
 @asynccontextmanager
-async def fake_service(backend: FakeKokoro) -> AsyncIterator[str]:
+async def fake_service(backend: FakeKokoro, keep_at_start: Sequence[str] = ()) -> AsyncIterator[str]:
     """The service's app around `backend`, served as `services.tts.server` serves it."""
-    runner = web.AppRunner(make_app(backend, load_settings("cpu")), handler_cancellation=True)
+    app = make_app(backend, load_settings("cpu"), keep_at_start=keep_at_start)
+    runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 
 import numpy as np
@@ -49,14 +50,6 @@ def to_pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-async def write_pcm(resp: web.StreamResponse, audio: np.ndarray, kept: bytearray | None = None) -> None:
-    if len(audio):  # nothing yet when the edge fit holds quiet audio back
-        pcm = to_pcm16(audio)
-        await resp.write(pcm)
-        if kept is not None:
-            kept += pcm
-
-
 class KeptPhrases:
     """The audio of phrases asked for with `keep` (protocol.py), by text, voice and speed; the
     least recently asked goes first past `size`. A call's fallbacks were made at each call's
@@ -66,6 +59,9 @@ class KeptPhrases:
     def __init__(self, size: int = 32) -> None:
         self._size = size
         self._audio: OrderedDict[tuple[str, str, float], bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._audio)
 
     def get(self, key: tuple[str, str, float]) -> bytes | None:
         if (audio := self._audio.get(key)) is not None:
@@ -79,9 +75,9 @@ class KeptPhrases:
             self._audio.popitem(last=False)
 
 
-def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
+def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[str] = ()) -> web.Application:
     """The service around `backend`. Serve it with handler cancellation on (see `serve`): that is
-    how a hang-up reaches the queue."""
+    how a hang-up reaches the queue. `keep_at_start`: phrases made and kept before it answers."""
     queue = SynthesisQueue(backend)
     kept_phrases = KeptPhrases()
 
@@ -126,15 +122,16 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
             return resp
         kept = bytearray() if req.keep else None
         asked = 0
+
+        def started() -> None:
+            nonlocal asked
+            asked += 1
+
         try:
-            for piece in pieces:
-                asked += 1
-                edges = EdgeFitter(backend.sample_rate, piece)
-                first = asked == 1 and not req.continues
-                async with aclosing(queue.stream(piece, voice, speed, first=first)) as parts:
-                    async for part in parts:
-                        await write_pcm(resp, edges.feed(part), kept)
-                await write_pcm(resp, edges.close(), kept)
+            async for pcm in audio_of(pieces, voice, speed, first=not req.continues, started=started):
+                await resp.write(pcm)
+                if kept is not None:
+                    kept += pcm
         except (asyncio.CancelledError, ConnectionError) as exc:
             # Hung up. The piece in hand the queue has counted; these were never asked for.
             queue.counts.dropped += len(pieces) - asked
@@ -146,11 +143,37 @@ def make_app(backend: TtsBackend, settings: Settings) -> web.Application:
         await resp.write_eof()
         return resp
 
+    async def audio_of(
+        pieces: list[str], voice: str, speed: float, first: bool, started: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[bytes]:
+        """The PCM of `pieces` as the queue makes it, each piece's edges fitted (`first`: the
+        first piece opens a reply); `started` is called as each piece is asked for."""
+        for i, piece in enumerate(pieces):
+            started()
+            edges = EdgeFitter(backend.sample_rate, piece)
+            async with aclosing(queue.stream(piece, voice, speed, first=first and i == 0)) as parts:
+                async for part in parts:
+                    if len(audio := edges.feed(part)):  # nothing yet when the fit holds quiet audio back
+                        yield to_pcm16(audio)
+            if len(audio := edges.close()):
+                yield to_pcm16(audio)
+
+    async def keep_phrases(_: web.Application) -> None:
+        voice, speed = settings.tts.voice, settings.tts.speed
+        for text in keep_at_start:
+            pieces = split_pieces(speakable(text))
+            if pieces and voice in backend.voices:
+                kept_phrases.put(
+                    (text, voice, speed), b"".join([pcm async for pcm in audio_of(pieces, voice, speed, True)])
+                )
+        log.info("made and kept %d phrases", len(kept_phrases))
+
     async def close_queue(_: web.Application) -> None:
         await queue.aclose()
 
     app = web.Application(client_max_size=64 * 1024, middlewares=auth_middlewares(settings))
     app[QUEUE] = queue
+    app.on_startup.append(keep_phrases)
     app.on_cleanup.append(close_queue)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_get(VOICES_PATH, voices)
@@ -165,7 +188,10 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     # warmed on "Ready." RSS climbed for the first minutes of calls (+15 % when a 248-token piece
     # came, docs/reliability.md). Warmed here, it starts at its working size (5 s at start, not 0.7).
     render(backend, WARM_PIECE, settings.tts.voice, 1.0)
-    return make_app(backend, settings), settings.tts
+    # The agents' fallbacks, asked for with `keep` in every call: made before the first call, or
+    # that call makes them on the cores its first reply needs ("Sure." took 1.4 s in a first
+    # call's first turn, 0.5-0.7 s in later calls).
+    return make_app(backend, settings, keep_at_start=settings.fallback_phrases()), settings.tts
 
 
 if __name__ == "__main__":
