@@ -14,7 +14,8 @@ TRICKY = "sense_and_sensibility_01_austen_64kb-0880"  # "He was not an ill-dispo
     [
         ("He was not an old-s-y-y-y-y-", True),  # stutter, broken off
         ("He was not an old-s-s-y young man?", True),  # stutter
-        ("Unless to be rather...", True),  # trailing off
+        ("Unless to be rather...", False),  # trailing dots: a hesitation, as often as lost words
+        ("Um...", False),
         ("I'll last to be r-", True),  # cut word
         ("Had he married a more amiable woman? Had he married a more", True),  # ran on, repeating
         ("He was not. He was not. He was", True),

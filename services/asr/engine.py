@@ -34,17 +34,22 @@ _FRAMES_PER_S = 100  # mel frames per second; the encoder halves them
 # ill-disposed young man") cut at 80 slightly different places: with 1 s of padding, 30 decodes
 # stuttered into "an old-s-y-y-y-y" and lost "young man"; over the full window all 80 kept it.
 _STUTTER = re.compile(r"(?:\b\w{1,2}-){2,}")  # "s-y-y-", "s-s-y-"
-_TRAILING_OFF = re.compile(r"(?:\.\.\.|\u2026|-)\W*$")
+# A word broken off at the end ("I'll last to be r-"). Trailing dots are not a sign: in a window
+# of `asr.min_window_s` they mark a hesitation ("Um...", "You know...", "What I'm..."). On the dev
+# set, LibriVox and the call turns (126 utterances, each decoded alone), 5 decodes ended in "...",
+# the full-window redo gave the same words for all 5, and made their finals 300-360 ms late: half
+# of `halfsec bench asr`'s late finals.
+_BROKEN_OFF = re.compile(r"\w-\W*$")
 
 
 _WORD = re.compile(r"[\w']+")
 
 
 def doubtful(text: str) -> bool:
-    """A decode that stutters, trails off, or says the same three words twice: words may be
-    missing from it, or it ran on into the padding (whisper-base, measured: "... than he was?
+    """A decode that stutters, breaks off in a word, or says the same three words twice: words may
+    be missing from it, or it ran on into the padding (whisper-base, measured: "... than he was?
     Had he married a more amiable woman he" after a sentence that began "Had he married")."""
-    if _STUTTER.search(text) or _TRAILING_OFF.search(text):
+    if _STUTTER.search(text) or _BROKEN_OFF.search(text):
         return True
     words = _WORD.findall(text.lower())
     trigrams = list(zip(words, words[1:], words[2:], strict=False))

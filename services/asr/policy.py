@@ -16,7 +16,7 @@ Rules (positions are utterance samples; every decode goes through the shared Dec
     committed; mid-pause, the preflight is committed instead;
   - at the endpoint with no preflight: the rest since the last settled segment, as the final;
   - a final is the settled segments plus the last piece, joined in order (transcript.py), made
-    trustworthy first: a doubtful decode among the pieces (it stutters, trails off or loops) is
+    trustworthy first: a doubtful decode among the pieces (it stutters, breaks off in a word, or loops) is
     decoded again over the full window, and if no words come of a whole utterance, all of it is
     decoded once over the full window; a final still empty then is `unheard` if Whisper heard
     words its gates dropped (the agent asks the caller to repeat). A doubtful preflight is not
