@@ -6,7 +6,9 @@ POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "
   control characters (NUL, ESC...) are gaps between words, zero-width ones nothing.
   `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
   `keep`: a phrase said again and again (an agent's prerendered fallbacks): its audio is kept, and
-  the same text, voice and speed later comes from memory, at once and with no synthesis.
+  the same text, voice and speed later comes from memory, at once and with no synthesis. The
+  profile's fallback phrases (`Settings.fallback_phrases`, its voice and speed) are kept from the
+  service's start.
   200 -> chunked body of raw PCM, signed 16-bit little-endian, mono, at X-Sample-Rate Hz;
          audio is written as it is synthesised (a piece at a time; a reply's first piece, on
          the onnx backend, a decoder window at a time), so the first bytes arrive before the
