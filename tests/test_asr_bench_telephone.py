@@ -13,7 +13,7 @@ import agent.worker  # noqa: F401  (LiveKit's plugins register on the main threa
 import services.asr.bench
 from agent.cli import main
 from agent.sim import devset
-from services.asr.protocol import SAMPLE_RATE
+from services.asr.protocol import SAMPLE_RATE, Final
 from services.audio import read_pcm16
 from tests.conftest import required
 
@@ -52,6 +52,19 @@ async def test_both_lines_on_the_same_files(settings, asr_service, tmp_path, mon
         assert all(row["files"] == 1 for row in line_figures["categories"].values())
         assert {"wer", "offline_wer", "turn_wer"} <= set(line_figures)
         assert line_figures["utterances"] >= 2  # the stream heard each file's speech
+        assert all(late["ms"] > 50 and late["file"] in FILES for late in line_figures["late_finals"])
     assert "hallucinated_words" not in phone  # non-speech is streamed once, as recorded
     # the table: each WER at 16 kHz | 8 kHz, per category and overall
     assert re.search(r"│ all +│ +2 │ +5 │( +\d+\.\d% \| \d+\.\d% │){3}", out), out
+
+
+def test_finals_later_than_the_target_are_listed_with_their_file():
+    finals = [
+        Final(text="Go forward ten meters.", audio_s=2.24, after_endpoint_ms=ms, reused_preflight=True)
+        for ms in (0.2, 50.0, 61.4, 393.0)
+    ]
+    late = services.asr.bench.late_finals("numbers--goforward", finals)
+    assert [(row["file"], row["ms"], row["audio_s"]) for row in late] == [
+        ("numbers--goforward", 61, 2.24),
+        ("numbers--goforward", 393, 2.24),
+    ]
