@@ -159,6 +159,8 @@ def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[st
                 yield to_pcm16(audio)
 
     async def keep_phrases(_: web.Application) -> None:
+        if not keep_at_start:
+            return
         voice, speed = settings.tts.voice, settings.tts.speed
         for text in keep_at_start:
             pieces = split_pieces(speakable(text))
