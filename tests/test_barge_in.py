@@ -12,6 +12,8 @@ import pytest
 
 from agent.sim.call import run_call
 from agent.sim.speech import call_turns
+from agent.sim.voice import ROOM_RATE, voice_span
+from services.audio import read_pcm16
 from services.tts.client import TtsClient
 from tests.vllm_metrics import RUNNING, vllm_metrics
 
@@ -64,12 +66,18 @@ async def test_barge_in_silences_the_agent_and_stops_the_services(services, sett
     both = [t for t, n in running if n >= 2]
     assert len(both) <= 1, both
     assert max(n for _, n in running) >= 1  # the sampler saw the decoding at all
-    # The TTS stops or drops what it has for the reply when the interruption lands (within the
-    # 0.3 s asserted above). It may have had nothing then: the reply's next chunk still being
-    # written by vLLM, on a busy box (the full suite once). Busy all through, it must have stopped.
-    around = [busy for t, busy in tts_busy if barge_in[0] <= t <= barge_in[0] + 0.4]
+    # The TTS stops or drops what it has for the reply when the interruption lands. It may have
+    # had nothing then: the reply's next chunk still being written by vLLM, on a busy box (the
+    # full suite once). Busy all around the moment the agent went quiet, it must have stopped.
+    # That moment is the caller's first voiced sample plus agent_stopped_ms, not the start of
+    # their audio: LiveKit interrupts only after half a second of their speech, by which time
+    # the piece in hand at the start may have ended on its own (the full suite once: 0 > 0).
+    lead = voice_span(read_pcm16(files[1], ROOM_RATE), ROOM_RATE)
+    assert lead is not None
+    quiet = barge_in[0] + lead.first / ROOM_RATE + first["agent_stopped_ms"] / 1000
+    around = [busy for t, busy in tts_busy if quiet - 0.1 <= t <= quiet + 0.3]
     if around and all(around):
-        assert after_tts > before_tts, tts_busy
+        assert after_tts > before_tts, (quiet, tts_busy)
     # the next turn is whole: its own reply, every invariant kept, the trace agreeing with the audio
     assert second["interrupted"] is False and second["invalid"] == [] and second["v2v_ms"] is not None
     assert second["speech_id"] != first["speech_id"] and "spades" in second["user_text"].lower()
