@@ -205,10 +205,11 @@ class TtsSettings(_SpeechService):
     # (agent/plugins/chunking.py): 1 lets "Sure," go first; more trades first audio for fewer
     # stalls after it on a slow TTS.
     first_clause_words: int = Field(default=1, ge=1)
-    # A chunk of the reply's first sentence with this many words and no clause mark is cut once
-    # more, before a phrase (services/tts/text/cuts.py `first_phrase`): Kokoro's first audio grows
-    # with its input. None: never (the gpu profile, where Kokoro's time per word is small).
-    first_phrase_words: int | None = Field(default=None, ge=7)
+    # A clause of the reply's first sentence is cut once more, before a phrase, once this many of
+    # its words are in (services/tts/text/cuts.py `first_phrase`): Kokoro's first audio grows with
+    # its input, and each word waited for is LLM time. None: never (the gpu profile, where Kokoro's
+    # time per word is small and the LLM writes a sentence in a blink).
+    first_phrase_words: int | None = Field(default=None, ge=6)
     # The onnx backend renders a reply's first piece in two decoder windows, the first at least
     # this long and long enough for the second to be made while it plays (services/tts/windows.py),
     # so first audio does not wait for the whole piece. None: whole pieces (the torch backend always).

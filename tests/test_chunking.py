@@ -59,8 +59,8 @@ async def test_a_long_first_sentence_without_a_clause_is_cut_before_a_phrase():
         "Strong performances against the best teams usually mean a team is peaking at the right time. "
         "Later sentences with no comma at all still go whole to the speech service."
     )
-    assert await stream_chunks(reply, phrase_from_words=12) == [
-        "Strong performances against the best teams",  # before the -ly adverb: no better start in reach
+    assert await stream_chunks(reply, phrase_from_words=8) == [
+        "Strong performances against the best teams",  # before the -ly adverb: the start in reach
         "usually mean a team is peaking at the right time.",
         "Later sentences with no comma at all still go whole to the speech service.",
     ]
@@ -68,39 +68,61 @@ async def test_a_long_first_sentence_without_a_clause_is_cut_before_a_phrase():
 
 
 async def test_the_phrase_cut_follows_the_clause_cut():
-    chunks = await stream_chunks(
-        "Sure, the quickest way to reset your password is to open the settings page and choose security.",
-        phrase_from_words=12,
-    )
+    reply = "Sure, the quickest way to reset your password is to open the settings page and choose security."
+    chunks = await stream_chunks(reply, phrase_from_words=8)
     assert chunks == [
-        "Sure,",
+        "Sure,",  # one word plays while the rest is written: the next clause is cut at a phrase too
         "the quickest way to reset your password",
-        "is to open the settings page and choose security.",
+        "is to open the settings page and choose security.",  # 8 words before it: whole
     ]
+    assert FirstClauseTokenizer(phrase_from_words=8).tokenize(reply) == chunks  # the whole text alike
 
 
 def test_phrase_starts_rank_clauses_first_and_never_split_a_lead_in():
-    # a clause start beats a nearer preposition; the chunk keeps 4-8 words and 3 after it
-    assert clauses("Please bring the receipt with you because we cannot refund it otherwise.", 1, 12) == [
+    # starts in reach at once (the first 8 words): a clause start beats a nearer preposition
+    assert clauses("Please bring the receipt with you because we cannot refund it otherwise.", 1, 8) == [
         "Please bring the receipt with you",
         "because we cannot refund it otherwise.",
     ]
-    assert clauses("I can book you a table for four at eight tonight in the garden.", 1, 12) == [
+    assert clauses("I can book you a table for four at eight tonight in the garden.", 1, 8) == [
         "I can book you a table",
         "for four at eight tonight in the garden.",
     ]
-    # "in | between": no cut after a word that leads into the next; none left in reach: whole
+    # "in | between": no cut after a word that leads into the next; the next start is too far
     sentence = "We looked in between the big old sofa cushions yesterday and found it."
-    assert clauses(sentence, 1, 12)[0].startswith("We looked in between the big old sofa cushions yesterday")
-    assert clauses("Your parcel should arrive tomorrow morning before noon.", 1, 12) == [
-        "Your parcel should arrive tomorrow morning before noon."  # under 12 words: not cut
+    assert clauses(sentence, 1, 8)[0].startswith("We looked in between the big old sofa cushions yesterday")
+    assert clauses("Your parcel should arrive tomorrow morning.", 1, 8) == [
+        "Your parcel should arrive tomorrow morning."  # under 8 words: not cut
     ]
+    # "and" inside a range or a sum is no phrase start
+    assert clauses("I've changed your delivery window to between 1 and 3 pm.", 1, 8) == [
+        "I've changed your delivery window to between 1 and 3 pm."
+    ]
+    assert clauses("Your order has 12 plates and 12 cups in it.", 1, 8) == [
+        "Your order has 12 plates",
+        "and 12 cups in it.",
+    ]
+
+
+def test_the_phrase_cut_is_the_one_the_stream_makes_as_soon_as_its_start_is_whole():
+    sentence = "Every seat on the early train to the coast is already taken by a school group."
+    cut = ["Every seat on the early train to the coast", "is already taken by a school group."]
+    assert clauses(sentence, 1, 8) == cut  # reach: a first chunk of up to 10 words
+    # the stream has it once "is" is whole (a word after it has begun), not at the sentence's end
+    assert clauses("Every seat on the early train to the coast is al", 1, 8) == [cut[0], "is al"]
+    assert clauses("Every seat on the early train to the coast is", 1, 8) == [
+        "Every seat on the early train to the coast is"
+    ]
+    # a later, better start does not move a cut the stream has already made: it never sees it
+    assert clauses("Three people from the support team will join the call because it ends.", 1, 8)[0] == (
+        "Three people from the support team"
+    )
 
 
 async def pending_after(text: str) -> list[str]:
     """What the stream has handed on once `text` is in, with no more text yet (the LLM still
     decoding, or the reply limit holding the next sentence until it is whole)."""
-    stream = FirstClauseTokenizer(phrase_from_words=12).stream()
+    stream = FirstClauseTokenizer(phrase_from_words=8).stream()
     stream.push_text(text)
     await asyncio.sleep(0)
     out = []

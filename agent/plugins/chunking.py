@@ -5,7 +5,8 @@ Only the adapter lives here. The cut itself (`clauses`, and why the first senten
 is services/tts/text/cuts.py's, on the punctuation table the service cuts by too. Sentence
 splitting (and merging sentences under 12 characters) is LiveKit's blingfire tokenizer.
 `tts.first_clause_words` asks for more words before the first cut; `tts.first_phrase_words` cuts a
-first-sentence chunk that long at a phrase (`first_phrase`).
+first-sentence clause at a phrase once that many of its words are in (`first_phrase`), while
+fewer than four words of the sentence have gone before it.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class FirstClauseSplitter:
         self._min_words = min_words  # for the reply's first clause
         self._phrase_from_words = phrase_from_words  # a first-sentence chunk this long is cut at a phrase
         self._in_first_sentence = True
+        self._said_words = 0  # of the first sentence, already handed on
 
     def __call__(self, text: str) -> list[str]:
         sentences = self._split(text)
         if not (self._in_first_sentence and sentences):
             return sentences
-        pieces = clauses(sentences[0], self._min_words, self._phrase_from_words)
+        pieces = clauses(sentences[0], self._min_words, self._phrase_from_words, self._said_words)
         tokens = [*pieces, *sentences[1:]]
         if len(sentences) == 1 and _one_whole_sentence(text):
             # LiveKit's stream holds its last token until another starts, and the reply's later
@@ -51,6 +53,7 @@ class FirstClauseSplitter:
         if len(tokens) >= 2:  # the stream emits tokens[0] now and calls again with the rest
             self._min_words = LATER_CLAUSE_WORDS
             self._in_first_sentence = len(pieces) > 1
+            self._said_words += len(pieces[0].split())
         return tokens
 
 

