@@ -148,3 +148,15 @@ async def test_a_first_sentence_without_the_space_after_it_still_waits():
     # "3." may still become "3.14": no end until the space or break comes
     assert await pending_after("It costs about 3.") == []
     assert await pending_after("I'm sorry for the misunderstanding.") == []
+
+
+async def test_a_first_clause_goes_as_soon_as_its_comma_is_written():
+    # the LLM's next token (a word with its space) is not waited for: "Yes," is a clause already
+    assert await pending_after("Yes,") == ["Yes,"]
+    assert await pending_after("Right, the form needs your full name,") == [
+        "Right,",
+        "the form needs your full name,",
+    ]
+    # after a digit it may be a number still being written ("1,250"); the whole text is not cut there
+    assert await pending_after("It costs 1,") == []
+    assert FirstClauseTokenizer().tokenize("Ends with a clause mark,") == ["Ends with a clause mark,"]

@@ -31,9 +31,15 @@ class FirstClauseSplitter:
     its clauses, later sentences whole. One per reply (it keeps state)."""
 
     def __init__(
-        self, split_sentences: Callable[[str], list[str]], min_words: int, phrase_from_words: int | None = None
+        self,
+        split_sentences: Callable[[str], list[str]],
+        min_words: int,
+        phrase_from_words: int | None = None,
+        *,
+        streaming: bool = False,
     ) -> None:
         self._split = split_sentences
+        self._streaming = streaming  # the text grows: a clause mark at its end ends a clause
         self._min_words = min_words  # for the reply's first clause
         self._phrase_from_words = phrase_from_words  # a first-sentence chunk this long is cut at a phrase
         self._in_first_sentence = True
@@ -43,7 +49,9 @@ class FirstClauseSplitter:
         sentences = self._split(text)
         if not (self._in_first_sentence and sentences):
             return sentences
-        pieces = clauses(sentences[0], self._min_words, self._phrase_from_words, self._said_words)
+        pieces = clauses(
+            sentences[0], self._min_words, self._phrase_from_words, self._said_words, open_end=self._streaming
+        )
         tokens = [*pieces, *sentences[1:]]
         if len(sentences) == 1 and _one_whole_sentence(text):
             # LiveKit's stream holds its last token until another starts, and the reply's later
@@ -64,22 +72,26 @@ class FirstClauseTokenizer(tokenize.SentenceTokenizer):
         min_clause_words: int = 1,
         phrase_from_words: int | None = None,
         min_sentence_len: int = 12,
-        context_len: int = 8,
+        # LiveKit's stream tokenizes only once this many characters wait: at 8, "Yes," (4) waited
+        # for the LLM's next token. Splitting a few characters again per token costs microseconds.
+        context_len: int = 1,
     ) -> None:
         self._sentences = tokenize.blingfire.SentenceTokenizer(min_sentence_len=min_sentence_len)
         self._min_words = min_clause_words
         self._phrase_from_words = phrase_from_words
         self._context_len = context_len
 
-    def _splitter(self) -> FirstClauseSplitter:
-        return FirstClauseSplitter(self._sentences.tokenize, self._min_words, self._phrase_from_words)
+    def _splitter(self, *, streaming: bool = False) -> FirstClauseSplitter:
+        return FirstClauseSplitter(
+            self._sentences.tokenize, self._min_words, self._phrase_from_words, streaming=streaming
+        )
 
     def tokenize(self, text: str, *, language: str | None = None) -> list[str]:
         return self._splitter()(text)
 
     def stream(self, *, language: str | None = None) -> tokenize.SentenceStream:
         return tokenize.token_stream.BufferedSentenceStream(
-            tokenizer=self._splitter(),
+            tokenizer=self._splitter(streaming=True),
             # Each token is already a clause or a merged sentence: re-merging here would glue
             # "Sure," back onto the sentence it was cut from.
             min_token_len=1,

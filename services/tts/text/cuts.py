@@ -37,24 +37,37 @@ LATER_CLAUSE_WORDS = 3  # a later clause of the first sentence goes alone only w
 MAX_PIECE_CHARS = 180
 
 _SPEAKABLE = re.compile(r"\w")
+_OPEN_CLAUSE_END = re.compile(r"[^\W\d_][,;]$")  # "Sure," at the end of what is written so far
 
 
 def clauses(
-    sentence: str, first_min_words: int, phrase_from_words: int | None = None, said_words: int = 0
+    sentence: str,
+    first_min_words: int,
+    phrase_from_words: int | None = None,
+    said_words: int = 0,
+    *,
+    open_end: bool = False,
 ) -> list[str]:
     """`sentence` cut after each clause mark that ends a long enough clause (the first one needs
     `first_min_words`, later ones LATER_CLAUSE_WORDS) and leaves words after it. With
     `phrase_from_words`, a clause that reaches that many words is cut once more, at a phrase
     (`first_phrase`), while fewer than PHRASE_WORDS[0] words of the sentence come before it
-    (`said_words` of them already sent): after "Sure," the rest is made while one word plays."""
+    (`said_words` of them already sent): after "Sure," the rest is made while one word plays.
+
+    `open_end`: the LLM is still writing `sentence`. A comma or semicolon that ends it right after
+    a letter ends a clause already: "Sure," goes before the LLM's next token (~60 ms here), where
+    "1," may still become "1,250"."""
     pieces: list[str] = []
     start = 0
-    for gap in CLAUSE_GAP.finditer(sentence):
-        clause = sentence[start : gap.start()].strip()
+    gaps = [(gap.start(), gap.end()) for gap in CLAUSE_GAP.finditer(sentence)]
+    if open_end and _OPEN_CLAUSE_END.search(sentence):
+        gaps.append((len(sentence), len(sentence)))
+    for gap_start, gap_end in gaps:
+        clause = sentence[start:gap_start].strip()
         wanted = first_min_words if not pieces else LATER_CLAUSE_WORDS
-        if len(clause.split()) >= wanted and sentence[gap.end() :].strip():
+        if len(clause.split()) >= wanted and (sentence[gap_end:].strip() or open_end):
             pieces.append(clause)
-            start = gap.end()
+            start = gap_end
     pieces.append(sentence[start:].strip())
     if phrase_from_words is None:
         return pieces
