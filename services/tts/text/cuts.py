@@ -130,7 +130,7 @@ def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -
     none. So the whole text and the same text streamed word by word are cut alike."""
     words = clause.split()
     lo, hi = PHRASE_WORDS
-    starts: list[tuple[int, int]] = []  # (rank, index of the first word after the cut), in reach
+    found: list[tuple[int, int]] = []  # (rank, index of the first word after the cut), in reach
     for i in range(lo, min(hi, len(words) - PHRASE_TAIL) + 1):
         word, before = words[i].lower().strip("\"'("), words[i - 1].lower()
         if before.strip("\"'") in _LEADS_ON or not before[-1:].isalnum():
@@ -141,9 +141,9 @@ def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -
         if word in COORDINATORS and _binds_pair(words[max(0, i - 3) : i]):
             continue
         if kind is not None:
-            starts.append((kind * 10 + abs(i - PHRASE_AIM), i))
+            found.append((kind * 10 + abs(i - PHRASE_AIM), i))
     for seen in range(max(from_words, lo + PHRASE_TAIL), len(words) + 1):
-        visible = [start for start in starts if start[1] + PHRASE_TAIL <= seen]
+        visible = [start for start in found if start[1] + PHRASE_TAIL <= seen]
         if visible:
             cut = min(visible)[1]
             return [" ".join(words[:cut]), " ".join(words[cut:])]
