@@ -69,7 +69,7 @@ async def test_barge_in_silences_the_agent_and_stops_the_services(services, sett
     # The TTS stops or drops what it has for the reply when the interruption lands. It may have
     # had nothing then: the reply's next chunk still being written by vLLM, on a busy box (the
     # full suite once). And a decoder window already running is not broken off: it ends, and the
-    # piece with it if it was the last (~0.3-1 s here; the full suite once saw the TTS busy for
+    # piece with it if it was the last (a window's time is not measured here; the full suite once saw the TTS busy for
     # 0.3 s after the agent went quiet, then idle, nothing stopped). Busy for 1.5 s after the agent
     # went quiet, it must have stopped or dropped something. That moment is the caller's first
     # voiced sample plus agent_stopped_ms, not the start of their audio: LiveKit interrupts only

@@ -41,7 +41,7 @@ class FirstClauseSplitter:
         self._split = split_sentences
         self._streaming = streaming  # the text grows: a clause mark at its end ends a clause
         self._min_words = min_words  # for the reply's first clause
-        self._phrase_from_words = phrase_from_words  # a first-sentence chunk this long is cut at a phrase
+        self._phrase_from_words = phrase_from_words  # a clause with this many words in is cut at a phrase
         self._in_first_sentence = True
         self._said_words = 0  # of the first sentence, already handed on
 
