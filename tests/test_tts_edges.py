@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.tts.edges import MARGIN_S, fit_edges
+from services.tts.edges import LEAD_S, MARGIN_S, fit_edges
 from services.tts.text.punctuation import CLAUSE_PAUSE_S, SENTENCE_PAUSE_S, pause_after
 
 RATE = 24000
@@ -37,7 +37,7 @@ def test_silence_before_and_after_the_sound_is_fitted():
     audio = np.concatenate([silence(0.1), tone(0.5), silence(0.3)])
     fitted = fit_edges(audio, RATE, "Sure,")
     sound = np.flatnonzero(np.abs(fitted) > 0.01)
-    assert sound[0] / RATE <= MARGIN_S + 0.011  # one 10 ms frame of rounding at most
+    assert sound[0] / RATE <= LEAD_S + 0.011  # one 10 ms frame of rounding at most
     trailing = (len(fitted) - sound[-1]) / RATE
     assert CLAUSE_PAUSE_S + MARGIN_S - 0.011 <= trailing <= CLAUSE_PAUSE_S + MARGIN_S + 0.011
 
@@ -46,7 +46,7 @@ def test_quiet_speech_is_kept_whole():
     """Only what is 40 dB under the loudest frame is silence: a soft onset survives."""
     audio = np.concatenate([silence(0.2), tone(0.1, amplitude=0.01), tone(0.4), silence(0.2)])
     fitted = fit_edges(audio, RATE, "")
-    assert np.abs(fitted[: int(RATE * (MARGIN_S + 0.1))]).max() > 0.005
+    assert np.abs(fitted[: int(RATE * (LEAD_S + 0.1))]).max() > 0.005
 
 
 @pytest.mark.parametrize("audio", [silence(0.3), np.zeros(0, np.float32), tone(0.004)])

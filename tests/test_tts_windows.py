@@ -8,7 +8,7 @@ import pytest
 from services.tts.backend import render
 from services.tts.edges import EdgeFitter, fit_edges
 from services.tts.kokoro_graph import FRAME_SAMPLES
-from services.tts.windows import CONTEXT_FRAMES, Stitcher, plan
+from services.tts.windows import CONTEXT_FRAMES, EDGE_CONTEXT_FRAMES, Stitcher, plan
 
 from .conftest import required
 
@@ -32,7 +32,7 @@ def test_the_second_window_is_made_while_the_first_plays(frames, ratio):
 def test_a_faster_decoder_gets_a_shorter_first_window():
     sizes = [plan(239, 16, ratio)[0].end for ratio in (0.2, 0.4, 0.8)]
     assert sizes[0] < sizes[1] < sizes[2]
-    assert plan(239, 16, 0.2)[0].end == 44  # ceil(0.2 * (239 + 2 * 12) / 1.2)
+    assert plan(239, 16, 0.2)[0].end == 44  # ceil(0.2 * (239 + 12 + 8) / 1.2)
 
 
 def test_no_first_window_is_one_window():
@@ -113,6 +113,9 @@ def test_windows_skip_the_silence_and_end_in_quiet_frames():
     energy[[60, 80]] = -3.0  # pauses between words
     windows = plan(200, 16, 0.5, energy=energy)
     assert windows[0].start == 10 and windows[-1].end == 182  # SOUND_PAD frames each side
-    # planned: ceil(0.5 * (172 + 2 * 12) / 1.5) = 66 frames, to frame 76; the pause 4 frames on
-    # is within an eighth of that (8); the one 16 frames back is not taken (never shorter)
+    # planned: ceil(0.5 * (172 + 12 + 8) / 1.5) = 64 frames, to frame 74; the pause 6 frames on
+    # is within an eighth of that (8); the one 14 frames back is not taken (never shorter)
     assert [w.end for w in windows] == [80, 182]
+    # around the sound, fewer frames of the silence are decoded than at the join between windows
+    assert windows[0].lo == 10 - EDGE_CONTEXT_FRAMES and windows[-1].hi == 182 + EDGE_CONTEXT_FRAMES
+    assert windows[0].hi == 80 + CONTEXT_FRAMES and windows[1].lo == 80 - CONTEXT_FRAMES
