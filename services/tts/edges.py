@@ -18,9 +18,9 @@ FRAME_S = 0.01
 QUIET_DB = -40.0  # a 10 ms frame this far below the piece's loudest frame is silence
 MARGIN_S = 0.02  # quiet kept after the speech, so soft decays are never cut
 # Quiet kept before the first sound. It is all under -40 dB of the loudest frame, so the caller
-# hears none of it, and at a reply's start every ms of it is latency: 20 ms (the end's margin)
-# was ~20 of the ~25 ms between a first piece's audio reaching the agent and its first audible
-# sample (`stages_ms.transport` in `bench compare`'s records).
+# hears none of it, and at a reply's start every ms of it is latency. With 20 ms (the end's
+# margin), a first piece's audio reaching the agent -> its first audible sample
+# (`stages_ms.transport`) was 26-27 ms at the median in `bench compare`; with 5 ms, 10 ms.
 LEAD_S = 0.005
 
 
