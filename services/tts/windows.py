@@ -72,22 +72,21 @@ def plan(
     decode_ratio: float,
     context: int = CONTEXT_FRAMES,
     energy: np.ndarray | None = None,
-    edge_context: int | None = None,
+    edge_context: int = EDGE_CONTEXT_FRAMES,
 ) -> list[Window]:
     """Windows over `frames`. `first` <= 0: one window over all. Otherwise the sounding frames
-    (by the encoder's `energy` per frame, when given), with `edge_context` frames (default
-    EDGE_CONTEXT_FRAMES) decoded before and after them, in two windows: the first at least `first`
-    frames and long enough that the second, at `decode_ratio`, is decoded while it plays; one
-    window when the second would be shorter than `first`. The first window ends at the quietest
+    (by the encoder's `energy` per frame, when given), with `edge_context` frames decoded
+    before and after them, in two windows: the first at least `first` frames and long enough
+    that the second, at `decode_ratio`, is decoded while it plays; one window when the second
+    would be shorter than `first`. The first window ends at the quietest
     frame within an eighth of its length, so a late second window is waited for in a pause."""
     if frames <= 0:
         return []
     if first <= 0:
         return [Window(0, frames, 0, frames)]
-    edge = EDGE_CONTEXT_FRAMES if edge_context is None else edge_context
     begin, stop = sounding(energy) if energy is not None else (0, frames)
-    # second window ready as the first ends: ratio * (rest + context + edge) <= first window
-    size = max(first, math.ceil(decode_ratio * (stop - begin + context + edge) / (1 + decode_ratio)))
+    # second window ready as the first ends: ratio * (rest + context + edge_context) <= first window
+    size = max(first, math.ceil(decode_ratio * (stop - begin + context + edge_context) / (1 + decode_ratio)))
     end = begin + size
     if energy is not None and end < stop:
         slack = size // 8
@@ -95,7 +94,12 @@ def plan(
         end = min(candidates, key=lambda i: (energy[i], i - end))  # the quietest, then the nearest
     cuts = [begin, stop] if stop - end < first else [begin, end, stop]
     return [
-        Window(a, b, max(0, a - (edge if a == begin else context)), min(frames, b + (edge if b == stop else context)))
+        Window(
+            a,
+            b,
+            max(0, a - (edge_context if a == begin else context)),
+            min(frames, b + (edge_context if b == stop else context)),
+        )
         for a, b in zip(cuts, cuts[1:], strict=False)
     ]
 
