@@ -52,7 +52,7 @@ def test_voice_band_passes_and_its_noise_is_the_codecs(rate):
 @pytest.mark.parametrize("hz", [3950, 5000, 7000])
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_the_band_above_4_khz_is_gone(rate, hz):
-    """At 8 kHz nothing at or above the 4 kHz Nyquist frequency survives; LiveKit's resampler
+    """At 8 kHz nothing at or above the 4 kHz Nyquist frequency survives; the resampler
     keeps the voice up to ~3.7 kHz and has taken the rest away by 3.95 kHz."""
     x = tone(hz, rate)
     assert level_db(through_line(x, rate)[rate // 10 : -rate // 10]) < level_db(x) - 40

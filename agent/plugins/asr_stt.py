@@ -70,7 +70,7 @@ _FAILURES = (AsrError, aiohttp.ClientError, asyncio.TimeoutError, ConnectionErro
 
 
 def to_pcm16_mono(buffer: AudioBuffer, rate: int = SAMPLE_RATE) -> bytes:
-    """One utterance's frames as mono 16-bit PCM at `rate`, via LiveKit's resampler."""
+    """One utterance's frames as mono 16-bit PCM at `rate` (services/audio.py resamples)."""
     frame = rtc.combine_audio_frames(buffer)
     if frame.num_channels != 1:
         raise ValueError(f"expected mono audio, got {frame.num_channels} channels")

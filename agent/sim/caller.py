@@ -72,8 +72,8 @@ class Utterance:
 
 
 def load_utterance(path: str | Path, rate: int = ROOM_RATE) -> Utterance:
-    """A speech file (LiveKit's resampler to `rate`) and its voiced span, None if Silero hears no
-    voice in it (silence, noise, a mumble); a clear ValueError if the file is unusable. Any
+    """A speech file (resampled to `rate`) and its voiced span, None if Silero hears no voice
+    in it (silence, noise, a mumble); a clear ValueError if the file is unusable. Any
     channels, rate and length: read_pcm16 mixes to mono; a DC offset is kept as recorded (up to
     ~0.1 of full scale it moves no Silero window; removing it moves many: the mean of LibriVox
     clips alone is ~250)."""

