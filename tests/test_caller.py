@@ -94,11 +94,32 @@ def test_measure_call_gives_no_v2v_to_a_turn_the_agent_talked_over(tmp_path, spe
 
 def test_recorder_cut_takes_back_what_did_not_play():
     rec = CallRecorder()
-    rec.add("agent", rec.t0 + 1.0, np.ones(16000, np.int16), 16000)  # 1.0-2.0 s
+    rec.add("agent", rec.t0 + 1.0, np.ones(24000, np.int16), 24000)  # 1.0-2.0 s
     cut = rec.cut("agent", rec.t0 + 1.25)
-    assert sum(len(c) for c in cut) == 12000
-    rec.add("agent", rec.t0 + 3.0, np.ones(1600, np.int16), 16000)
+    assert sum(len(c) for c in cut) == 0.75 * rec.RATE
+    rec.add("agent", rec.t0 + 3.0, np.ones(2400, np.int16), 24000)
     assert rec.cut("agent", rec.t0 + 5.0) == []
+
+
+async def test_the_recording_has_the_agents_first_sound_where_the_ear_heard_it(tmp_path):
+    """A soft onset: one sample just over -40 dBFS, at an odd 24 kHz index, then a louder tone.
+    The recording's first audible sample is the one the ear marked, to the sample (at 16 kHz the
+    interpolation averaged it away and the recording heard the agent 2-16 ms late)."""
+    marks: list[tuple[str, float]] = []
+    rec = CallRecorder()
+    ear = CallerEar(lambda name, at: marks.append((name, at)), rec)
+    reply = np.zeros(4800, np.int16)
+    reply[487] = AUDIBLE + 20
+    reply[2400:] = (3000 * np.sin(np.arange(2400) * 2 * np.pi * 300 / 24000)).astype(np.int16)
+    for i in range(0, len(reply), 480):
+        await ear.capture_frame(rtc.AudioFrame(reply[i : i + 480].tobytes(), 24000, 1, 480))
+    ear.flush()
+    await asyncio.sleep(0.25)
+    [(name, at)] = [m for m in marks if m[0] == "first_frame_out"]
+    rec.write(tmp_path / "call.wav")
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="int16")
+    heard = first_audible(audio[:, 1])
+    assert heard is not None and rec.t0 + heard / rate == pytest.approx(at, abs=0.5 / rate)
 
 
 async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):

@@ -330,12 +330,17 @@ class CallerEar(io.AudioOutput):
 
 
 class CallRecorder:
-    """The whole call on one sample clock: left channel the caller, right channel the agent (16 kHz).
+    """The whole call on one sample clock: left channel the caller, right channel the agent, at
+    the room's 48 kHz.
 
-    Lets anyone measure voice-to-voice from the audio itself, independently of the trace.
+    Lets anyone measure voice-to-voice from the audio itself, independently of the trace. At the
+    room's rate the caller's frames are kept as fed, and the agent's 24 kHz samples each land on
+    one of the recording's: its first sample above -40 dBFS is in the recording where the caller
+    heard it. (At 16 kHz the interpolation fell between samples and missed a soft onset's first
+    loud ones: the recording read the agent 2-16 ms later than the trace did.)
     """
 
-    RATE = 16000
+    RATE = ROOM_RATE
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -353,7 +358,8 @@ class CallRecorder:
     def add(self, who: str, at: float, pcm: np.ndarray, rate: int) -> None:
         if rate != self.RATE:
             # Stateless linear interpolation, not a streaming resampler: a streaming filter holds
-            # back each segment's first samples and would place the audio late on the timeline.
+            # back each segment's first samples and would place the audio late on the timeline,
+            # and a filter's ringing would sound before the first sample did.
             n = len(pcm) * self.RATE // rate
             pcm = np.interp(np.arange(n) * rate / self.RATE, np.arange(len(pcm)), pcm).astype(np.int16)
         if len(pcm):
