@@ -7,10 +7,10 @@ for the room, so the agent hears full-rate frames that carry only the narrowband
 
 `through_line` does the same to mono int16 audio at any rate and hands it back at that rate,
 sample-aligned (the resampler's filters are centred: nothing is delayed), so a caller fed through
-it is heard exactly when they spoke. The rate changes are services/audio.py's (libsoxr), the codec the
-standard G.711 tables of `audioop` (the stdlib module up to Python 3.12; `audioop-lts` provides
-it from 3.13). No PSTN channel filter (G.712's 300-3400 Hz band) is applied: a SIP trunk carrying
-G.711 end to end passes what the 8 kHz rate allows.
+it is heard exactly when they spoke. The rate changes are services/audio.py's (libsoxr), the
+codec the standard G.711 tables of `audioop` (the stdlib module up to Python 3.12; `audioop-lts`
+provides it from 3.13). No PSTN channel filter (G.712's 300-3400 Hz band) is applied: a SIP
+trunk carrying G.711 end to end passes what the 8 kHz rate allows.
 
 Used by the simulated caller (`halfsec demo --telephone`) and the ASR bench (`halfsec bench asr
 --telephone`), which is why it lives here and not in `agent`.

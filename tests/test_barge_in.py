@@ -71,9 +71,9 @@ async def test_barge_in_silences_the_agent_and_stops_the_services(services, sett
     # full suite once). And a decoder window already running is not broken off: it ends, and the
     # piece with it if it was the last (a window's time is not measured here; the full suite once
     # saw the TTS busy for 0.3 s after the agent went quiet, then idle, nothing stopped). Busy for
-    # 1.5 s after the agent went quiet, it must have stopped or dropped something. That moment is the caller's first
-    # voiced sample plus agent_stopped_ms, not the start of their audio: LiveKit interrupts only
-    # after some of their speech.
+    # 1.5 s after the agent went quiet, it must have stopped or dropped something. That moment is
+    # the caller's first voiced sample plus agent_stopped_ms, not the start of their audio:
+    # LiveKit interrupts only after some of their speech.
     lead = voice_span(read_pcm16(files[1], ROOM_RATE), ROOM_RATE)
     assert lead is not None
     quiet = barge_in[0] + lead.first / ROOM_RATE + first["agent_stopped_ms"] / 1000
