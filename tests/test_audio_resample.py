@@ -4,7 +4,7 @@ caller's voice is Silero's on the resampled file, marked by the caller as it fee
 measured again on the recording afterwards; a dithered last bit moved a marginal window by 32 ms
 between the two (a CI run's recorded v2v 1670 ms against 1638 measured)."""
 
-import threading
+import asyncio
 
 import numpy as np
 import pytest
@@ -15,14 +15,6 @@ from agent.sim.voice import ROOM_RATE, voice_span
 from services.audio import read_pcm16, resample
 
 
-def on_a_thread(fn):
-    out = []
-    worker = threading.Thread(target=lambda: out.append(fn()))
-    worker.start()
-    worker.join()
-    return out[0]
-
-
 def livekit_resample(pcm: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
     resampler = rtc.AudioResampler(rate, to_rate, num_channels=1)
     frames = resampler.push(rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm))) + resampler.flush()
@@ -30,11 +22,11 @@ def livekit_resample(pcm: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("rate", "to_rate"), [(16000, 48000), (48000, 16000), (24000, 16000)])
-def test_the_same_samples_every_time_on_every_thread(speech, rate, to_rate):
+async def test_the_same_samples_every_time_on_every_thread(speech, rate, to_rate):
     pcm = read_pcm16(speech[1][0], rate)
     first = resample(pcm, rate, to_rate)
-    again = [resample(pcm, rate, to_rate), on_a_thread(lambda: resample(pcm, rate, to_rate))]
-    again.append(on_a_thread(lambda: resample(pcm, rate, to_rate)))
+    again = [resample(pcm, rate, to_rate)]
+    again += [await asyncio.to_thread(resample, pcm, rate, to_rate) for _ in range(2)]
     assert all(np.array_equal(first, other) for other in again)
 
 
@@ -49,7 +41,7 @@ def test_livekits_samples_but_for_the_dither(speech, rate, to_rate):
     assert err[1] < 2 and min(err[0], err[2]) > 1000 * err[1]
 
 
-def test_the_callers_voice_is_the_same_wherever_it_is_computed(settings):
+async def test_the_callers_voice_is_the_same_wherever_it_is_computed(settings):
     """Silero's span of each short call turn on every grid a 20 ms stream can start it on: the
     same on the event loop's thread as on a worker's (the caller computes it on one, `halfsec
     measure` on the other)."""
@@ -57,4 +49,4 @@ def test_the_callers_voice_is_the_same_wherever_it_is_computed(settings):
         pcm = read_pcm16(path, ROOM_RATE)
         for offset in range(0, 8 * 960, 960):
             here = voice_span(pcm, ROOM_RATE, offset)
-            assert here is not None and on_a_thread(lambda p=pcm, o=offset: voice_span(p, ROOM_RATE, o)) == here
+            assert here is not None and await asyncio.to_thread(voice_span, pcm, ROOM_RATE, offset) == here

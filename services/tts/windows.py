@@ -78,8 +78,8 @@ def plan(
     (by the encoder's `energy` per frame, when given), with `edge_context` frames decoded
     before and after them, in two windows: the first at least `first` frames and long enough
     that the second, at `decode_ratio`, is decoded while it plays; one window when the second
-    would be shorter than `first`. The first window ends at the quietest
-    frame within an eighth of its length, so a late second window is waited for in a pause."""
+    would be shorter than `first`. The first window ends at the quietest frame within an eighth
+    of its length, so a late second window is waited for in a pause."""
     if frames <= 0:
         return []
     if first <= 0:
