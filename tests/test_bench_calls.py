@@ -62,11 +62,19 @@ def test_bad_audio_dir_is_a_clear_error(tmp_path, capsys):
     assert "not a readable audio file" in capsys.readouterr().err
 
 
+def test_an_empty_replies_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "replies.txt").write_text("# nothing yet\n")
+    assert main(["bench", "calls", "--replies", str(tmp_path / "replies.txt")]) == 2
+    assert "no replies" in capsys.readouterr().err
+
+
 async def test_two_callers_at_once_through_the_real_stack(services, settings, speech, tmp_path):
     """Three callers at once on a box that takes two (cpu profile): the third is refused up
-    front, with the reason, and the two admitted calls are answered."""
+    front, with the reason, and the two admitted calls are answered, each with the scripted
+    reply of the file its caller said."""
     assert settings.worker.max_calls == 2
-    figures = await run_level(settings, 3, 3, [wav for wav, _ in speech[:3]], 1, tmp_path)
+    replies = ["Sure, the desk opens at nine.", "No, that one is sold out.", "Yes."]
+    figures = await run_level(settings, 3, 3, [wav for wav, _ in speech[:3]], 1, tmp_path, replies)
     assert figures["refused_calls"] == 1 and figures["refused"] == [
         {"call": 2, "why": "full: 2 of 2 calls in progress (worker.max_calls)"}
     ]
@@ -76,4 +84,7 @@ async def test_two_callers_at_once_through_the_real_stack(services, settings, sp
     assert figures["v2v_vs_audio_max_ms"] < 30  # the trace agrees with each call's recording
     assert figures["invalid_records"] == 0
     assert sorted(p.parent.name for p in tmp_path.rglob("turns.jsonl")) == ["call-000", "call-001"]
+    for call in (0, 1):  # call i said file i
+        lines = (tmp_path / f"call-{call:03d}" / "turns.jsonl").read_text().splitlines()
+        assert [json.loads(line)["agent_text"].strip() for line in lines] == [replies[call]]
     json.dumps(figures)  # the --json line

@@ -174,13 +174,15 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     from services.supervisor import supervisor
 
     from ..sim.bench import render, run_bench
+    from ..sim.scripted import read_replies
 
+    replies = read_replies(args.replies) if args.replies else None
     audio = _call_audio(args, settings)
     out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
         async with supervisor(settings, args.profile):
-            return await run_bench(settings, args.concurrency, args.calls, audio, args.turns, out)
+            return await run_bench(settings, args.concurrency, args.calls, audio, args.turns, out, replies)
 
     figures = asyncio.run(run())
     title = (
@@ -314,6 +316,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
     )
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
+    calls.add_argument(
+        "--replies",
+        metavar="FILE",
+        help="scripted replies, one a line: line k answers audio file k, at real LLM cost (default: the models' own)",
+    )
     compare = add(
         "compare",
         cmd_bench_compare,

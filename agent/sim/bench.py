@@ -9,6 +9,9 @@ concurrency level the bench reports v2v P50/P95 over every turn the callers said
 (one that got no reply counts at the reply timeout, and is listed), per-stage P50/P95 of the
 answered turns, failed turns (no reply, a fallback, or a call that crashed), and how far each
 recorded v2v is from the same turn measured on the call's recording (the independent clock).
+With a script (`--replies`), each turn's reply is the scripted one at real LLM cost, as in
+`bench compare`: the models' own replies change from run to run, so only a script makes two
+runs, or two levels, an A/B.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from latency import TurnLog, build_record
 from latency.summary import COLUMNS, percentile, stage_percentiles
 
 from ..admission import Admission, call_capacity
+from ..session import build_llm, build_session
+from .call import CallResult, run_call
+from .scripted import ScriptedLLM
 
 log = logging.getLogger("halfsec.bench")
 
@@ -50,13 +56,37 @@ class CallOutcome:
     refused: str | None = None  # why admission turned the call away (then it has no turns)
 
 
-def _one_call(settings: Settings, call: int, files: list[Path], out_dir: Path) -> CallOutcome:
-    """One call, in a worker process."""
-    from .call import run_call
+async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: list[str] | None) -> CallResult:
+    """`replies`: what the agent says on each turn of this call, at real LLM cost (scripted.py),
+    or None for the models' own."""
+    if replies is None:
+        return await run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S)
+    model = ScriptedLLM(build_llm(settings), replies)
+    await model.prepare(settings.llm.client_base_url, settings.token())
 
+    async def before_turn(n: int) -> None:
+        model.turn = n
+
+    try:
+        return await run_call(
+            settings,
+            files,
+            out_dir,
+            reply_timeout_s=REPLY_TIMEOUT_S,
+            before_turn=before_turn,
+            build=lambda settings, tracer: build_session(settings, tracer, model=model),
+        )
+    finally:
+        await model.aclose()
+
+
+def _one_call(
+    settings: Settings, call: int, files: list[Path], out_dir: Path, replies: list[str] | None = None
+) -> CallOutcome:
+    """One call, in a worker process."""
     logging.basicConfig(level=logging.WARNING, format=f"call {call}: %(levelname)s %(name)s %(message)s")
     try:
-        result = asyncio.run(run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S))
+        result = asyncio.run(_call(settings, files, out_dir, replies))
     except Exception as exc:  # a crashed call fails its turns; the bench goes on
         log.exception("call %d failed", call)
         return CallOutcome(call, files, [], [], error=f"{type(exc).__name__}: {exc}")
@@ -135,14 +165,23 @@ def level_figures(concurrency: int, placed: list[CallOutcome], turns_per_call: i
 
 
 async def run_level(
-    settings: Settings, concurrency: int, calls: int, audio: list[Path], turns_per_call: int, out_dir: Path
+    settings: Settings,
+    concurrency: int,
+    calls: int,
+    audio: list[Path],
+    turns_per_call: int,
+    out_dir: Path,
+    replies: list[str] | None = None,
 ) -> dict[str, Any]:
     """M calls, N callers at once, each admitted call in its own process; call i takes turns
-    from the audio list starting at file i, so concurrent callers do not say the same thing at
-    the same moment."""
+    from the audio list starting at file i * turns_per_call (cycled), so concurrent callers do
+    not say the same thing at the same moment, and M calls of K turns say M * K files. `replies`: a script, reply k answering audio file k (cycled), whichever
+    call says it, so every level speaks the same replies to the same turns."""
     loop = asyncio.get_running_loop()
     admission = Admission(call_capacity(settings))
-    plans = [[audio[(i + k) % len(audio)] for k in range(turns_per_call)] for i in range(calls)]
+    order = [[(i * turns_per_call + k) % len(audio) for k in range(turns_per_call)] for i in range(calls)]
+    plans = [[audio[j] for j in turns] for turns in order]
+    scripts = [None if not replies else [replies[j % len(replies)] for j in turns] for turns in order]
     callers = asyncio.Semaphore(concurrency)
     active = 0
 
@@ -156,7 +195,9 @@ async def run_level(
                 return CallOutcome(i, files, [], [], refused=why)
             active += 1
             try:
-                return await loop.run_in_executor(pool, _one_call, settings, i, files, out_dir / f"call-{i:03d}")
+                return await loop.run_in_executor(
+                    pool, _one_call, settings, i, files, out_dir / f"call-{i:03d}", scripts[i]
+                )
             finally:
                 active -= 1
 
@@ -195,16 +236,28 @@ def trace_overhead_ms(turns: int = 2000) -> dict[str, float]:
 
 
 async def run_bench(
-    settings: Settings, levels: list[int], calls: int, audio: list[Path], turns_per_call: int, out_dir: Path
+    settings: Settings,
+    levels: list[int],
+    calls: int,
+    audio: list[Path],
+    turns_per_call: int,
+    out_dir: Path,
+    replies: list[str] | None = None,
 ) -> dict[str, Any]:
     """Every level in turn. The top-level figures are those of the last level, so
     `--concurrency N` alone prints N's figures at the top."""
     results: dict[str, Any] = {}
     for n in levels:
         log.info("concurrency %d: %d calls of %d turns", n, calls, turns_per_call)
-        results[str(n)] = await run_level(settings, n, calls, audio, turns_per_call, out_dir / f"c{n}")
+        results[str(n)] = await run_level(settings, n, calls, audio, turns_per_call, out_dir / f"c{n}", replies)
     last = results[str(levels[-1])]
-    return {**last, "levels": results, **trace_overhead_ms(), "out_dir": os.fspath(out_dir)}
+    return {
+        **last,
+        "levels": results,
+        "scripted": replies is not None,
+        **trace_overhead_ms(),
+        "out_dir": os.fspath(out_dir),
+    }
 
 
 def render(figures: dict[str, Any], title: str, out: Console) -> None:
@@ -251,6 +304,7 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
                 f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']}{counted}",
                 highlight=False,
             )
+    out.print(f"replies: {'scripted' if figures['scripted'] else 'the models own'}", highlight=False)
     out.print(
         f"tracing: {figures['trace_ms_per_turn'] * 1000:.0f} us a turn on the event loop; the turn log's "
         f"flush+fsync {figures['turnlog_write_ms']:.2f} ms, after the reply. Turn records under "
