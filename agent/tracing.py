@@ -31,14 +31,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from livekit.agents import AgentSession, llm
+from livekit.agents import AgentSession, llm, tts
+from livekit.agents.metrics import LLMMetrics, TTSMetrics
 from livekit.agents.voice import SpeechHandle
 from livekit.agents.voice.agent_activity import _SpeechHandleContextVar
 from livekit.agents.voice.events import (
     AgentFalseInterruptionEvent,
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
-    MetricsCollectedEvent,
     SpeechCreatedEvent,
     UserStateChangedEvent,
 )
@@ -161,8 +161,12 @@ class CallTracer:
         session.on("speech_created", self._on_speech_created)
         session.on("conversation_item_added", self._on_item)
         session.on("agent_false_interruption", self._on_false_interruption)
-        # Deprecated (LiveKit logs a warning once) but the only event that carries speech ids.
-        session.on("metrics_collected", self._on_metrics)
+        # LiveKit's per-request LLM and TTS metrics, from the models themselves: the session's
+        # own `metrics_collected` is deprecated. They are emitted from the speech's own tasks, so
+        # the current speech is the one they belong to.
+        for model in (session.llm, session.tts):
+            if isinstance(model, llm.LLM | tts.TTS):
+                model.on("metrics_collected", self._on_metrics)
 
     def unprompted(self, speech_id: str) -> None:
         """`speech_id` is a speech the agent began on its own (the greeting): it answers no user
@@ -230,11 +234,12 @@ class CallTracer:
             if ev.resumed:
                 speech.marks.pop("agent_stopped", None)
 
-    def _on_metrics(self, ev: MetricsCollectedEvent) -> None:
-        metrics = ev.metrics.model_dump()
-        speech = self._speeches.get(metrics.get("speech_id") or "")
+    def _on_metrics(self, ev: LLMMetrics | TTSMetrics) -> None:
+        current = _CURRENT_SPEECH.get(None)
+        speech = None if current is None else self._speeches.get(current.id)
         if speech is None:
-            return  # STT/VAD metrics belong to no speech
+            return  # a request made outside any speech
+        metrics = ev.model_dump() | {"speech_id": current.id}  # LiveKit sets it after us
         kind = str(metrics.get("type", "metrics"))
         if kind in speech.metrics:  # e.g. one TTS metric per spoken chunk: keep them all
             previous = speech.metrics[kind]

@@ -53,12 +53,17 @@ def assert_whole(turn, settings):
     assert not turn["interrupted"] and not turn["fallback"] and turn["speech_id"]
 
 
-async def test_a_plain_turn(settings, tmp_path):
+async def test_a_plain_turn(settings, tmp_path, caplog):
     call, model, _ = await scripted_call(
         settings, tmp_path, [speech(0.6)], [["What time is it?"]], {"What time is it?": Reply("It is noon.")}
     )
     [turn] = call.turns
     assert_whole(turn, settings)
+    # LiveKit's own metrics of the answering speech, taken without its deprecated session event
+    metrics = turn["livekit"]["metrics"]
+    assert metrics["llm_metrics"]["speech_id"] == turn["speech_id"] == metrics["tts_metrics"]["speech_id"]
+    assert metrics["llm_metrics"]["ttft"] > 0 and metrics["tts_metrics"]["audio_duration"] > 0
+    assert "deprecated" not in caplog.text
     assert (turn["user_text"], turn["agent_text"]) == ("What time is it?", "It is noon.")
     assert turn["preflights"] == 1 and "preflight_transcript" in turn["marks_ms"]
     # the preflight started the reply before the turn was confirmed, and it was used
