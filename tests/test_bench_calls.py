@@ -1,10 +1,15 @@
 """`halfsec bench calls`: how turns are counted, and two calls at once through the real stack."""
 
+import argparse
 import json
 from pathlib import Path
 
+import soundfile as sf
+
 from agent.cli import main
 from agent.sim.bench import REPLY_TIMEOUT_S, CallOutcome, failed, level_figures, run_level, trace_overhead_ms
+
+from .conftest import required
 
 
 def turn(v2v, fallback=False, **stages):
@@ -60,6 +65,21 @@ def test_bad_audio_dir_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
     assert main(["bench", "calls", "--audio-dir", str(tmp_path)]) == 2
     assert "not a readable audio file" in capsys.readouterr().err
+
+
+def test_by_default_the_calls_say_varied_dev_set_turns(settings):
+    """Not the LibriVox clips the pipeline was tuned on: M x K turns of 1-10 s, one category
+    after another, as `bench compare` picks them."""
+    from agent.cli.bench_commands import _call_audio
+    from agent.sim.devset import artifacts, dev_set
+
+    required(settings, extra=artifacts(settings))
+    args = argparse.Namespace(audio_dir=None)
+    audio = _call_audio(args, settings, 12)
+    categories = {path: category for path, category, _ in dev_set(settings)}
+    assert len(audio) == len(set(audio)) == 12
+    assert len({categories[path] for path in audio}) >= 8  # one of each category before any second
+    assert all(1.0 <= sf.info(path).duration <= 10.0 for path in audio)
 
 
 def test_an_empty_replies_file_is_a_clear_error(tmp_path, capsys):

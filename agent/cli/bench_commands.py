@@ -15,6 +15,8 @@ from configs import Settings
 
 from .args import add_profile, concurrency_levels, minutes, positive
 
+SOAK_TURNS = 20  # the dev-set turns a soak's callers cycle through by default
+
 
 def cmd_bench_asr(args: argparse.Namespace, settings: Settings) -> int:
     from services.asr.bench import render, run_bench
@@ -153,15 +155,21 @@ def cmd_bench_cores(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _call_audio(args: argparse.Namespace, settings: Settings) -> list[Path]:
-    """The speech files a calls bench says, each checked before any call starts."""
+def _call_audio(args: argparse.Namespace, settings: Settings, count: int) -> list[Path]:
+    """The speech files a calls bench says, each checked before any call starts: every file in
+    `--audio-dir` in name order, else `count` turns of 1-10 s from each category of the varied
+    dev set in turn (speech the pipeline was not tuned on)."""
     from services.audio import read_pcm16
     from services.provision import require
 
-    from ..sim import speech
+    from ..sim import devset
+    from ..sim.compare import varied_turns
 
-    require(settings, extra=None if args.audio_dir else speech.artifacts(settings))
-    audio_dir = Path(args.audio_dir) if args.audio_dir else settings.speech_dir / "librivox"
+    if not args.audio_dir:
+        require(settings, extra=devset.artifacts(settings))
+        return varied_turns([(path, category) for path, category, _ in devset.dev_set(settings)], count)
+    require(settings)
+    audio_dir = Path(args.audio_dir)
     audio = sorted(p for p in audio_dir.glob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
     if not audio:
         raise FileNotFoundError(f"no audio files (.wav, .flac, .mp3, .ogg) in {audio_dir}")
@@ -177,7 +185,7 @@ def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
     from ..sim.scripted import read_replies
 
     replies = read_replies(args.replies) if args.replies else None
-    audio = _call_audio(args, settings)
+    audio = _call_audio(args, settings, args.calls * args.turns)
     out = Path(args.out or f"runs/bench-calls-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
@@ -200,7 +208,7 @@ def cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
 
     from ..sim.soak import render, soak
 
-    audio = _call_audio(args, settings)
+    audio = _call_audio(args, settings, SOAK_TURNS)
     out = Path(args.out or f"runs/bench-soak-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
@@ -217,18 +225,11 @@ def cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
     from services.supervisor import supervisor
 
-    from ..sim import devset
-    from ..sim.compare import render, run_compare, varied_turns
+    from ..sim.compare import render, run_compare
     from ..sim.scripted import read_replies
 
     replies = read_replies(args.replies) if args.replies else None
-    if args.audio_dir:
-        audio = _call_audio(args, settings)[: args.turns]
-    else:
-        from services.provision import require
-
-        require(settings, extra=devset.artifacts(settings))
-        audio = varied_turns([(path, category) for path, category, _ in devset.dev_set(settings)], args.turns)
+    audio = _call_audio(args, settings, args.turns)[: args.turns]
     out = Path(args.out or f"runs/bench-compare-{time.strftime('%Y%m%d-%H%M%S')}")
 
     async def run() -> dict:
@@ -313,7 +314,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     calls.add_argument(
         "--audio-dir",
         metavar="DIR",
-        help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
+        help="speech files, one per turn, in name order (default: turns of 1-10 s from each category of "
+        "the varied dev set in turn, as many as the calls say)",
     )
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     calls.add_argument(
@@ -349,7 +351,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     soak.add_argument(
         "--audio-dir",
         metavar="DIR",
-        help="speech files, one per turn (default: the LibriVox speech `halfsec models` fetched)",
+        help=f"speech files, one per turn, in name order (default: {SOAK_TURNS} turns of 1-10 s from each "
+        "category of the varied dev set in turn)",
     )
     soak.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     cores = add(

@@ -175,8 +175,9 @@ async def run_level(
 ) -> dict[str, Any]:
     """M calls, N callers at once, each admitted call in its own process; call i takes turns
     from the audio list starting at file i * turns_per_call (cycled), so concurrent callers do
-    not say the same thing at the same moment, and M calls of K turns say M * K files. `replies`: a script, reply k answering audio file k (cycled), whichever
-    call says it, so every level speaks the same replies to the same turns."""
+    not say the same thing at the same moment, and M calls of K turns say M * K files.
+    `replies`: a script, reply k answering audio file k (cycled), whichever call says it, so
+    every level speaks the same replies to the same turns."""
     loop = asyncio.get_running_loop()
     admission = Admission(call_capacity(settings))
     order = [[(i * turns_per_call + k) % len(audio) for k in range(turns_per_call)] for i in range(calls)]
