@@ -37,12 +37,13 @@ def test_a_turn_without_a_reply_counts_at_the_timeout_and_off_script_speech_is_n
         record("Sure!", ttft=0.3),
         record("Sorry, I didn't catch that.", unheard=True),
         record("", invalid=["v2v_ms -20 < 0"], ttft=9.0),  # its stages are not counted
+        record("Sure, the desk", interrupted=True),  # the caller spoke on: what was said before that
     ]
-    f = side_figures(rows, records, allowed={"Sure.", "Sorry, I didn't catch that."})
+    f = side_figures(rows, records, allowed={"Sure.", "Sure, the desk opens at nine.", "Sorry, I didn't catch that."})
     assert f["unanswered"] == ["b.wav"] and f["off_script"] == ["Sure!"]
     assert f["v2v_p50_ms"] == 2000 and f["v2v_p95_ms"] > 2000  # the timeout is in the tail
     assert f["stages_p50_ms"]["llm_ttft"] == 200 and f["llm_requests_per_turn"] == round(5 / 3, 2)
-    assert (f["records"], f["invalid_records"], f["fallbacks"]) == (4, 1, 1)
+    assert (f["records"], f["invalid_records"], f["fallbacks"]) == (5, 1, 1)
     unscripted = side_figures([row("a.wav", 900, scripted=None)], [record("Anything.")], allowed=None)
     assert unscripted["off_script"] == []  # the models' own replies have no script to miss
 

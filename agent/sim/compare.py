@@ -133,7 +133,8 @@ def side_figures(
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value, 1)
 
-    said = [r.get("agent_text", "").strip() for r in records]
+    # a reply the caller spoke over is cut where they did (LiveKit keeps what was heard)
+    said = [r.get("agent_text", "").strip() for r in records if not r.get("interrupted")]
     return {
         "turns": len(rows),
         "unanswered": [r["file"] for r in timed if r["v2v_ms"] is None],
