@@ -62,12 +62,7 @@ async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: l
     if replies is None:
         return await run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S)
     model = ScriptedLLM(build_llm(settings), replies)
-    await model.prepare(settings.llm.client_base_url, settings.token())
-
-    async def before_turn(n: int) -> None:
-        model.turn = n
-
-    try:
+    async with model.turns(settings.llm.client_base_url, settings.token()) as before_turn:
         return await run_call(
             settings,
             files,
@@ -76,8 +71,6 @@ async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: l
             before_turn=before_turn,
             build=lambda settings, tracer: build_session(settings, tracer, model=model),
         )
-    finally:
-        await model.aclose()
 
 
 def _one_call(

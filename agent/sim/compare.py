@@ -168,21 +168,16 @@ async def run_compare(
         order = SIDES if c % 2 == 0 else SIDES[::-1]
         for side in order:
             model = side_llm(settings, side, replies, pieces)
-            await model.prepare(settings.llm.client_base_url, settings.token())
-
-            async def before_turn(n: int, model: ScriptedLLM = model, first: int = first_turn) -> None:
-                model.turn = first + n - 1
-
             log.info("call %d/%d, %s: %d turns", c + 1, len(calls), side, len(files))
-            result = await run_call(
-                settings,
-                files,
-                out_dir / side / f"call-{c:02d}",
-                reply_timeout_s=REPLY_TIMEOUT_S,
-                before_turn=before_turn,
-                build=_builder(side, model),
-            )
-            await model.aclose()
+            async with model.turns(settings.llm.client_base_url, settings.token(), first_turn) as before_turn:
+                result = await run_call(
+                    settings,
+                    files,
+                    out_dir / side / f"call-{c:02d}",
+                    reply_timeout_s=REPLY_TIMEOUT_S,
+                    before_turn=before_turn,
+                    build=_builder(side, model),
+                )
             rows[side].extend(turn_rows(result, model, first_turn))
             records[side].extend(result.turns)
     allowed = None

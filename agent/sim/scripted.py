@@ -14,9 +14,10 @@ reply streams, and each token that arrives carries the reply's next token of tex
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -26,7 +27,7 @@ from livekit.plugins import openai
 
 
 class ScriptedLLM(llm.LLM):
-    """`turn` is set by the caller before each utterance (the bench's `before_turn`); every
+    """`turn` is set by the caller before each utterance (`turns()`'s `before_turn`); every
     request made during it (a preemptive one LiveKit throws away too) is counted against it and,
     with `replies`, says reply `turn - 1` (cycled). `prepare()` tokenizes the replies first."""
 
@@ -72,6 +73,23 @@ class ScriptedLLM(llm.LLM):
                 for k in range(1, len(ids) + 1):  # prefixes: a character split across tokens stays whole
                     texts.append((await post("/detokenize", {"tokens": ids[:k]}))["prompt"])
                 self._pieces[reply] = [b[len(a) :] for a, b in zip(texts, texts[1:], strict=False)]
+
+    @contextlib.asynccontextmanager
+    async def turns(
+        self, base_url: str, token: str | None = None, first_turn: int = 1
+    ) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+        """One call with this model: the replies tokenized (`prepare`), then `run_call`'s
+        `before_turn`, which makes the call's turn n the script's turn `first_turn + n - 1`; the
+        plugin closed after."""
+        await self.prepare(base_url, token)
+
+        async def before_turn(n: int) -> None:
+            self.turn = first_turn + n - 1
+
+        try:
+            yield before_turn
+        finally:
+            await self.aclose()
 
     def chat(
         self,
