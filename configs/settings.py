@@ -270,8 +270,8 @@ class LlmSettings(ServiceAddress):
     chat_template: Text | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    # CPU cores the whole vLLM process tree may use (None: all). Its model threads are bound by
-    # vLLM itself (VLLM_CPU_OMP_THREADS_BIND in `env`; the cpu profile's comments say why both).
+    # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's
+    # decode loop starves a co-located Kokoro unless it is confined to its own core.
     cpu_affinity: list[Annotated[int, Field(ge=0)]] | None = None
     # Niceness added to the whole vLLM process tree (0: as the others), so the kernel gives a
     # core vLLM shares to the other services first. Measured on the cpu profile (vLLM on core 0,
