@@ -4,8 +4,10 @@ pieces go first, and a caller who hangs up stops the work at the service, not on
 import asyncio
 from contextlib import aclosing
 
+import numpy as np
+
 from services.tts.client import TtsClient
-from services.tts.scheduler import SynthesisQueue
+from services.tts.scheduler import PieceCounts, SynthesisQueue
 
 from .tts_fakes import FakeKokoro, fake_service
 
@@ -58,7 +60,7 @@ async def test_queue_serves_first_pieces_before_later_ones_fifo_within_each():
     await until(lambda: queue.waiting == 5)
     model.release(6)
     await asyncio.gather(running, *queued)
-    assert model.finished == ["A2", "B1", "D1", "A3", "C2", "C3"]
+    assert model.made == ["A2#1", "B1#1", "D1#1", "A3#1", "C2#1", "C3#1"]
     await queue.aclose()
 
 
@@ -70,14 +72,57 @@ async def test_a_new_reply_overtakes_the_later_pieces_of_long_ones():
         await until(lambda: model.started == ["A one."])
         long_c = asyncio.create_task(drain(client, "C one. C two. C three."))
         await health_when(client, lambda h: h["waiting"] == 1)
-        model.release()  # A one done: C one starts, A two waits
-        await health_when(client, lambda h: h["waiting"] == 1 and h["pieces"]["synthesized"] == 1)
+        model.release()  # A one made: C one starts, A one ends (and A two is asked) behind it
+        await until(lambda: model.started == ["A one.", "C one."])
         short = asyncio.create_task(drain(client, "B, a short answer."))
-        await health_when(client, lambda h: h["waiting"] == 2)  # A two, B's first piece
+        await health_when(client, lambda h: h["waiting"] == 1)  # B's first piece
         model.release(100)
         await asyncio.gather(long_a, long_c, short)
         await client.aclose()
     assert model.started[:4] == ["A one.", "C one.", "B, a short answer.", "A two."]
+
+
+async def test_a_new_replys_first_window_overtakes_the_rest_of_another_first_piece():
+    """Both callers hear a first sound before either reply's second window is made: the second
+    window has the first window's playing time to be ready in, the other caller has nothing."""
+    model = FakeKokoro(held=True, first_windows=2)
+    queue = SynthesisQueue(model)
+    a = asyncio.create_task(synthesize(queue, "A1", first=True))
+    await until(lambda: model.started == ["A1"])
+    later = asyncio.create_task(synthesize(queue, "C2", first=False))
+    b = asyncio.create_task(synthesize(queue, "B1", first=True))
+    await until(lambda: queue.waiting == 2)
+    model.release(5)
+    await asyncio.gather(a, b, later)
+    assert model.made == ["A1#1", "B1#1", "A1#2", "B1#2", "C2#1"]
+    assert queue.counts.synthesized == 3 and queue.running == 0
+    await queue.aclose()
+
+
+async def test_a_caller_who_leaves_between_two_windows_gets_no_more():
+    model = FakeKokoro(held=True, first_windows=2)
+    queue = SynthesisQueue(model)
+    got: list[np.ndarray] = []
+
+    async def first_part_then_wait() -> None:
+        async with aclosing(queue.stream("A1", "af_heart", 1.0, first=True)) as parts:
+            async for part in parts:
+                got.append(part)
+                await asyncio.sleep(3600)  # the caller hangs up before the second window
+
+    a = asyncio.create_task(first_part_then_wait())
+    await until(lambda: model.started == ["A1"])
+    b = asyncio.create_task(synthesize(queue, "B1", first=True))
+    await until(lambda: queue.waiting == 1)
+    model.release()  # A1's first window; B1 overtakes its second
+    await until(lambda: len(got) == 1 and model.started == ["A1", "B1"])
+    a.cancel()
+    model.release(2)  # B1's two windows; A1's second is never made
+    await b
+    await until(lambda: queue.running == 0)
+    assert model.made == ["A1#1", "B1#1", "B1#2"]
+    assert queue.counts == PieceCounts(synthesized=1, stopped=1, dropped=0)
+    await queue.aclose()
 
 
 async def test_hanging_up_stops_the_piece_in_hand_and_drops_the_rest():
@@ -137,10 +182,10 @@ async def test_the_agents_later_chunks_wait_behind_another_replys_first():
         await until(lambda: model.started == ["Well,"])
         c = asyncio.create_task(reply("Right, the pharmacy opens at nine, every weekday."))
         await health_when(client, lambda h: h["waiting"] == 1)  # C's first chunk
-        model.release()  # A's first done: C's first starts, A's second (continuing) waits
-        await health_when(client, lambda h: h["waiting"] == 1 and len(model.started) == 2)
+        model.release()  # A's first made: C's first starts; A's second (continuing) is asked after it
+        await until(lambda: len(model.started) == 2)
         b = asyncio.create_task(reply("Sure thing, your table is booked."))
-        await health_when(client, lambda h: h["waiting"] == 2)
+        await health_when(client, lambda h: h["waiting"] == 1)  # B's first
         model.release(100)
         await asyncio.gather(a, b, c)
         await client.aclose()

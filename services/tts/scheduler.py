@@ -1,19 +1,26 @@
-"""The one synthesis queue of services/tts: one piece at a time (the model already uses every core
-it is given), first pieces of replies before later pieces, and nothing for a caller who left.
+"""The one synthesis queue of services/tts: one step of work at a time (the model already uses
+every core it is given), replies' first audio before anything else, and nothing for a caller who
+left.
 
-A caller waits longest for a reply's first audio; once a reply is playing, its later pieces have
-the length of the audio already sent to be ready. So a reply's first piece is served before the
-later pieces of other replies (FIFO within each class). A request whose caller hangs up (its
-handler is cancelled) is taken out: a queued piece never starts, and a piece being synthesised is
-stopped through the backend's `Stop`.
+A caller waits longest for a reply's first audio; once a reply is playing, what follows has the
+length of the audio already sent to be ready. A step is what the backend makes between two parts
+of a piece: a later piece whole, a reply's first piece in its decoder windows (windows.py). The
+queue serves, in order: the first step of a reply's first piece; the rest of a first piece
+already started (its first window is playing); later pieces. FIFO within each class. So a new
+reply's first window overtakes the second window of another reply's first piece: in `halfsec
+bench calls --concurrency 2`, a first piece that waited for another reply's whole first piece
+took 1.1-1.6 s to first audio (docs/benchmarks.md). A request whose caller hangs up (its handler
+is cancelled) is taken out: a queued piece never starts, a started one is not continued, and a
+step being made is stopped through the backend's `Stop`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +29,8 @@ from .backend import Stop, SynthesisStopped, TtsBackend
 
 log = logging.getLogger("halfsec.tts")
 
-FIRST, LATER = 0, 1  # priority classes: lower is served first
+# priority classes, lower served first: a reply's first audio, the rest of its first piece, later pieces
+FIRST, CONTINUING, LATER = 0, 1, 2
 
 
 @dataclass
@@ -43,15 +51,21 @@ class _Job:
     # the audio as the backend makes it, then None (done) or the exception it raised
     parts: asyncio.Queue[np.ndarray | Exception | None] = field(default_factory=asyncio.Queue)
     stop: Stop = field(default_factory=Stop)
-    state: str = "queued"  # -> "running" -> "done"
+    order: int = 0  # FIFO within a class, kept when a started piece queues for its next step
+    steps: Iterator[np.ndarray] | None = None  # the backend's parts, once started
+    state: str = "queued"  # -> "running" (started, until its last part) -> "done"
     left: bool = False  # its caller hung up
 
 
 class SynthesisQueue:
     def __init__(self, backend: TtsBackend) -> None:
         self._backend = backend
-        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
-        self._order = itertools.count()  # FIFO within a class; jobs themselves never compare
+        self._heap: list[tuple[int, int, _Job]] = []  # (class, order, job): jobs themselves never compare
+        self._ready = asyncio.Event()  # the heap has work
+        # The heap's first (class, order), read by the worker thread between two parts: the piece
+        # being made goes on while it comes first. A tuple is swapped whole, so the read is safe.
+        self._head: tuple[int, int] | None = None
+        self._order = itertools.count()
         self._worker: asyncio.Task[None] | None = None
         self._waiting = 0
         self._running = 0
@@ -64,7 +78,7 @@ class SynthesisQueue:
 
     @property
     def running(self) -> int:
-        """Pieces being synthesised now (0 or 1: one worker)."""
+        """Pieces started and not finished: at most one making audio now, others between steps."""
         return self._running
 
     async def stream(self, text: str, voice: str, speed: float, *, first: bool) -> AsyncIterator[np.ndarray]:
@@ -73,8 +87,8 @@ class SynthesisQueue:
         stops it if it is already being synthesised."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._serve(), name="tts-synthesis-queue")
-        job = _Job(text, voice, speed, first)
-        self._queue.put_nowait((FIRST if first else LATER, next(self._order), job))
+        job = _Job(text, voice, speed, first, order=next(self._order))
+        self._put(FIRST if first else LATER, job)
         self._waiting += 1
         try:
             while (part := await job.parts.get()) is not None:
@@ -88,19 +102,38 @@ class SynthesisQueue:
                 self.counts.dropped += 1  # the worker skips it
             elif job.state == "running":
                 job.left = True
-                job.stop.set()  # the worker counts it when the backend returns
+                job.stop.set()  # the worker counts it when its step returns or it is next dequeued
+
+    def _put(self, kind: int, job: _Job) -> None:
+        heapq.heappush(self._heap, (kind, job.order, job))
+        self._head = self._heap[0][:2]
+        self._ready.set()
+
+    async def _get(self) -> _Job:
+        while not self._heap:
+            self._ready.clear()
+            await self._ready.wait()
+        _, _, job = heapq.heappop(self._heap)
+        self._head = self._heap[0][:2] if self._heap else None
+        return job
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            _, _, job = await self._queue.get()
-            if job.left:  # its caller left while it waited
-                continue
-            job.state = "running"
-            self._waiting -= 1
-            self._running += 1
+            job = await self._get()
+            if job.state == "queued":
+                if job.left:  # its caller left while it waited
+                    continue
+                job.state = "running"
+                self._waiting -= 1
+                self._running += 1
+                job.steps = self._backend.stream(job.text, job.voice, job.speed, job.stop, first=job.first)
             try:
-                await asyncio.to_thread(self._synthesize, job, loop)
+                if job.left:  # its caller left between two steps
+                    raise SynthesisStopped(job.text)
+                if not await asyncio.to_thread(self._synthesize, job, loop):
+                    self._put(CONTINUING if job.first else LATER, job)
+                    continue
             except SynthesisStopped:
                 self.counts.stopped += 1
             except Exception as exc:  # the request fails, the queue goes on
@@ -109,15 +142,21 @@ class SynthesisQueue:
             else:
                 self.counts.synthesized += 1
                 job.parts.put_nowait(None)
-            finally:
-                job.state = "done"
-                self._running -= 1
+            job.state, job.steps = "done", None
+            self._running -= 1
 
-    def _synthesize(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
-        """In the worker thread: each part to the job's caller as soon as it exists (the loop
-        runs these callbacks before the one that ends `to_thread`, so parts come before None)."""
-        for part in self._backend.stream(job.text, job.voice, job.speed, job.stop, first=job.first):
+    def _synthesize(self, job: _Job, loop: asyncio.AbstractEventLoop) -> bool:
+        """In the worker thread: `job`'s parts to its caller as soon as each exists (the loop runs
+        these callbacks before the one that ends `to_thread`, so parts come before None). True
+        once the piece is whole; False when, after a part, something queued comes before the
+        rest of this piece: the rest waits its turn."""
+        assert job.steps is not None
+        rest = (CONTINUING if job.first else LATER, job.order)
+        for part in job.steps:
             loop.call_soon_threadsafe(job.parts.put_nowait, part)
+            if (head := self._head) is not None and head < rest:
+                return False
+        return True
 
     async def aclose(self) -> None:
         if self._worker is not None:
