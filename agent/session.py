@@ -225,7 +225,7 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
 
 
 def llm_hold(settings: Settings) -> LlmHold | None:
-    """The hold on the vLLM of this box while a reply's first chunk is synthesised (None: not
+    """The hold on the vLLM of this box until a reply's first audio is made (None: not
     asked for, or the LLM runs elsewhere, on cores Kokoro does not share)."""
     lease_s = settings.llm.hold_for_first_audio_s
     if lease_s is None or settings.llm.elsewhere:

@@ -284,7 +284,7 @@ class LlmSettings(ServiceAddress):
     # last token, while Kokoro rendered the reply. Set by halfsec's vLLM plugin
     # (services/llm/vllm_plugin, installed with the cpu build); None: vLLM's own.
     busy_wait_s: float | None = Field(default=None, ge=0, le=1)
-    # While a reply's first chunk is synthesised, the vLLM of this box stops decoding (the same
+    # Until a reply's first audio is made, the vLLM of this box stops decoding (the same
     # plugin's hold, services/llm/hold.py) for at most this long; it goes on where it stopped.
     # None: never (the gpu profile: there Kokoro and vLLM share no cores). A hold delays another
     # call's first token too, so it stays well under `first_token_timeout_s`.

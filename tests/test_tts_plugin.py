@@ -81,17 +81,19 @@ async def test_a_hung_service_gets_the_apology_after_first_audio_timeout():
 
 
 class _RecordingHold:
-    """LlmHold's interface: which chunks were synthesised while vLLM was held."""
+    """LlmHold's interface: which parts of which chunks were made while vLLM was held."""
 
     def __init__(self, model: FakeKokoro) -> None:
         self.model = model
         self.held_over: list[list[str]] = []
+        self.released = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def holding(self):
-        started = len(self.model.started)
+        made = len(self.model.made)
         yield
-        self.held_over.append(self.model.started[started:])
+        self.held_over.append(self.model.made[made:])
+        self.released.set()
 
     async def aclose(self) -> None:
         pass
@@ -107,4 +109,24 @@ async def test_only_a_replys_first_chunk_is_made_with_the_llm_held():
             for chunk in reply:
                 await frames_for(tts, chunk)
         await tts.aclose()
-    assert hold.held_over == [["Sure,"], ["Okay."]]  # each reply's first chunk, and only that
+    assert hold.held_over == [["Sure,#1"], ["Okay.#1"]]  # each reply's first chunk, and only that
+
+
+async def test_the_hold_ends_at_the_first_audio_not_the_end_of_the_chunk():
+    model = FakeKokoro(held=True, first_windows=2)
+    hold = _RecordingHold(model)
+    async with fake_service(model) as url:
+        tts = HalfsecTTS(TtsClient(url), hold=hold)
+        tts.start_reply()
+        chunk = asyncio.create_task(frames_for(tts, "Strong performances against the best teams"))
+        model.release()  # the first window only
+        await asyncio.wait_for(hold.released.wait(), 5)
+        assert hold.held_over == [["Strong performances against the best teams#1"]]
+        assert not chunk.done()  # its second window is still to come, with vLLM running
+        model.release()
+        assert await asyncio.wait_for(chunk, 5)
+        await tts.aclose()
+    assert model.made == [
+        "Strong performances against the best teams#1",
+        "Strong performances against the best teams#2",
+    ]

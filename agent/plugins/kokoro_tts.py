@@ -55,7 +55,7 @@ class HalfsecTTS(tts.TTS):
         self._mark = on_mark or (lambda _: None)
         self._fallback = fallback
         self._first_audio_timeout_s = first_audio_timeout_s if fallback is not None else None
-        self._hold = hold  # vLLM stops decoding while a reply's first chunk is synthesised
+        self._hold = hold  # vLLM stops decoding until a reply's first audio is made
         self._keep = keep  # a phrase said in every call: the service keeps its audio
         self._in_reply = False  # a chunk of this reply was sent: the next ones continue it
         self._fell_back = False  # this reply's apology was played: its later chunks are dropped
@@ -147,11 +147,15 @@ class _KokoroChunkedStream(tts.ChunkedStream):
         continues, t._in_reply = t._in_reply, True
         heard = False
         audio = t._client.stream(self.input_text, voice=t.voice, speed=t.speed, continues=continues, keep=t._keep)
-        # The reply's first chunk is made with vLLM held, later ones beside it: Kokoro's first
-        # audio takes twice as long while vLLM decodes on the other core (configs/cpu.yaml).
-        held = t._hold.holding() if t._hold is not None and not continues else contextlib.nullcontext()
+        # vLLM is held until the reply's first audio, later audio is made beside it: Kokoro's first
+        # audio takes twice as long while vLLM decodes on the other core (configs/cpu.yaml). Held
+        # to the end of the first chunk instead, vLLM also waited through its second decoder
+        # window, and another call's reply with it (docs/benchmarks.md, 2026-12-05 13:59).
+        held = contextlib.AsyncExitStack()
         try:
             async with held, contextlib.aclosing(audio), asyncio.timeout(None) as deadline:
+                if t._hold is not None and not continues:
+                    await held.enter_async_context(t._hold.holding())
                 watch = asyncio.create_task(t._watch_first_audio(deadline)) if t._fallback else None
                 try:
                     async for rate, pcm in audio:
@@ -159,6 +163,7 @@ class _KokoroChunkedStream(tts.ChunkedStream):
                             raise TtsError(f"service sent {rate} Hz audio, expected {SAMPLE_RATE}")
                         if not heard:
                             t._mark("tts_first_audio")
+                            await held.aclose()  # released here; exiting the `async with` again is a no-op
                             if watch is not None:
                                 watch.cancel()
                         output_emitter.push(pcm)

@@ -1,5 +1,5 @@
 """Client of the hold routes halfsec's vLLM plugin adds (services/llm/vllm_plugin): vLLM stops
-decoding while a reply's first chunk is synthesised on the cores it shares with Kokoro.
+decoding until a reply's first audio is made on the cores it shares with Kokoro.
 
 A hold never delays or fails what it is held for: it is sent beside the work, not before it, and
 an LLM server that is away or without the plugin only means no hold (a 404 says so once, then
