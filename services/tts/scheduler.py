@@ -38,7 +38,7 @@ class PieceCounts:
     """What became of the pieces asked for; served on /health."""
 
     synthesized: int = 0  # finished (including one finished just as its caller left)
-    stopped: int = 0  # stopped part-way because the caller left
+    stopped: int = 0  # stopped part-way because the caller left (or left before its end was seen)
     dropped: int = 0  # never started because the caller left
 
 
