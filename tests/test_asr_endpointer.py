@@ -110,11 +110,11 @@ async def test_a_doubtful_preflight_is_decoded_again_only_when_it_becomes_the_fi
     calls: list[bool] = []
 
     def decode(
-        audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True, full_window: bool = False
+        audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True, window_s: float | None = None
     ) -> Decoded:
-        calls.append(full_window)
-        text = "He was not an ill-disposed young man." if full_window else "He was not. He was not. He"
-        return Decoded(text=text, audio_s=len(audio) / 16000, decode_ms=1, redecoded=full_window)
+        calls.append(window_s == 30.0)  # over the full window
+        text = "He was not an ill-disposed young man." if window_s == 30.0 else "He was not. He was not. He"
+        return Decoded(text=text, audio_s=len(audio) / 16000, decode_ms=1, redecoded=window_s is not None)
 
     probs = [0.0] * 10 + [0.9] * 20 + [0.0] * 2 + [0.9] * 20 + [0.0] * 12
     script = iter(probs)

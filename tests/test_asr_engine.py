@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from services.asr.engine import WhisperEngine, doubtful
+from services.audio import resample
 
 TRICKY = "sense_and_sensibility_01_austen_64kb-0880"  # "He was not an ill-disposed young man"
 
@@ -58,3 +59,24 @@ def test_the_minimum_window_keeps_words_a_short_window_loses(engine, settings):
         assert all("young man" in engine.decode(cut).text.lower() for cut in cuts)  # retried where doubtful
     finally:
         engine.opts = settings.asr
+
+
+def test_a_short_word_the_silence_gate_drops_at_the_streaming_window_is_heard_over_the_rescue_window(engine, settings):
+    """A one-word answer ("six") sits on the edge of Whisper's silence gate in a 10 s window:
+    cut a little differently each time, as a stream cuts it, some decodes are dropped as no
+    speech. The rescue's wider window (`asr.rescue_window_s`, cheaper than the full 30 s) hears
+    every one of them."""
+    audio, rate = sf.read(settings.speech_dir / "dev" / "one-word--cv-six.wav", dtype="float32")
+    audio = resample((audio * 32767).astype(np.int16), rate, 16000).astype(np.float32) / 32767
+    level = np.sqrt(np.convolve(audio**2, np.ones(320) / 320, "same"))
+    voiced = np.flatnonzero(level > 0.02)
+    cuts = [
+        gain * audio[max(0, voiced[0] - int(pre * 16000)) : voiced[-1] + int(post * 16000)]
+        for pre in (0.1, 0.2, 0.3, 0.4)
+        for post in (0.03, 0.06, 0.1, 0.15)
+        for gain in (1.0, 0.5)
+    ]
+    dropped = [cut for cut in cuts if engine.decode(cut, retry_doubtful=False).dropped == "no speech"]
+    assert dropped, "no cut was dropped at the streaming window: the rescue is not shown to matter"
+    rescued = [engine.decode(cut, window_s=settings.asr.rescue_window_s) for cut in dropped]
+    assert all(r.text.strip(" .,").lower() in ("6", "six") and r.redecoded for r in rescued), [r.text for r in rescued]

@@ -162,7 +162,7 @@ def test_a_doubtful_preflight_is_never_sent_and_is_decoded_again_over_the_full_w
     assert p.decoded(last, said(DOUBTFUL)) == []  # a reply must not start on a loop
     at = 3 * S + 6 * FRAME
     end = p.on_event(Endpoint(at=at, last_voiced=3 * S))
-    assert decodes(end) == [(Kind.FINAL, 0, 3 * S, {"full_window": True})]  # the preflight's piece
+    assert decodes(end) == [(Kind.FINAL, 0, 3 * S, {"window_s": 30.0})]  # the preflight's piece
     redo = end[1]
     assert isinstance(redo, DecodeRequest) and redo is last.redo
     assert p.decoded(redo, said(SURE, redecoded=True)) == [FinalText(1, SURE, at / S, True)]
@@ -176,7 +176,7 @@ def test_a_piece_the_engine_already_redecoded_is_not_decoded_again():
     [tail] = [a for a in end if isinstance(a, DecodeRequest)]
     assert p.decoded(cut, said(DOUBTFUL, redecoded=True)) == []  # the engine's best: kept
     [redo] = p.decoded(tail, said("He-he-he-"))  # the final's own decode: no retry of its own
-    assert decodes([redo]) == [(Kind.FINAL, 10 * S, 12 * S, {"full_window": True})]
+    assert decodes([redo]) == [(Kind.FINAL, 10 * S, 12 * S, {"window_s": 30.0})]
     assert p.decoded(redo, said("he said.", redecoded=True)) == [
         FinalText(1, f"{DOUBTFUL} he said.", 12.0, reused_preflight=False)
     ]
@@ -232,11 +232,13 @@ def test_a_wordless_utterance_is_decoded_whole_once_then_called_unheard():
     at = 14 * FRAME
     end = p.on_event(Endpoint(at=at, last_voiced=6 * FRAME))
     assert end[0] == end_of_speech(0.5, at, 6 * FRAME)
-    # before giving up, the whole utterance over Whisper's full window
-    assert decodes(end[1:]) == [(Kind.FINAL, 0, at, {"full_window": True})]
+    # before giving up, the whole utterance over a wider window than the streaming one, then the full one
+    assert decodes(end[1:]) == [(Kind.FINAL, 0, at, {"window_s": 20.0})]
+    wider = p.decoded(end[1], said("", redecoded=True))
+    assert decodes(wider) == [(Kind.FINAL, 0, at, {"window_s": 30.0})]
     heard_a_word = said("", redecoded=True)
     heard_a_word.dropped_text = "Fire"  # words, dropped by Whisper's silence gate: ask to repeat
-    assert p.decoded(end[1], heard_a_word) == [FinalText(1, "", at / S, True, unheard=True)]
+    assert p.decoded(wider[0], heard_a_word) == [FinalText(1, "", at / S, True, unheard=True)]
     # nothing undecided at a forced endpoint: an empty final at once, nothing decoded, not unheard
     p.on_event(SpeechStart(stream_s=3.0))
     assert p.on_event(Endpoint(at=0, last_voiced=0, forced=True)) == [
@@ -254,9 +256,10 @@ def test_a_lone_filler_or_nothing_is_no_turn_to_ask_about():
         p.decoded(preflight, said(""))
         at = 26 * FRAME
         [_, rescue] = p.on_event(Endpoint(at=at, last_voiced=19 * FRAME))
-        whole = said("", redecoded=True)
-        whole.dropped_text = dropped
-        assert p.decoded(rescue, whole) == [FinalText(1, "", at / S, True, unheard=False)], dropped
+        [whole] = p.decoded(rescue, said("", redecoded=True))
+        heard = said("", redecoded=True)
+        heard.dropped_text = dropped
+        assert p.decoded(whole, heard) == [FinalText(1, "", at / S, True, unheard=False)], dropped
 
 
 def test_a_one_word_answer_lost_by_the_quick_decode_is_found_by_the_whole_one():
@@ -268,6 +271,20 @@ def test_a_one_word_answer_lost_by_the_quick_decode_is_found_by_the_whole_one():
     at = 26 * FRAME
     [_, rescue] = p.on_event(Endpoint(at=at, last_voiced=19 * FRAME))
     assert p.decoded(rescue, said("Firefox.", redecoded=True)) == [FinalText(1, "Firefox.", at / S, True)]
+    assert not p.waiting  # found over the rescue's window: no full-window decode after it
+
+
+def test_with_a_full_minimum_window_the_rescue_is_one_full_window_decode():
+    """Where every streamed decode already has Whisper's full window (the gpu profile), the
+    rescue is that window once: nothing wider is left to try after it."""
+    p = policy(min_window_s=30.0)
+    p.on_event(SpeechStart(stream_s=0.0))
+    [preflight] = p.on_event(Pause(at=20 * FRAME))
+    p.decoded(preflight, said(""))
+    at = 26 * FRAME
+    [_, rescue] = p.on_event(Endpoint(at=at, last_voiced=19 * FRAME))
+    assert decodes([rescue]) == [(Kind.FINAL, 0, at, {"window_s": 30.0})]
+    assert p.decoded(rescue, said("", redecoded=True)) == [FinalText(1, "", at / S, True)]
 
 
 def test_a_failed_decode_fails_the_final_loudly_and_the_rest_quietly():

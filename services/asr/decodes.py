@@ -12,7 +12,7 @@ from .engine import Decoded
 from .scheduler import Kind
 
 # WhisperEngine.decode's keyword defaults: a request passes only the options that differ.
-_ENGINE_DEFAULTS = {"timestamps": False, "retry_doubtful": True, "full_window": False}
+_ENGINE_DEFAULTS: dict[str, object] = {"timestamps": False, "retry_doubtful": True, "window_s": None}
 
 
 @dataclass(eq=False)  # each request is one decode: compared and hashed by identity
@@ -23,8 +23,8 @@ class DecodeRequest:
     utterance: int = 0  # whose audio: the stream keeps an utterance's after its endpoint
     timestamps: bool = False  # Whisper's phrase ends too: an interim settles phrases with them
     retry_doubtful: bool = True  # the engine decodes a doubtful piece again over the full window
-    full_window: bool = False  # decode over Whisper's full 30 s window straight away
-    # Second decodes over the full window, made once and shared by a preflight and its final:
+    window_s: float | None = None  # a second decode over this wider window, straight away
+    # Second decodes over a wider window, made once and shared by a preflight and its final:
     redo: DecodeRequest | None = None  # of this piece, which came out doubtful
     rescue: DecodeRequest | None = None  # of the whole utterance, of which no words came
     result: Decoded | None = None
@@ -36,7 +36,7 @@ class DecodeRequest:
         return self.result is not None or self.error is not None or self.cancelled
 
     @property
-    def options(self) -> dict[str, bool]:
+    def options(self) -> dict[str, object]:
         """WhisperEngine.decode's keyword arguments where this decode differs from its defaults."""
-        chosen = {"timestamps": self.timestamps, "retry_doubtful": self.retry_doubtful, "full_window": self.full_window}
+        chosen = {"timestamps": self.timestamps, "retry_doubtful": self.retry_doubtful, "window_s": self.window_s}
         return {name: value for name, value in chosen.items() if value != _ENGINE_DEFAULTS[name]}

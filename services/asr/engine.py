@@ -66,7 +66,7 @@ class Decoded:
     compression_ratio: float = 0.0
     dropped: str | None = None  # why the text was dropped, if it was
     dropped_text: str = ""  # what the gates dropped: did Whisper hear words, or only "uh"?
-    redecoded: bool = False  # the short window's decode was doubtful: this is the full window's
+    redecoded: bool = False  # a second decode over a wider window (a doubtful piece's, a wordless one's)
     # with timestamps: Whisper's phrases as (end in seconds, text); the last may be unfinished
     phrases: list[tuple[float, str]] = field(default_factory=list)
 
@@ -130,21 +130,26 @@ class WhisperEngine:
         )
 
     def decode(
-        self, audio: np.ndarray, timestamps: bool = False, retry_doubtful: bool = True, full_window: bool = False
+        self,
+        audio: np.ndarray,
+        timestamps: bool = False,
+        retry_doubtful: bool = True,
+        window_s: float | None = None,
     ) -> Decoded:
         """One piece of speech (at most a Whisper window), greedy, gated. With `timestamps`,
         also where Whisper ends each phrase: a few tokens more, and safe places to cut. With
         `retry_doubtful`, a doubtful decode is done again over the full 30 s window (costs
-        ~3x; worth it for transcripts a reply is built on, not for interims); `full_window`
-        decodes over it straight away."""
+        ~3x; worth it for transcripts a reply is built on, not for interims). `window_s`: a
+        second decode over a wider window than the streaming one, straight away (at least the
+        audio and its padding)."""
         t0 = time.perf_counter()
         audio_s = len(audio) / SAMPLE_RATE
         if audio_s > WINDOW_S:
             raise ValueError(f"a streamed piece is at most {WINDOW_S:.0f} s, got {audio_s:.1f} s")
         features = self.model.feature_extractor(audio)
-        out = self._decode(features, audio_s, WINDOW_S if full_window else self._window_s(audio_s), timestamps)
-        out.redecoded = full_window
-        if retry_doubtful and not full_window and self._window_s(audio_s) < WINDOW_S and doubtful(out.text):
+        out = self._decode(features, audio_s, self._window_s(audio_s, window_s), timestamps)
+        out.redecoded = window_s is not None
+        if retry_doubtful and window_s is None and self._window_s(audio_s) < WINDOW_S and doubtful(out.text):
             log.info("doubtful %r: decoding again over the full window", out.text)
             out = self._decode(features, audio_s, WINDOW_S, timestamps)
             out.redecoded = True
@@ -165,10 +170,11 @@ class WhisperEngine:
         out.decode_ms = (time.perf_counter() - t0) * 1000.0
         return out
 
-    def _window_s(self, audio_s: float) -> float:
+    def _window_s(self, audio_s: float, at_least: float | None = None) -> float:
         """The window a streamed piece is encoded in: its audio, padding, and at least
-        `asr.min_window_s` (see the setting for why)."""
-        return min(WINDOW_S, max(audio_s + self.opts.decode_pad_s, self.opts.min_window_s))
+        `asr.min_window_s` (see the setting for why), or `at_least` where that is wider."""
+        floor = max(self.opts.min_window_s, at_least or 0.0)
+        return min(WINDOW_S, max(audio_s + self.opts.decode_pad_s, floor))
 
     def _decode(self, features: np.ndarray, audio_s: float, window_s: float, timestamps: bool) -> Decoded:
         # an even number of mel frames (the encoder's stride is 2), padded with zeros as

@@ -18,9 +18,10 @@ Rules (positions are utterance samples; every decode goes through the shared Dec
   - a final is the settled segments plus the last piece, joined in order (transcript.py), made
     trustworthy first: a doubtful decode among the pieces (it stutters, breaks off in a word, or loops) is
     decoded again over the full window, and if no words come of a whole utterance, all of it is
-    decoded once over the full window; a final still empty then is `unheard` if Whisper heard
-    words its gates dropped (the agent asks the caller to repeat). A doubtful preflight is not
-    sent (no reply starts on it); interims go out as they are: most are never the final.
+    decoded over a wider window (`asr.rescue_window_s`, then the full one); a final still empty
+    then is `unheard` if Whisper heard words its gates dropped (the agent asks the caller to repeat).
+    A doubtful preflight is not sent (no reply starts on it); interims go out as they are: most
+    are never the final.
 
 In: the endpointer's events, the utterance's length after each piece of audio, and decode
 outcomes. Out: `Action`s, in order: decodes to submit, kinds to change in the queue, and the
@@ -107,7 +108,7 @@ class _Pending:
     audio_s: float = 0.0  # a final's
     reused_preflight: bool = False
     end: int = 0  # where its audio ends: a rescue decodes the utterance up to here
-    rescued: bool = False  # its pieces said nothing: it waits on the whole utterance's decode
+    rescued: int = 0  # its pieces said nothing: the whole utterance's decodes so far (`_rescue`)
 
 
 class StreamPolicy:
@@ -286,18 +287,24 @@ class StreamPolicy:
         it had the full window yet. One redo per piece: the preflight's is the final's."""
         assert request.result is not None
         if request.redo is None and not request.result.redecoded and doubtful(request.result.text):
-            request.redo = DecodeRequest(Kind.FINAL, request.start, request.end, request.utterance, full_window=True)
+            request.redo = DecodeRequest(Kind.FINAL, request.start, request.end, request.utterance, window_s=WINDOW_S)
             self._out.append(request.redo)
         return request.redo
 
-    def _rescue(self, pending: _Pending) -> DecodeRequest:
-        """The whole utterance (up to Whisper's window) decoded once over the full window, when
-        no words came of its pieces. One per utterance: the preflight's is the final's."""
+    def _rescue(self, pending: _Pending) -> DecodeRequest | None:
+        """The whole utterance (up to Whisper's window) decoded over a wider window, when no
+        words came of its pieces: `asr.rescue_window_s`, then, if still none, the full 30 s
+        window; None once both were tried. Made once per utterance: the preflight's are the
+        final's."""
         tail = pending.tail
         assert tail is not None
-        if tail.rescue is None:
+        windows = sorted({max(self._opts.rescue_window_s, self._opts.min_window_s), WINDOW_S})
+        if pending.rescued == len(windows):
+            return None
+        window_s = windows[pending.rescued]
+        if tail.rescue is None or tail.rescue.window_s != window_s:
             start = max(0, pending.end - round((WINDOW_S - 1.0) * SAMPLE_RATE))
-            tail.rescue = DecodeRequest(Kind.FINAL, start, pending.end, tail.utterance, full_window=True)
+            tail.rescue = DecodeRequest(Kind.FINAL, start, pending.end, tail.utterance, window_s=window_s)
             self._out.append(tail.rescue)
         return tail.rescue
 
@@ -340,10 +347,10 @@ class StreamPolicy:
                 pending.assembly.swap(redo)
                 continue
             pending.assembly.take(request.result.text)
-            if final and pending.assembly.complete and not pending.assembly.text and not pending.rescued:
-                if pending.tail is None:
-                    break  # nothing was left to decode: no speech to rescue
-                pending.assembly, pending.rescued = Assembly([self._rescue(pending)]), True
+            if final and pending.assembly.complete and not pending.assembly.text:
+                if pending.tail is None or (rescue := self._rescue(pending)) is None:
+                    break  # nothing was left to decode (no speech to rescue), or nothing wider
+                pending.assembly, pending.rescued = Assembly([rescue]), pending.rescued + 1
         self._send(pending)
         return True
 

@@ -121,8 +121,8 @@ class StreamSession:
     def _submit(self, request: DecodeRequest) -> None:
         ended = self._ended.get(request.utterance)
         audio = self._ep.audio(request.start, request.end) if ended is None else ended[request.start : request.end]
-        if request.full_window:
-            log.info("stream %d: decoding %s again over the full window", self.sid, request.kind.name)
+        if request.window_s is not None:
+            log.info("stream %d: decoding %s again over a %.0f s window", self.sid, request.kind.name, request.window_s)
         options = request.options
         run = partial(self._scheduler.decode, **options) if options else None
         job = self._scheduler.submit(self.sid, request.kind, audio, request.end, run=run)
