@@ -223,7 +223,7 @@ def test_a_piece_nearing_whispers_window_mid_pause_commits_the_preflight():
     assert decodes([rest]) == [(Kind.PREFLIGHT, 10 * S - FRAME, 12 * S, NO_RETRY)]
 
 
-def test_a_wordless_utterance_is_decoded_whole_once_then_called_unheard():
+def test_a_wordless_utterance_is_decoded_whole_over_wider_windows_then_called_unheard():
     p = policy()
     p.on_event(SpeechStart(stream_s=0.5))
     [preflight] = p.on_event(Pause(at=8 * FRAME))
