@@ -155,9 +155,9 @@ class AsrSettings(_SpeechService):
     # An utterance none of whose decodes gave words is decoded again, whole, over this window
     # (never under `min_window_s`), then over the full 30 s one if still wordless, before its
     # final is called empty. The one-word "six" sits on the edge of Whisper's silence gate at
-    # 10 s (dropped in 6 of 32 slightly different cuts in-process; every time in some call runs,
+    # 10 s (dropped in 6 of 32 slightly different cuts in-process; in 4 of 9 `bench calls` runs,
     # no_speech 0.67-0.76, log-prob -1.0 to -1.7), and the full-window rescue alone made its
-    # final 323-730 ms late in calls. `halfsec bench asr --audio-dir` over those 32 cuts
+    # final 323-730 ms late in those calls. `halfsec bench asr --audio-dir` over those 32 cuts
     # (2026-12-05, docs/asr.md): the 5 rescued finals came 318-357 ms after the endpoint with the
     # full window alone, 157-174 ms with 20 s first (one needed both: 432 ms); every cut heard.
     # 20 s because in-process 15-20 s windows heard the dropped cuts at ~90-140 ms a decode, and
