@@ -21,6 +21,7 @@ from livekit.agents import (
     APIError,
     ModelSettings,
     llm,
+    utils,
 )
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS
@@ -32,6 +33,7 @@ from livekit.plugins import openai, silero
 from configs import Settings
 from services.asr.client import AsrClient
 from services.llm import FIRST_SENTENCE
+from services.llm.health import LlmHealth
 from services.llm.hold import LlmHold
 from services.tts.client import TtsClient
 from services.tts.text.markup_stream import strip_markup
@@ -45,6 +47,7 @@ from .tools import agent_tools
 from .tracing import CallTracer
 
 log = logging.getLogger("halfsec.agent")
+_PROBE_S = 0.4  # how long the LLM server gets to say it is healthy when a first token is late
 
 
 class HalfsecAgent(Agent):
@@ -62,6 +65,7 @@ class HalfsecAgent(Agent):
         prerender: tuple[PrerenderedPhrase, ...] = (),
         speaker: HalfsecTTS | None = None,
         tts_fallback: PrerenderedPhrase | None = None,
+        llm_health: LlmHealth | None = None,
     ) -> None:
         # the same text (and tools) every turn of the call: vLLM's prefix cache starts with it
         super().__init__(instructions=settings.llm.system_prompt, tools=agent_tools(settings))
@@ -69,6 +73,7 @@ class HalfsecAgent(Agent):
         self._clients = clients
         self._fallback = settings.llm.fallback_text
         self._first_token_timeout_s = settings.llm.first_token_timeout_s
+        self._llm_health = llm_health  # None: a late first token is a failed reply, whatever the server says
         self._max_sentences = settings.llm.max_sentences
         self._fallback_audio = fallback_audio
         self._speaker = speaker  # the session's TTS plugin: it says when the TTS is down
@@ -99,6 +104,8 @@ class HalfsecAgent(Agent):
             await phrase.aclose()
         for client in self._clients:
             await client.aclose()
+        if self._llm_health is not None:
+            await self._llm_health.aclose()
 
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
@@ -112,12 +119,17 @@ class HalfsecAgent(Agent):
         # slow model: with tools offered, only `llm.timeout_s` applies.
         first_token_s = None if tools else self._first_token_timeout_s
         heard = ReplyLimit(self._max_sentences)
+        watch: asyncio.Task[None] | None = None
         try:
             async with (
                 asyncio.timeout(first_token_s) as deadline,
                 aclosing(Agent.default.llm_node(self, chat_ctx, tools, model_settings)) as reply,
             ):
+                if first_token_s is not None and self._llm_health is not None:
+                    watch = asyncio.create_task(self._watch_first_token(deadline, first_token_s, self._llm_health))
                 async for chunk in reply:
+                    if watch is not None:
+                        watch.cancel()
                     deadline.reschedule(None)  # it answers: the rest has `llm.timeout_s`
                     delta = chunk if isinstance(chunk, str) else (chunk.delta and chunk.delta.content)
                     if delta and text is not None:
@@ -145,6 +157,20 @@ class HalfsecAgent(Agent):
             self._tracer.mark("fallback")
             if not spoke:  # a reply cut off mid-way just ends; a missing one gets an apology
                 yield self._fallback
+        finally:
+            if watch is not None:
+                await utils.aio.cancel_and_wait(watch)
+
+    @staticmethod
+    async def _watch_first_token(deadline: asyncio.Timeout, limit_s: float, health: LlmHealth) -> None:
+        """A hung vLLM takes the request and sends nothing; a busy one (two cores shared with
+        Whisper and Kokoro) is only late. So with no token `_PROBE_S` before `limit_s`, ask its
+        /health: healthy, the reply takes its time (`llm.timeout_s` still ends it); no answer by
+        then, the deadline stands and the caller hears the fallback."""
+        await asyncio.sleep(max(limit_s - _PROBE_S, 0.0))
+        if await health.healthy(min(_PROBE_S, limit_s)) and not deadline.expired():
+            log.info("no first token %.1f s into the reply, the LLM server healthy: waiting on", limit_s - _PROBE_S)
+            deadline.reschedule(None)
 
     async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterator[rtc.AudioFrame]:
         """The LLM fallback from its prerendered audio (fallback.py); anything else to the TTS.
@@ -363,5 +389,6 @@ def build_session(
         prerender=(asr_fallback,),
         speaker=kokoro,
         tts_fallback=tts_fallback,
+        llm_health=LlmHealth(settings.llm.server_url, token=settings.token()),
     )
     return session, agent

@@ -250,6 +250,11 @@ class LlmSettings(ServiceAddress):
     def client_base_url(self) -> str:
         return self.base_url or f"{self.local_url}/v1"
 
+    @property
+    def server_url(self) -> str:
+        """The LLM server's root, where vLLM serves /health: `client_base_url` without its /v1."""
+        return self.client_base_url.rstrip("/").removesuffix("/v1")
+
     model: Text = "smollm2-135m-instruct"
     served_model_name: Text = "halfsec-llm"
     # Interpreter that has vLLM installed. A relative path is taken from the working directory
@@ -309,6 +314,8 @@ class LlmSettings(ServiceAddress):
     # tools: a tool call reaches the agent only whole). 1.5 s: the fallback must be heard within
     # 2 s of the end of the turn, and the final transcript takes ~0.1-0.3 s of that; TTFT here was
     # 320-650 ms under load (tests/test_llm_recovery.py: a hung vLLM's fallback heard at 1.57 s).
+    # A server that still says it is healthy (/health 200) shortly before then is slow, not hung:
+    # its reply gets `timeout_s` (CI once: a third turn's first token over 1.5 s, vLLM up).
     first_token_timeout_s: float = Field(default=1.5, gt=0)
     fallback_text: Text = "Sorry, I'm having trouble thinking right now. Could you say that again?"
 

@@ -3,17 +3,22 @@ session's own LLM plugin and agent (`build_llm`, `HalfsecAgent`), a tool run end
 barge-in aborting the generation at the server."""
 
 import asyncio
+import contextlib
+import json
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 from livekit.agents import AgentSession, llm
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
 from agent.session import HalfsecAgent, build_llm, llm_conn_options
 from agent.tools import agent_tools, spoken_time
 from agent.tracing import CallTracer
+from services.llm.health import LlmHealth
 
 from .vllm_metrics import GENERATED, RUNNING, vllm_metrics, wait_for
 
@@ -56,14 +61,16 @@ def with_tools(settings, **tools):
     return settings.model_copy(update={"tools": settings.tools.model_copy(update={"enabled": True, **tools})})
 
 
-async def text_session(settings, **llm_options):
-    """The call's agent and LLM in an AgentSession with no audio in or out."""
+async def text_session(settings, probe: bool = False, **llm_options):
+    """The call's agent and LLM in an AgentSession with no audio in or out; `probe`: the agent
+    asks the LLM server's /health when a first token is late (close it: `aclose_clients`)."""
     tracer = CallTracer("test", lambda record: None)
     session = AgentSession(
         llm=build_llm(settings, **llm_options),
         conn_options=SessionConnectOptions(llm_conn_options=llm_conn_options(settings)),
     )
-    agent = HalfsecAgent(settings, tracer, clients=[])
+    health = LlmHealth(settings.llm.server_url) if probe else None
+    agent = HalfsecAgent(settings, tracer, clients=[], llm_health=health)
     await session.start(agent=agent)
     return session, agent
 
@@ -123,26 +130,58 @@ async def test_barge_in_aborts_the_generation_at_the_server(services, settings):
         await session.aclose()
 
 
-async def test_a_server_that_takes_the_request_and_never_answers_gets_the_fallback_in_time(settings):
-    """A hung vLLM: the connection is accepted, no token ever comes. The caller's apology must
-    not wait for the whole request's timeout, only for the first token's."""
-    from aiohttp import web
+@contextlib.asynccontextmanager
+async def fake_llm_server(first_token_s: float, health: str) -> AsyncIterator[int]:
+    """An OpenAI-compatible server on a free port whose replies' one token comes after
+    `first_token_s` (hours: never); its /health answers 200 ("ok"), never ("hangs"), or is not
+    there (anything else: 404)."""
 
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(3600)
+    async def healthy(_: web.Request) -> web.Response:
+        if health == "hangs":
+            await asyncio.sleep(3600)
         return web.Response()
 
+    async def complete(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(first_token_s)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for delta, finish in (({"role": "assistant", "content": "Late, but here."}, None), ({}, "stop")):
+            chunk = {
+                "id": "fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", hang)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)  # hanging up ends `hang`
+    app.router.add_post("/v1/chat/completions", complete)
+    if health in ("ok", "hangs"):
+        app.router.add_get("/health", healthy)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)  # hanging up ends `complete`
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    hung = settings.model_copy(
-        update={"llm": settings.llm.model_copy(update={"port": port, "timeout_s": 30.0, "first_token_timeout_s": 1.0})}
+    try:
+        yield site._server.sockets[0].getsockname()[1]
+    finally:
+        await runner.cleanup()
+
+
+async def reply_from(settings, port: int, first_token_timeout_s: float) -> tuple[str, float]:
+    """One reply of the agent to "Hello?" from the LLM server at `port`: its text, and the
+    seconds it took."""
+    at_port = settings.model_copy(
+        update={
+            "llm": settings.llm.model_copy(
+                update={"port": port, "timeout_s": 30.0, "first_token_timeout_s": first_token_timeout_s}
+            )
+        }
     )
-    session, _ = await text_session(hung)
+    session, agent = await text_session(at_port, probe=True)
     answered = asyncio.Event()
 
     @session.on("conversation_item_added")
@@ -154,12 +193,34 @@ async def test_a_server_that_takes_the_request_and_never_answers_gets_the_fallba
     try:
         session.generate_reply(user_input="Hello?")
         await asyncio.wait_for(answered.wait(), 20)
-        waited = asyncio.get_running_loop().time() - t0
+        return session.history.items[-1].text_content or "", asyncio.get_running_loop().time() - t0
     finally:
         await session.aclose()
-        await runner.cleanup()
-    assert session.history.items[-1].text_content == settings.llm.fallback_text
+        await agent.aclose_clients()
+
+
+async def test_a_server_that_takes_the_request_and_never_answers_gets_the_fallback_in_time(settings):
+    """A hung vLLM: the connection is accepted, no token ever comes, nor an answer to /health.
+    The caller's apology must not wait for the whole request's timeout, only for the first
+    token's."""
+    async with fake_llm_server(3600, health="hangs") as port:
+        text, waited = await reply_from(settings, port, first_token_timeout_s=1.0)
+    assert text == settings.llm.fallback_text
     assert 1.0 <= waited < 3.0, waited  # the first-token deadline, not the 30 s request timeout
+
+
+async def test_a_late_first_token_from_a_healthy_server_is_waited_for(settings):
+    """Slow is not hung: vLLM on two cores shared with Whisper and Kokoro can be late with a
+    first token while it says it is healthy. The caller gets the reply, not the apology."""
+    async with fake_llm_server(2.0, health="ok") as port:
+        text, waited = await reply_from(settings, port, first_token_timeout_s=1.0)
+    assert text == "Late, but here." and 2.0 <= waited < 5.0, (text, waited)
+
+
+async def test_a_late_first_token_from_a_server_that_cannot_say_gets_the_fallback(settings):
+    async with fake_llm_server(2.0, health="none") as port:
+        text, waited = await reply_from(settings, port, first_token_timeout_s=1.0)
+    assert text == settings.llm.fallback_text and waited < 2.0, (text, waited)
 
 
 async def test_a_reply_ends_at_its_sentences_and_so_does_the_request(services, settings):

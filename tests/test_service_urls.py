@@ -23,6 +23,7 @@ def test_a_service_elsewhere_is_left_to_that_box(monkeypatch):
     settings = load_settings("cpu")
     assert settings.asr.client_url == "http://gpu-box:9101"  # no trailing slash
     assert settings.llm.client_base_url == "https://gpu-box/v1"
+    assert settings.llm.server_url == "https://gpu-box"  # its /health, asked when a first token is late
     assert settings.tts.client_url == settings.tts.local_url == "http://127.0.0.1:8102"
     assert [s.name for s in supervisor(settings, "cpu").specs] == ["tts"]
 
