@@ -103,7 +103,13 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
     async def stream(request: web.Request) -> web.StreamResponse:
         # aiohttp itself closes (1009) on anything far beyond our limit, before buffering it
         ws = web.WebSocketResponse(max_msg_size=4 * max_frame, heartbeat=20.0)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:
+            # The client left during the handshake: one that gave up on a hung service (SIGSTOP)
+            # left its tries queued at the socket, each answered once the service resumed.
+            log.info("a stream's client left before its handshake was answered")
+            return ws
         # Refusals are an error event and a close code, which every WebSocket client can read.
         if problem := stream_params_problem(dict(request.query)):
             await ws.send_str(Error(message=problem, fatal=True).model_dump_json())
