@@ -76,14 +76,19 @@ class ServiceClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         return self._session
 
-    async def answers(self, timeout_s: float) -> bool:
-        """Whether the service answers GET /health within `timeout_s` (any answer: a hung one
+    async def health_status(self, timeout_s: float) -> int | None:
+        """The status of GET /health within `timeout_s`; None if none came (a hung service
         accepts the connection and says nothing)."""
         try:
             async with asyncio.timeout(timeout_s), self._http().get(f"{self.base_url}/health") as resp:
-                return resp.status < 500
+                return resp.status
         except (TimeoutError, aiohttp.ClientError):
-            return False
+            return None
+
+    async def answers(self, timeout_s: float) -> bool:
+        """Whether the service answers GET /health within `timeout_s` (any answer but a 5xx)."""
+        status = await self.health_status(timeout_s)
+        return status is not None and status < 500
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from services.asr.engine import WhisperEngine, doubtful
-from services.audio import resample
+from services.audio import read_pcm16
 
 TRICKY = "sense_and_sensibility_01_austen_64kb-0880"  # "He was not an ill-disposed young man"
 
@@ -66,8 +66,7 @@ def test_a_short_word_the_silence_gate_drops_at_the_streaming_window_is_heard_ov
     cut a little differently each time, as a stream cuts it, some decodes are dropped as no
     speech. The rescue's wider window (`asr.rescue_window_s`, cheaper than the full 30 s) hears
     every one of them."""
-    audio, rate = sf.read(settings.speech_dir / "dev" / "one-word--cv-six.wav", dtype="float32")
-    audio = resample((audio * 32767).astype(np.int16), rate, 16000).astype(np.float32) / 32767
+    audio = read_pcm16(settings.speech_dir / "dev" / "one-word--cv-six.wav", 16000).astype(np.float32) / 32768
     level = np.sqrt(np.convolve(audio**2, np.ones(320) / 320, "same"))
     voiced = np.flatnonzero(level > 0.02)
     cuts = [

@@ -3,8 +3,6 @@ server from a hung one."""
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from ..http import ServiceClient
@@ -19,8 +17,4 @@ class LlmHealth(ServiceClient):
         """Whether the server says it is healthy (200) within `timeout_s`. A hung vLLM says
         nothing; a dead engine behind a live API server answers 503; a server with no /health
         (404) cannot say, so it counts as not healthy: its late reply gets the fallback."""
-        try:
-            async with asyncio.timeout(timeout_s), self._http().get(f"{self.base_url}/health") as resp:
-                return resp.status == 200
-        except (TimeoutError, aiohttp.ClientError):
-            return False
+        return await self.health_status(timeout_s) == 200
