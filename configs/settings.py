@@ -399,7 +399,10 @@ class TurnSettings(_Section):
     # end of the turn is confirmed (thrown away with the reply if the caller goes on). Off: here
     # the preflight comes ~0.1 s before the turn ends (`asr.preflight_after_s` 0.128 vs the VAD's
     # 0.2 s), less than the LLM takes to its first chunk (TTFT ~0.15 s plus the clause), so the
-    # turn is confirmed before there is text to synthesise. Not measured; it matters where the
+    # turn is confirmed before there is text to synthesise: in two `halfsec bench calls --replies
+    # agent/sim/compare_replies.txt` runs (5 Dec 21:33 at one and two calls, 21:42 at two; 68
+    # turns with a first chunk), no first chunk came before the end of the turn, the soonest
+    # 114 ms after it (P10 250-275 ms), so there was nothing for it to do. It matters where the
     # endpoint waits longer than the preflight (a turn detector, `endpointing_min_delay_s`).
     preemptive_tts: bool = False
     allow_interruptions: bool = True
