@@ -284,6 +284,11 @@ class LlmSettings(ServiceAddress):
     # template cannot render tools: the name of one halfsec ships (services/llm/templates, e.g.
     # "chatml-tools.jinja"), else a path (a relative one from the working directory). None: the model's.
     chat_template: Text | None = None
+    # vLLM without its compiled model graph (`--enforce-eager`): it starts without compiling
+    # (~45-55 s of a start on 2 cores, redone at every start: vLLM 0.32's CPU runner fails to load
+    # its own compile cache, "'function' object has no attribute 'finalize_loading'") and decodes
+    # slower (cpu profile, configs/cpu.yaml). The test suite runs it eager (tests/conftest.py).
+    eager: bool = False
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     # CPU cores the whole vLLM process tree may use (None: all). On a small CPU box, vLLM's

@@ -3,6 +3,7 @@ test session; they need the offline models, which `make test` provisions first."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,12 @@ from services.provision import ProvisionError, require
 from services.supervisor import supervisor
 
 _normalize = EnglishTextNormalizer()
+
+# vLLM eager in the suite (and in what it starts: the install test's demo inherits this): the
+# suite starts vLLM four times (the shared services, the recovery tests' own and its restart, the
+# installed demo), and compiling its model graph adds ~45-55 s to each start here. The tests
+# measure no decode speed; the product's compiled default is `configs/cpu.yaml`'s.
+os.environ.setdefault("HALFSEC_LLM__EAGER", "true")
 
 
 def normalized_wer(reference: str, hypothesis: str) -> float:

@@ -28,11 +28,14 @@ def test_gpu_profile_command():
     assert vllm_env(s).get("HF_HUB_OFFLINE") == os.environ.get("HF_HUB_OFFLINE")  # hub model: left alone
 
 
-def test_cpu_profile_command_is_offline_and_eager():
+def test_cpu_profile_command_is_offline_and_compiled(monkeypatch):
+    monkeypatch.delenv("HALFSEC_LLM__EAGER", raising=False)  # the suite's own choice (conftest)
     s = load_settings("cpu")
     cmd, env = vllm_command(s), vllm_env(s)
     assert flag(cmd, "--model").endswith("models/smollm2-135m-instruct")
-    assert "--enforce-eager" in cmd and "--quantization" not in cmd
+    assert "--enforce-eager" not in cmd and "--quantization" not in cmd
+    monkeypatch.setenv("HALFSEC_LLM__EAGER", "true")
+    assert "--enforce-eager" in vllm_command(load_settings("cpu"))
     assert flag(cmd, "--block-size") == "32"  # whole blocks are what the prefix cache reuses
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert s.llm.cpu_affinity == [0]

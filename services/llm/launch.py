@@ -88,6 +88,8 @@ def vllm_command(settings: Settings) -> list[str]:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
     if (template := chat_template_path(settings)) is not None:
         cmd += ["--chat-template", str(template)]
+    if o.eager:
+        cmd.append("--enforce-eager")
     return cmd + list(o.extra_args)
 
 
