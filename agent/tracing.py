@@ -273,8 +273,16 @@ class CallTracer:
         current = _CURRENT_SPEECH.get(None)
         if current is not None:
             return self._speech(current.id)
-        if name in ("first_frame_out", "agent_stopped") and self._playing is not None:
-            return self._playing  # an output's timer or a clear from outside the speech's task
+        if name in ("first_frame_out", "agent_stopped"):  # an output's timer or a clear from outside
+            if self._playing is not None:
+                return self._playing
+            # Audio made and not heard yet is what the output plays: a reply whose first frame comes
+            # out while the caller has begun another turn (the reply paused, then resumed) is still
+            # its own turn's, not a reply to the turn the caller is in.
+            made = [s for s in self._speeches.values() if "tts_first_audio" in s.marks and s.done_at is None]
+            unheard = [s for s in made if "first_frame_out" not in s.marks]
+            if unheard:
+                return min(unheard, key=lambda s: s.marks["tts_first_audio"])
         return self._latest_speech()  # a node run outside a session (tests)
 
     @staticmethod

@@ -1,9 +1,11 @@
 """CallTracer on its own: which turn a mark belongs to, and what it estimates without ground truth."""
 
+from types import SimpleNamespace
+
 import pytest
 from livekit.agents.voice.events import UserStateChangedEvent
 
-from agent.tracing import CallTracer
+from agent.tracing import _CURRENT_SPEECH, CallTracer
 
 
 class Clock:
@@ -43,6 +45,33 @@ def test_a_new_utterance_opens_a_new_turn_only_after_the_last_one_ended():
     assert [r.turn for r in records] == [1] and records[0].v2v_ms is None
     tracer.close()
     assert [r.turn for r in records] == [1, 2] and records[1].marks_ms == {"first_voiced": 0.0}
+
+
+def test_a_reply_first_heard_after_the_caller_spoke_again_is_its_own_turns():
+    """The caller paused (the turn ended), the reply was made, and the caller went on before it
+    was heard: its first frame, marked by the output outside the reply's task, belongs to the
+    turn it answers. It was put on the caller's new turn, which then had a reply heard 2.4 s
+    before its caller stopped (a bench call's record: v2v -2434 ms)."""
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("first_voiced", 1.0)
+    tracer.mark("end_of_turn", 2.0)  # a pause inside the utterance
+    token = _CURRENT_SPEECH.set(SimpleNamespace(id="reply"))
+    try:
+        tracer.mark("llm_request", 2.0)
+        tracer.mark("tts_first_audio", 2.4)
+    finally:
+        _CURRENT_SPEECH.reset(token)
+    tracer.mark("first_voiced", 2.3)  # the caller goes on: a new turn
+    tracer.mark("first_frame_out", 2.5)  # the output, outside the reply's task
+    tracer.mark("agent_stopped", 2.5001)  # paused at once: the caller is talking
+    tracer.mark("last_voiced", 4.0)
+    tracer.mark("end_of_turn", 4.3)
+    tracer.close()
+    first, second = records
+    assert first.marks_ms["first_frame_out"] == 1500.0 and first.speech_id == "reply"
+    assert "first_frame_out" not in second.marks_ms and second.v2v_ms is None
+    assert first.invalid == [] and second.invalid == []
 
 
 def test_an_unknown_milestone_is_refused():
