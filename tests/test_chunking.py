@@ -30,6 +30,18 @@ async def test_a_sentence_without_a_clause_goes_whole_and_short_ones_are_merged(
     assert chunks == ["Let me check that for you.", "Okay. It is booked for Monday."]
 
 
+async def test_a_short_first_sentence_goes_alone_and_later_short_ones_are_merged():
+    chunks = await stream_chunks("Okay. Anything else? Sure. I will wait here.")
+    assert chunks == ["Okay.", "Anything else?", "Sure. I will wait here."]
+    # as soon as the next sentence has begun: it is whole then, and the next one is not waited for
+    assert await pending_after("Okay. Any") == ["Okay."]
+    assert await pending_after("Sure! I can") == ["Sure!"]
+    assert await pending_after("Okay.") == []  # "Okay..." may still come
+    # blingfire's own sentences: an abbreviation is no end
+    assert await pending_after("Dr. Lee will call") == []
+    assert FirstClauseTokenizer().tokenize("Okay. Anything else?") == ["Okay.", "Anything else?"]
+
+
 async def test_more_words_can_be_asked_of_the_first_clause():
     chunks = await stream_chunks("Oh yes, it is booked for Monday morning, see you then.", min_clause_words=3)
     assert chunks == ["Oh yes, it is booked for Monday morning,", "see you then."]

@@ -3,7 +3,8 @@ the rest by sentence.
 
 Only the adapter lives here. The cut itself (`clauses`, and why the first sentence is cut at all)
 is services/tts/text/cuts.py's, on the punctuation table the service cuts by too. Sentence
-splitting (and merging sentences under 12 characters) is LiveKit's blingfire tokenizer.
+splitting is LiveKit's blingfire tokenizer, which merges sentences under 12 characters into the
+next; not the reply's first: a short one ("Okay.", "Sure!") goes alone, as a first clause does.
 `tts.first_clause_words` asks for more words before the first cut; `tts.first_phrase_words` cuts a
 first-sentence clause at a phrase once that many of its words are in (`first_phrase`), while
 fewer than four words of the sentence have gone before it.
@@ -33,12 +34,14 @@ class FirstClauseSplitter:
     def __init__(
         self,
         split_sentences: Callable[[str], list[str]],
+        split_unmerged: Callable[[str], list[str]],
         min_words: int,
         phrase_from_words: int | None = None,
         *,
         streaming: bool = False,
     ) -> None:
         self._split = split_sentences
+        self._unmerged = split_unmerged  # the same sentences, short ones not merged into the next
         self._streaming = streaming  # the text grows: a clause mark at its end ends a clause
         self._min_words = min_words  # for the reply's first clause
         self._phrase_from_words = phrase_from_words  # a clause with this many words in is cut at a phrase
@@ -49,6 +52,13 @@ class FirstClauseSplitter:
         sentences = self._split(text)
         if not (self._in_first_sentence and sentences):
             return sentences
+        if self._said_words == 0 and len(first := self._unmerged(text)) > 1 and len(first[0]) < len(sentences[0]):
+            # Merged, "Okay." waited for the whole next sentence, or for a phrase cut 8 words into it.
+            # Something follows it, so it is whole. Words streamed every 44 ms (vLLM's gap here),
+            # first chunk of "Sure. I can help you book a table for tonight." 444 -> 89 ms, "Okay.
+            # Anything else?" 224 -> 91; Kokoro's first audio is the same for either piece (~370 ms).
+            rest = text[text.find(first[0]) + len(first[0]) :]
+            sentences = [first[0], *self._split(rest)]
         pieces = clauses(
             sentences[0], self._min_words, self._phrase_from_words, self._said_words, open_end=self._streaming
         )
@@ -77,13 +87,18 @@ class FirstClauseTokenizer(tokenize.SentenceTokenizer):
         context_len: int = 1,
     ) -> None:
         self._sentences = tokenize.blingfire.SentenceTokenizer(min_sentence_len=min_sentence_len)
+        self._unmerged = tokenize.blingfire.SentenceTokenizer(min_sentence_len=1)
         self._min_words = min_clause_words
         self._phrase_from_words = phrase_from_words
         self._context_len = context_len
 
     def _splitter(self, *, streaming: bool = False) -> FirstClauseSplitter:
         return FirstClauseSplitter(
-            self._sentences.tokenize, self._min_words, self._phrase_from_words, streaming=streaming
+            self._sentences.tokenize,
+            self._unmerged.tokenize,
+            self._min_words,
+            self._phrase_from_words,
+            streaming=streaming,
         )
 
     def tokenize(self, text: str, *, language: str | None = None) -> list[str]:
