@@ -52,13 +52,13 @@ class FirstClauseSplitter:
         sentences = self._split(text)
         if not (self._in_first_sentence and sentences):
             return sentences
-        if self._said_words == 0 and len(first := self._unmerged(text)) > 1 and len(first[0]) < len(sentences[0]):
+        first = self._unmerged(text) if self._said_words == 0 else []
+        if len(first) > 1 and len(first[0]) < len(sentences[0]) and (at := text.find(first[0])) >= 0:
             # Merged, "Okay." waited for the whole next sentence, or for a phrase cut 8 words into it.
             # Something follows it, so it is whole. Words streamed every 44 ms (vLLM's gap here),
             # first chunk of "Sure. I can help you book a table for tonight." 444 -> 89 ms, "Okay.
             # Anything else?" 224 -> 91; Kokoro's first audio is the same for either piece (~370 ms).
-            rest = text[text.find(first[0]) + len(first[0]) :]
-            sentences = [first[0], *self._split(rest)]
+            sentences = [first[0], *self._split(text[at + len(first[0]) :])]
         pieces = clauses(
             sentences[0], self._min_words, self._phrase_from_words, self._said_words, open_end=self._streaming
         )
