@@ -279,8 +279,11 @@ class CallTracer:
             # Audio made and not heard yet is what the output plays: a reply whose first frame comes
             # out while the caller has begun another turn (the reply paused, then resumed) is still
             # its own turn's, not a reply to the turn the caller is in.
-            made = [s for s in self._speeches.values() if "tts_first_audio" in s.marks and s.done_at is None]
-            unheard = [s for s in made if "first_frame_out" not in s.marks]
+            unheard = [
+                s
+                for s in self._speeches.values()
+                if "tts_first_audio" in s.marks and "first_frame_out" not in s.marks and s.done_at is None
+            ]
             if unheard:
                 return min(unheard, key=lambda s: s.marks["tts_first_audio"])
         return self._latest_speech()  # a node run outside a session (tests)
