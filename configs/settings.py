@@ -288,6 +288,7 @@ class LlmSettings(ServiceAddress):
     # (~45-55 s of a start on 2 cores, redone at every start: vLLM 0.32's CPU runner fails to load
     # its own compile cache, "'function' object has no attribute 'finalize_loading'") and decodes
     # slower (cpu profile, configs/cpu.yaml). The test suite runs it eager (tests/conftest.py).
+    # Compiling needs a C++ compiler: on CPU without one, vLLM starts eager anyway (llm/launch.py).
     eager: bool = False
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)

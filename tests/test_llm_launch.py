@@ -17,6 +17,17 @@ def flag(cmd: list[str], name: str) -> str:
     return cmd[cmd.index(name) + 1]
 
 
+def test_a_cpu_without_a_cpp_compiler_starts_vllm_eager(monkeypatch, tmp_path, caplog):
+    """vLLM's compiled graph needs a C++ compiler at start; without one its engine never starts."""
+    monkeypatch.delenv("HALFSEC_LLM__EAGER", raising=False)
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert "--enforce-eager" in vllm_command(load_settings("cpu"))
+    assert "no C++ compiler" in caplog.text
+    assert "--enforce-eager" not in vllm_command(load_settings("gpu-24gb"))  # CUDA graphs: never dropped quietly
+    monkeypatch.setenv("CXX", sys.executable)  # any executable stands for a compiler here
+    assert "--enforce-eager" not in vllm_command(load_settings("cpu"))
+
+
 def test_gpu_profile_command():
     s = load_settings("gpu-24gb")
     cmd = vllm_command(s)
@@ -30,6 +41,7 @@ def test_gpu_profile_command():
 
 def test_cpu_profile_command_is_offline_and_compiled(monkeypatch):
     monkeypatch.delenv("HALFSEC_LLM__EAGER", raising=False)  # the suite's own choice (conftest)
+    monkeypatch.setenv("CXX", sys.executable)  # a compiler, whatever this machine has
     s = load_settings("cpu")
     cmd, env = vllm_command(s), vllm_env(s)
     assert flag(cmd, "--model").endswith("models/smollm2-135m-instruct")

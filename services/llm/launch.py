@@ -7,7 +7,9 @@ CPU build can live in its own venv.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from configs import Settings
 from configs.settings import HUB_PREFIX
 
 from ..plan import current_plan
+
+log = logging.getLogger("halfsec.llm")
 
 # halfsec's vLLM plugin (services/llm/vllm_plugin, installed into vLLM's venv with the cpu build):
 # its entry points' name, and the variable its busy-wait setting is read from
@@ -55,8 +59,19 @@ def chat_template_path(settings: Settings) -> Path | None:
     return Path(value).expanduser().absolute()
 
 
+def cpp_compiler() -> str | None:
+    """The C++ compiler vLLM's compiled graph would be built with on CPU: torch inductor turns
+    it into C++ kernels at every start, with $CXX else g++, and without one vLLM's engine fails
+    to start ("InvalidCxxCompiler", seen in the cpu image before it had g++)."""
+    return shutil.which(os.environ.get("CXX") or "g++")
+
+
 def vllm_command(settings: Settings) -> list[str]:
     o = settings.llm
+    # CPU without a C++ compiler: eager, not a server that cannot start (slower: configs/cpu.yaml)
+    eager = o.eager or (o.device == "cpu" and cpp_compiler() is None)
+    if eager and not o.eager:
+        log.warning("no C++ compiler (g++ or $CXX) for vLLM's compiled graph: starting it eager")
     cmd = [
         str(settings.llm_python()),
         "-m",
@@ -88,7 +103,7 @@ def vllm_command(settings: Settings) -> list[str]:
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
     if (template := chat_template_path(settings)) is not None:
         cmd += ["--chat-template", str(template)]
-    if o.eager:
+    if eager:
         cmd.append("--enforce-eager")
     return cmd + list(o.extra_args)
 
