@@ -18,13 +18,15 @@ ARG VLLM="vllm==0.32.0"
 # torchaudio break transformers beside a CPU torch; triton has no CPU backend).
 ARG VLLM_REMOVE=""
 
-# libnuma: vLLM's CPU kernels link it (unused on a GPU). pip trusts the system's CA bundle,
-# plus any certificate in deploy/certs (deploy/certs/README).
+# libnuma: vLLM's CPU kernels link it (unused on a GPU). g++ and Python's headers: vLLM compiles
+# its model graph at start (torch inductor's C++ kernels on CPU, triton's launcher on a GPU); on
+# CPU without them its engine failed to start in this image ("InvalidCxxCompiler", 6 Dec).
+# pip trusts the system's CA bundle, plus any certificate in deploy/certs (deploy/certs/README).
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 COPY deploy/certs/ /usr/local/share/ca-certificates/halfsec/
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates libnuma1 \
+    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev g++ ca-certificates libnuma1 \
     && update-ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
