@@ -13,7 +13,8 @@ quiet in a reply's first 2 s went from P50 240 to 410 ms (docs/benchmarks.md).
 The decoder is not causal and normalises over the frames it is given, so a window decoded alone
 is not the same audio as that stretch of the whole piece. Each window is decoded with
 CONTEXT_FRAMES of its neighbours on both sides (then cut away; EDGE_CONTEXT_FRAMES of the
-silence before a piece's first sound and after its last), and two windows meet in a crossfade
+silence before a piece's first sound and after its last, and only FIRST_LOOKAHEAD_FRAMES after
+the first window, whose decode the first audio waits for), and two windows meet in a crossfade
 of CROSSFADE_FRAMES. `halfsec bench tts` compares each reply's first piece rendered
 both ways (its `windows_*` figures: SNR, log-spectral distance, round-trip WER, first audio).
 """
