@@ -31,11 +31,12 @@ import numpy as np
 # and more costs decode time on every window.
 CONTEXT_FRAMES = 12
 # Except after the first window: the frames decoded past its end hold back a reply's first audio
-# and are cut away. 30 held-out replies' first pieces (in-process, decoder ratio fixed at 0.5,
-# two rounds), first part P50 790 ms with 12, 700 with 6, log-spectral distance to the whole piece
-# 5.09 / 5.11 dB, level -1.06 dB both, the same words heard (round-trip WER 2.1 %); at the join
-# alone (+-0.25 s, 22 two-window pieces of these and the compare replies): 4.77 / 4.76 dB P50,
-# 5.46 / 5.70 P90; with 4, 4.84 / 5.87, so 6 (docs/benchmarks.md, 2026-12-06).
+# and are cut away. 30 held-out replies' first pieces (services/tts/heldout_replies.txt;
+# in-process, decoder ratio fixed at 0.5, two rounds): first part P50 790 ms with 12, 700 with 6,
+# log-spectral distance to the whole piece 5.09 / 5.11 dB, level -1.06 dB both, the same words
+# heard (round-trip WER 2.1 %); at the join alone (+-0.25 s, 22 two-window pieces of these and
+# the compare replies): 4.77 / 4.76 dB P50, 5.46 / 5.70 P90; with 4, 4.84 / 5.87, so 6
+# (docs/benchmarks.md, 2026-12-06).
 FIRST_LOOKAHEAD_FRAMES = 6
 # At a piece's outer edges (before its first sound, after its last) the neighbours are the
 # silence Kokoro puts around a piece, which the edge fit cuts away; they are decoded only for the
