@@ -202,6 +202,9 @@ class AsrSettings(_SpeechService):
     fallback_text: Text = "Sorry, I didn't catch that. Could you say it again?"
 
 
+TtsGenerator = Literal["auto", "onnxruntime", "openvino-bf16"]
+
+
 class TtsSettings(_SpeechService):
     port: int = Field(default=8102, ge=1, le=65535)
     backend: Literal["onnx", "torch"] = "onnx"
@@ -211,6 +214,9 @@ class TtsSettings(_SpeechService):
     speed: float = Field(default=1.0, ge=0.5, le=2.0)  # Kokoro's range
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(default=2, ge=1)
+    # The onnx backend's decoder: onnxruntime's int8 graph, or its generator in bf16 on OpenVINO,
+    # for CPUs with AMX (services/tts/generator.py); "auto" picks bf16 where the CPU has AMX.
+    generator: TtsGenerator = "onnxruntime"
     max_text_chars: int = Field(default=2000, ge=1)
     # Words the first clause of a reply needs before its comma to be synthesised alone
     # (agent/plugins/chunking.py): 1 lets "Sure," go first; more trades first audio for fewer

@@ -36,6 +36,16 @@ def test_a_faster_decoder_gets_a_shorter_first_window():
     assert plan(239, 16, 0.2)[0].end == 44  # ceil(0.2 * (239 + 12 + 8) / 1.2)
 
 
+@pytest.mark.parametrize("frames", [20, 40, 95, 239])
+def test_decoded_lengths_are_widened_to_the_step_with_the_pieces_own_frames(frames):
+    exact, widened = plan(frames, 16, 0.6), plan(frames, 16, 0.6, step=8)
+    assert [(w.start, w.end) for w in widened] == [(w.start, w.end) for w in exact]
+    for e, w in zip(exact, widened, strict=True):
+        assert w.lo <= e.lo and w.hi >= e.hi and w.hi - w.lo - (e.hi - e.lo) < 8  # only widened, by < step
+        assert (w.hi - w.lo) % 8 == 0 or (w.lo, w.hi) == (0, frames)  # short only where the piece ends
+        assert w.hi == frames or w.lo == e.lo  # frames after the window are taken first
+
+
 def test_no_first_window_is_one_window():
     assert [(w.start, w.end, w.lo, w.hi) for w in plan(239, 0, 0.5)] == [(0, 239, 0, 239)]
     assert plan(0, 16, 0.5) == []
@@ -70,7 +80,9 @@ def kokoro(settings):
     required(settings)
     from services.tts.kokoro_onnx import KokoroOnnx
 
-    return KokoroOnnx(settings.model_copy(update={"tts": settings.tts.model_copy(update={"first_window_s": 0.4})}))
+    # onnxruntime's graph, whatever this CPU would pick: the halves are checked bit for bit
+    tts = settings.tts.model_copy(update={"first_window_s": 0.4, "generator": "onnxruntime"})
+    return KokoroOnnx(settings.model_copy(update={"tts": tts}))
 
 
 def test_the_two_halves_are_the_whole_graph(kokoro, settings):

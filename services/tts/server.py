@@ -25,7 +25,7 @@ from configs import Settings
 from configs.settings import TtsSettings
 
 from ..http import auth_middlewares, json_error, service_main
-from .backend import TtsBackend, UnknownVoice, load_backend, render
+from .backend import TtsBackend, UnknownVoice, load_backend, warm
 from .edges import EdgeFitter
 from .protocol import (
     HEALTH_PATH,
@@ -189,7 +189,7 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     # phoneme tokens): onnxruntime's arena grows to the largest piece it has run and keeps it, so
     # warmed on "Ready." RSS climbed for the first minutes of calls (+15 % when a 248-token piece
     # came, docs/reliability.md). Warmed here, it starts at its working size (5 s at start, not 0.7).
-    render(backend, WARM_PIECE, settings.tts.voice, 1.0)
+    warm(backend, WARM_PIECE, settings.tts.voice)
     # The agents' fallbacks, asked for with `keep` in every call: made before the first call, or
     # that call makes them on the cores its first reply needs ("Sure." took 1.4 s in a first
     # call's first turn, 0.5-0.7 s in later calls).

@@ -83,6 +83,7 @@ def plan(
     energy: np.ndarray | None = None,
     edge_context: int = EDGE_CONTEXT_FRAMES,
     lookahead: int = FIRST_LOOKAHEAD_FRAMES,
+    step: int = 1,
 ) -> list[Window]:
     """Windows over `frames`. `first` <= 0: one window over all. Otherwise the sounding frames
     (by the encoder's `energy` per frame, when given), with `edge_context` frames decoded
@@ -90,7 +91,9 @@ def plan(
     that the second, at `decode_ratio`, is decoded while it plays (`context` frames decoded on
     each side of the join, but only `lookahead` after the first window); one window when the
     second would be shorter than `first`. The first window ends at the quietest frame within an eighth
-    of its length, so a late second window is waited for in a pause."""
+    of its length, so a late second window is waited for in a pause. Each window's decoded frames
+    are widened with the piece's own frames, after it and then before, to a multiple of `step`
+    where the piece has them (a runtime that builds kernels per input length, generator.py)."""
     if frames <= 0:
         return []
     if first <= 0:
@@ -105,14 +108,24 @@ def plan(
         end = min(candidates, key=lambda i: (energy[i], i - end))  # the quietest, then the nearest
     cuts = [begin, stop] if stop - end < first else [begin, end, stop]
     return [
-        Window(
-            a,
-            b,
-            max(0, a - (edge_context if a == begin else context)),
-            min(frames, b + (edge_context if b == stop else lookahead if a == begin else context)),
+        _widened(
+            Window(
+                a,
+                b,
+                max(0, a - (edge_context if a == begin else context)),
+                min(frames, b + (edge_context if b == stop else lookahead if a == begin else context)),
+            ),
+            frames,
+            step,
         )
         for a, b in zip(cuts, cuts[1:], strict=False)
     ]
+
+
+def _widened(w: Window, frames: int, step: int) -> Window:
+    short = -(w.hi - w.lo) % step
+    hi = min(frames, w.hi + short)
+    return Window(w.start, w.end, max(0, w.lo - (short - (hi - w.hi))), hi)
 
 
 class Stitcher:
