@@ -12,7 +12,17 @@ from services.tts import generator
 from services.tts.backend import render
 from services.tts.bench import log_spectral_distance
 from services.tts.edges import fit_edges
-from services.tts.kokoro_graph import ALIGNED, ENERGY, FEATURES, HARMONICS, PITCH, SPECTRUM, decoder_parts, halves
+from services.tts.kokoro_graph import (
+    ALIGNED,
+    ENERGY,
+    FEATURES,
+    FRAME_SAMPLES,
+    HARMONICS,
+    PITCH,
+    SPECTRUM,
+    decoder_parts,
+    halves,
+)
 
 from .conftest import required
 
@@ -79,6 +89,18 @@ def test_the_bf16_decoder_speaks_the_int8_decoders_speech(backends):
     # in windows too, at lengths widened to its step
     parts = list(bf16.stream(TEXT, "af_heart", 1.0, first=True))
     assert len(parts) == 2 and abs(sum(map(len, parts)) - len(render(bf16, TEXT, "af_heart", 1.0))) < bf16.sample_rate
+
+
+def test_the_bf16_decoder_decodes_lengths_of_its_step_and_gives_back_what_was_asked(backends):
+    int8, bf16 = backends
+    tokens = int8._kokoro.tokenizer.tokenize(int8._kokoro.tokenizer.phonemize(TEXT, "en-us"))
+    style = int8._kokoro.get_voice_style("af_heart")[len(tokens) - 1].reshape(1, -1).astype(np.float32)
+    feeds = {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style, "speed": np.array([1.0], np.float32)}
+    aligned, pitch, energy = int8._encoder.run(None, feeds)
+    for frames in (37, 40):  # padded to 40 with its last frame, and already a multiple of 8
+        part = {ALIGNED: aligned[:, :, :frames], PITCH: pitch[:, : 2 * frames], ENERGY: energy[:, : 2 * frames]}
+        audio = bf16._decoder(part | {"style": style}, int8._ort.RunOptions())
+        assert audio.shape == (frames * FRAME_SAMPLES,)
 
 
 def test_a_missing_part_names_the_fix(settings, tmp_path):

@@ -6,12 +6,18 @@ on onnxruntime 11-15 ms; the front and tail on onnxruntime with the generator on
 6-8 ms, at a log-spectral distance to the int8 audio (2.5-3.3 dB) like that of the float graph on
 onnxruntime (1.8-2.9 dB), and the same level (+-0.15 dB). The whole decoder in bf16 on OpenVINO
 was as fast but 2.6-3.4 dB quieter: the harmonic source's phase (a running sum) and its STFT do
-not survive bf16. Without AMX, bf16 is emulated and slower than int8, so "auto" keeps
-onnxruntime there (docs/benchmarks.md).
+not survive bf16. Without AMX there are no bf16 units for it (OpenVINO then runs float32, which
+was no faster than int8 here), and an AVX2 box's int8 decoder made ~7 ms a frame: "auto" keeps
+onnxruntime there; the bf16 path was not measured on such a CPU (docs/benchmarks.md).
 
-OpenVINO builds kernels for each input length it meets (50-150 ms the first time, measured);
-windows.py rounds the frames it decodes to `LENGTH_STEP` so that few lengths come, and the
-service warms the common ones at start.
+OpenVINO builds kernels and buffers for each input length it meets and keeps them: the first
+run at a length took 50-150 ms more, and 120 runs at random lengths of 20-160 frames grew the
+process by 830 MB and still climbing; at multiples of 8 frames up to 160 it levelled off at +210
+MB after the first 60 (measured in-process). So every decode is `LENGTH_STEP` frames long or a
+multiple, and OpenVINO keeps the kernels of `RUNTIME_CACHE_LENGTHS` lengths at most:
+windows.py widens a window with the piece's own frames, and what it cannot (a piece decoded
+whole) the decoder pads with copies of the piece's last frame (its closing silence) and cuts
+away. The service warms the lengths of common first windows at start.
 """
 
 from __future__ import annotations
@@ -25,11 +31,22 @@ import numpy as np
 
 from configs.settings import TtsGenerator
 
-from .kokoro_graph import FEATURES, HARMONICS, SPECTRUM, decoder_parts
+from .kokoro_graph import (
+    ALIGNED,
+    CURVE_STEPS,
+    ENERGY,
+    FEATURES,
+    FRAME_SAMPLES,
+    HARMONICS,
+    PITCH,
+    SPECTRUM,
+    decoder_parts,
+)
 
 log = logging.getLogger("halfsec.tts")
 
 LENGTH_STEP = 8  # frames: decoded lengths are rounded up to a multiple of this (windows.py)
+RUNTIME_CACHE_LENGTHS = 32
 
 
 def has_bf16_matrix_units() -> bool:
@@ -87,18 +104,30 @@ class Bf16Decoder:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
             "ENABLE_CPU_PINNING": False,  # the services' own core plan (configs) decides where it runs
+            # Kernels kept for this many input lengths, least recently used dropped: at OpenVINO's
+            # default (5000) 3x40 runs at random multiples of 8 frames up to 320 grew the process
+            # 985 -> 1106 -> 1158 MB; at 24, 926 -> 943 -> 889 (in-process). The first windows'
+            # lengths (24-128 frames, warmed at start) come every reply and stay.
+            "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_LENGTHS,
         }
         self._generator = ov.Core().compile_model(str(generator), "CPU", config).create_infer_request()
         self.length_step = LENGTH_STEP
 
     def __call__(self, feeds: dict[str, np.ndarray], run_options: Any) -> np.ndarray:
+        frames = feeds[ALIGNED].shape[2]
+        if short := -frames % self.length_step:
+            feeds = feeds | {
+                ALIGNED: np.pad(feeds[ALIGNED], ((0, 0), (0, 0), (0, short)), mode="edge"),
+                PITCH: np.pad(feeds[PITCH], ((0, 0), (0, short * CURVE_STEPS)), mode="edge"),
+                ENERGY: np.pad(feeds[ENERGY], ((0, 0), (0, short * CURVE_STEPS)), mode="edge"),
+            }
         features, harmonics = self._front.run(None, feeds, run_options)
         inputs = {FEATURES: features, HARMONICS: harmonics, "style": feeds["style"]}
         if run_options.terminate:  # stopped during the front: the backend makes this SynthesisStopped
             raise RuntimeError("synthesis terminated")
         spectrum = next(iter(self._generator.infer(inputs).values()))
         (audio,) = self._tail.run(None, {SPECTRUM: np.asarray(spectrum)}, run_options)
-        return np.asarray(audio)
+        return np.asarray(audio).reshape(-1)[: frames * FRAME_SAMPLES]
 
 
 def decoder(generator: TtsGenerator, ort: Any, model: Path, decoder_path: Path, options: Any, threads: int) -> Any:
