@@ -106,8 +106,8 @@ class Bf16Decoder:
             "ENABLE_CPU_PINNING": False,  # the services' own core plan (configs) decides where it runs
             # Kernels kept for this many input lengths, least recently used dropped: at OpenVINO's
             # default (5000) 3x40 runs at random multiples of 8 frames up to 320 grew the process
-            # 985 -> 1106 -> 1158 MB; at 24, 926 -> 943 -> 889 (in-process). The first windows'
-            # lengths (24-128 frames, warmed at start) come every reply and stay.
+            # 985 -> 1106 -> 1158 MB; at 24, 926 -> 943 -> 889 (in-process). 32: the 14 lengths
+            # of first windows (24-128 frames, warmed at start) come every reply and stay.
             "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_LENGTHS,
         }
         self._generator = ov.Core().compile_model(str(generator), "CPU", config).create_infer_request()
@@ -130,7 +130,9 @@ class Bf16Decoder:
         return np.asarray(audio).reshape(-1)[: frames * FRAME_SAMPLES]
 
 
-def decoder(generator: TtsGenerator, ort: Any, model: Path, decoder_path: Path, options: Any, threads: int) -> Any:
+def decoder(
+    generator: TtsGenerator, ort: Any, model: Path, decoder_path: Path, options: Any, threads: int
+) -> OnnxDecoder | Bf16Decoder:
     if chosen(generator) == "openvino-bf16":
         return Bf16Decoder(ort, model, options, threads)
     return OnnxDecoder(ort, decoder_path, options)
