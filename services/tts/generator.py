@@ -23,7 +23,6 @@ away. The service warms the lengths of common first windows at start.
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from configs.settings import TtsGenerator
 
+from ..cpu_features import has_bf16_matrix_units
 from .kokoro_graph import (
     ALIGNED,
     CURVE_STEPS,
@@ -47,16 +47,6 @@ log = logging.getLogger("halfsec.tts")
 
 LENGTH_STEP = 8  # frames: decoded lengths are rounded up to a multiple of this (windows.py)
 RUNTIME_CACHE_LENGTHS = 32
-
-
-def has_bf16_matrix_units() -> bool:
-    """The CPU has AMX's bf16 tiles (Linux: the `amx_bf16` flag)."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 def chosen(generator: TtsGenerator) -> Literal["onnxruntime", "openvino-bf16"]:
