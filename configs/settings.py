@@ -342,6 +342,16 @@ class LlmSettings(ServiceAddress):
             )
         return self
 
+    @model_validator(mode="after")
+    def _amx_dtype_on_cpu(self) -> LlmSettings:
+        # AMX is a CPU's: on a GPU the choice would quietly run the model in float32
+        if self.dtype == "bfloat16-on-amx" and self.device != "cpu":
+            raise ValueError(
+                f"dtype 'bfloat16-on-amx' is for vLLM on the CPU, not device '{self.device}': "
+                "name the GPU's dtype (e.g. float16, bfloat16)"
+            )
+        return self
+
     temperature: float = Field(default=0.3, ge=0)
     max_tokens: int = Field(default=120, ge=1)
     # vLLM's sampling penalties (1.0 / 0.0: off). Off on cpu, measured: SmolLM2-135M, the 12 bench

@@ -66,6 +66,13 @@ def test_stage_budgets_over_the_target_are_refused(monkeypatch):
         load_settings("cpu")
 
 
+def test_the_amx_dtype_is_refused_for_vllm_on_a_gpu(monkeypatch):
+    monkeypatch.setenv("HALFSEC_LLM__DTYPE", "bfloat16-on-amx")
+    assert load_settings("cpu").llm.dtype == "bfloat16-on-amx"
+    with pytest.raises(SettingsError, match=r"llm.*bfloat16-on-amx.*not device 'cuda'"):
+        load_settings("gpu-24gb")
+
+
 def test_a_hold_on_vllm_must_stay_under_the_first_token_timeout(monkeypatch):
     monkeypatch.setenv("HALFSEC_LLM__HOLD_FOR_FIRST_AUDIO_S", "1.5")
     with pytest.raises(SettingsError, match="hold_for_first_audio_s"):
