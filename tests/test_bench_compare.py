@@ -64,6 +64,15 @@ def test_turns_are_taken_from_each_category_in_turn_within_the_length_limits(tmp
     ]
     assert [p.name for p in varied_turns(files, 10)] == ["a1.wav", "b2.wav", "c1.wav", "a2.wav"]
     assert [p.name for p in varied_turns(files, 2)] == ["a1.wav", "b2.wav"]
+    # a file refused (no voice in it) gives its place to the next of its category
+    asked: list[str] = []
+
+    def usable(path):
+        asked.append(path.name)
+        return path.name != "a1.wav"
+
+    assert [p.name for p in varied_turns(files, 3, usable=usable)] == ["a2.wav", "b2.wav", "c1.wav"]
+    assert asked == ["a1.wav", "a2.wav", "b2.wav", "c1.wav"]  # only files it would take
 
 
 def test_a_replies_file_needs_replies(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from configs import Settings
 
 from .args import add_profile, concurrency_levels, minutes, positive
 
+log = logging.getLogger("halfsec.bench")
 SOAK_TURNS = 20  # the dev-set turns a soak's callers cycle through by default
 
 
@@ -167,7 +169,8 @@ def _call_audio(args: argparse.Namespace, settings: Settings, count: int) -> lis
 
     if not args.audio_dir:
         require(settings, extra=devset.artifacts(settings))
-        return varied_turns([(path, category) for path, category, _ in devset.dev_set(settings)], count)
+        files = [(path, category) for path, category, _ in devset.dev_set(settings)]
+        return varied_turns(files, count, usable=_has_voice)
     require(settings)
     audio_dir = Path(args.audio_dir)
     audio = sorted(p for p in audio_dir.glob("*") if p.suffix.lower() in (".wav", ".flac", ".mp3", ".ogg"))
@@ -176,6 +179,18 @@ def _call_audio(args: argparse.Namespace, settings: Settings, count: int) -> lis
     for f in audio:
         read_pcm16(f, 16000)  # a bad file stops the bench here, not as a failed call later
     return audio
+
+
+def _has_voice(path: Path) -> bool:
+    """Whether Silero hears a voice in a dev-set file. A turn without one has no end of speech
+    to measure from, and the agent does not answer it: its whole call failed (`bench calls
+    --calls 8` took the dev set's "alright", which Silero does not hear)."""
+    from ..sim.caller import load_utterance
+
+    if load_utterance(path).voice is not None:
+        return True
+    log.warning("%s: Silero hears no voice in it; not taken as a turn", path.name)
+    return False
 
 
 def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:

@@ -48,9 +48,16 @@ STAGES = {
 }
 
 
-def varied_turns(files: list[tuple[Path, str]], count: int, min_s: float = 1.0, max_s: float = 10.0) -> list[Path]:
+def varied_turns(
+    files: list[tuple[Path, str]],
+    count: int,
+    min_s: float = 1.0,
+    max_s: float = 10.0,
+    usable: Callable[[Path], bool] = lambda _: True,
+) -> list[Path]:
     """`count` turns of `min_s`-`max_s` seconds from (file, category) pairs, taken from each
-    category in turn (the dev set's one-word answers, names, numbers, accents, noise ...)."""
+    category in turn (the dev set's one-word answers, names, numbers, accents, noise ...),
+    skipping files `usable` refuses (asked only of files that would be taken)."""
     by_category: dict[str, list[Path]] = {}
     for path, category in files:
         if min_s <= sf.info(path).duration <= max_s:
@@ -59,8 +66,10 @@ def varied_turns(files: list[tuple[Path, str]], count: int, min_s: float = 1.0, 
     picked: list[Path] = []
     while len(picked) < count and any(queues):
         for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(queue.pop(0))
+            while queue and len(picked) < count:
+                if usable(path := queue.pop(0)):
+                    picked.append(path)
+                    break
     return picked
 
 
