@@ -182,15 +182,16 @@ def _call_audio(args: argparse.Namespace, settings: Settings, count: int) -> lis
 
 
 def _has_voice(path: Path) -> bool:
-    """Whether Silero hears a voice in a dev-set file. A turn without one has no end of speech
-    to measure from, and the agent does not answer it: its whole call failed (`bench calls
-    --calls 8` took the dev set's "alright", which Silero does not hear)."""
-    from ..sim.caller import load_utterance
+    """Whether a dev-set file can be a turn (`load_turn`: Silero hears a voice in it). One that
+    cannot failed its whole call (`bench calls --calls 8` took the dev set's "alright")."""
+    from ..sim.caller import load_turn
 
-    if load_utterance(path).voice is not None:
-        return True
-    log.warning("%s: Silero hears no voice in it; not taken as a turn", path.name)
-    return False
+    try:
+        load_turn(path)
+    except ValueError as exc:
+        log.warning("%s; not taken as a turn", exc)
+        return False
+    return True
 
 
 def cmd_bench_calls(args: argparse.Namespace, settings: Settings) -> int:
