@@ -137,7 +137,7 @@ class CallTracer:
             if name == "first_frame_out":
                 self._playing = speech
         elif name in USER_MILESTONES or either:
-            turn = self._user_turn(starts=name in ("speech_start", "first_voiced"))
+            turn = self._user_turn(starts=self._starts_turn(name, at))
             turn.marks.setdefault(name, at)
             if name == "end_of_turn":
                 self._flush()  # a turn the ASR heard nothing in is complete now
@@ -256,6 +256,17 @@ class CallTracer:
             self._turns.append(_Turn())
             self._flush()  # the turn before may be complete now
         return self._turns[-1]
+
+    def _starts_turn(self, name: str, at: float) -> bool:
+        """Whether mark `name` at `at` is the caller speaking again. The caller's last voiced
+        sample, fed after the turn it would close had already ended, is an utterance the VAD cut
+        at a pause inside it going on: the words after the pause are the next turn's. The VAD's
+        speech start for them can come after that sample when the words are short or the cores
+        busy; on the ended turn, the interrupted reply to its first half read as the answer."""
+        if name in ("speech_start", "first_voiced"):
+            return True
+        ended = self._turns[-1].marks.get("end_of_turn") if self._turns else None
+        return name == "last_voiced" and ended is not None and at > ended
 
     def _speech(self, speech_id: str) -> _Speech:
         speech = self._speeches.get(speech_id)

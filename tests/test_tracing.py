@@ -77,3 +77,36 @@ def test_a_reply_first_heard_after_the_caller_spoke_again_is_its_own_turns():
 def test_an_unknown_milestone_is_refused():
     with pytest.raises(ValueError, match="unknown milestone"):
         CallTracer("s", lambda r: None).mark("first_tokn")
+
+
+def test_the_last_voiced_sample_after_a_pause_the_vad_ended_belongs_to_the_turn_it_goes_on_in():
+    """One clip with a pause inside longer than the VAD's silence: the VAD ended a turn at the
+    pause and a reply began; the caller's last voiced sample was fed before the VAD's speech start
+    for the words after the pause (a short word, busy cores). It put the clip's end on the ended
+    turn, whose interrupted reply then read as the clip's answer (a bench call at two calls: the
+    caller spoke its next clip over the real reply)."""
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("first_voiced", 1.0)
+    tracer.mark("speech_start", 1.1)
+    tracer.mark("end_of_turn", 2.0)  # a pause inside the clip
+    tracer.mark("last_voiced", 2.6)  # the words after it, fed...
+    tracer.mark("speech_start", 2.7)  # ...before the VAD said so
+    tracer.mark("end_of_turn", 2.9)
+    tracer.close()
+    first, second = records
+    assert "last_voiced" not in first.marks_ms and first.v2v_ms is None
+    assert second.marks_ms["speech_start"] - second.marks_ms["last_voiced"] == 100.0
+    assert second.endpoint_ms == 300.0
+    assert first.invalid == [] and second.invalid == []
+
+
+def test_the_last_voiced_sample_before_the_end_of_turn_stays_on_its_turn():
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("first_voiced", 1.0)
+    tracer.mark("end_of_turn", 2.2)  # marked late (the ASR's endpointer), at its own time
+    tracer.mark("last_voiced", 2.0)
+    tracer.close()
+    [record] = records
+    assert record.marks_ms["last_voiced"] == 1000.0 and record.endpoint_ms == 200.0
