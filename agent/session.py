@@ -28,7 +28,7 @@ from livekit.agents.tts import TTS
 from livekit.agents.vad import VAD
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import UserStateChangedEvent
-from livekit.plugins import openai, silero
+from livekit.plugins import openai
 
 from configs import Settings
 from services.asr.client import AsrClient
@@ -42,6 +42,7 @@ from .conversation import HistoryWindow, history_budget, token_counter
 from .fallback import PrerenderedPhrase
 from .plugins import HalfsecSTT, HalfsecTTS, ReplyStreamAdapter
 from .plugins.chunking import FirstClauseTokenizer
+from .plugins.silero_vad import SileroVAD
 from .reply import ReplyLimit
 from .tools import agent_tools
 from .tracing import CallTracer
@@ -223,16 +224,21 @@ def build_vad(settings: Settings) -> VAD:
     call: the agent process's RSS grew 10 % over the second minute of a 2-minute soak; shared,
     7 %; one run each.)"""
     o = settings.vad
-    return _silero_vad(o.min_silence_s, o.min_speech_s, o.prefix_padding_s, o.activation_threshold)
+    return _silero_vad(
+        o.min_silence_s, o.min_speech_s, o.prefix_padding_s, o.activation_threshold, o.forget_after_quiet_s
+    )
 
 
 @functools.cache
-def _silero_vad(min_silence_s: float, min_speech_s: float, prefix_padding_s: float, threshold: float) -> VAD:
-    return silero.VAD.load(
+def _silero_vad(
+    min_silence_s: float, min_speech_s: float, prefix_padding_s: float, threshold: float, forget_s: float | None
+) -> VAD:
+    return SileroVAD.load(
         min_silence_duration=min_silence_s,
         min_speech_duration=min_speech_s,
         prefix_padding_duration=prefix_padding_s,
         activation_threshold=threshold,
+        forget_after_quiet_s=forget_s,
     )
 
 

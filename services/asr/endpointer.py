@@ -17,6 +17,7 @@ import numpy as np
 
 from configs.settings import AsrSettings, VadSettings
 
+from ..silero_state import ForgetsInQuiet, quiet_windows
 from .protocol import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -64,10 +65,6 @@ def _silero() -> SileroVAD:
     return SileroVAD(SAMPLE_RATE)
 
 
-def silero_vad() -> Vad:
-    return _silero().process
-
-
 class VadPool:
     """Silero models for the service's streams. Building one takes 30-60 ms of CPU: a closed
     stream's is reset and kept for the next, and a new one is built off the event loop (on it,
@@ -89,8 +86,18 @@ def _frames(seconds: float) -> int:
 
 
 class Endpointer:
-    def __init__(self, vad: VadSettings, asr: AsrSettings, model: Vad | None = None) -> None:
-        self._vad = model or silero_vad()
+    """`model` and `reset`: a Silero model's window call and state reset (a new one if None;
+    `reset` None: the model is never cleared)."""
+
+    def __init__(
+        self, vad: VadSettings, asr: AsrSettings, model: Vad | None = None, reset: Callable[[], None] | None = None
+    ) -> None:
+        if model is None:
+            silero = _silero()
+            model, reset = silero.process, silero.reset
+        if reset is not None and vad.forget_after_quiet_s is not None:
+            model = ForgetsInQuiet(model, reset, quiet_windows(vad.forget_after_quiet_s, FRAME_S))
+        self._vad = model
         self._on = vad.activation_threshold
         self._off = max(0.01, vad.activation_threshold - _HYSTERESIS)
         self._min_speech = _frames(vad.min_speech_s)

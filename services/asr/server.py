@@ -134,7 +134,9 @@ def make_app(engine: WhisperEngine, settings: Settings) -> web.Application:
 
         vad = await vads.take()  # an await only when none is idle: a few may pass max_streams then
         sid = next(ids)
-        session = StreamSession(sid, Endpointer(settings.vad, opts, vad.process), scheduler, opts, out.put_nowait)
+        session = StreamSession(
+            sid, Endpointer(settings.vad, opts, vad.process, vad.reset), scheduler, opts, out.put_nowait
+        )
         sessions[sid] = session
         writing = asyncio.create_task(writer())
         out.put_nowait(Ready(model=engine.name))

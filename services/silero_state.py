@@ -1,0 +1,43 @@
+"""Silero forgets a call's past after a stretch of quiet: one rule for both of a call's VADs.
+
+Silero is recurrent, and its state after one speaker and seconds of a line's silence can hide a
+soft short answer: fed as a call feeds it, the dev set's one-word "okay" after another speaker's
+turn and 1-9 s of silence peaked at p 0.02-0.48 (threshold 0.5) and was heard 0 times of 21; with
+the state cleared once 1 s had passed at p < 0.1, 20 of 21 (docs/benchmarks.md, 2026-12-06).
+A fresh state is what Silero is trained and usually run from (a file at a time). The session's
+VAD (where a turn starts, and a barge-in) and the ASR service's endpointer (where it ends) run
+their own Silero on the same audio: both must forget, or they disagree on where speech starts
+(with only one clearing, records lost their preflight and the wait for the final grew ~25x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+QUIET_P = 0.1  # a window this unlikely to be speech is quiet (well under any threshold in use)
+
+
+def quiet_windows(seconds: float, window_s: float) -> int:
+    return max(1, round(seconds / window_s))
+
+
+class ForgetsInQuiet:
+    """`model` (one window -> speech probability) with its state cleared by `reset` after each
+    `after` windows in a row below QUIET_P. Within speech or a pause of less than that, the
+    state, and so every probability, is the model's own."""
+
+    def __init__(self, model: Callable[[np.ndarray], float], reset: Callable[[], None], after: int) -> None:
+        self._model, self._reset, self._after = model, reset, after
+        self._quiet = 0
+        self.resets = 0
+
+    def __call__(self, window: np.ndarray) -> float:
+        p = float(self._model(window))
+        self._quiet = self._quiet + 1 if p < QUIET_P else 0
+        if self._quiet >= self._after:
+            self._reset()
+            self._quiet = 0
+            self.resets += 1
+        return p

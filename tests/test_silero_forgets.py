@@ -1,0 +1,71 @@
+"""Both of a call's Silero VADs forget the call after a stretch of quiet, so a soft one-word answer
+after another turn and silence starts a turn (services/silero_state.py): the rule on scripted
+probabilities, then the real models on the dev set's "okay" after another speaker."""
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents.vad import VADEventType
+
+from agent.session import build_vad
+from agent.sim.caller import ROOM_RATE, load_utterance
+from agent.sim.devset import artifacts as devset_artifacts
+from agent.sim.devset import dev_set
+from configs.settings import AsrSettings
+from services.asr.endpointer import FRAME, Endpointer, SpeechStart
+from services.asr.protocol import SAMPLE_RATE
+from services.silero_state import ForgetsInQuiet
+
+from .conftest import required
+
+
+def test_the_state_is_cleared_after_that_many_quiet_windows_in_a_row_only():
+    probs = [0.9] * 5 + [0.05] * 3 + [0.5] + [0.05] * 9
+    script, windows, resets = iter(probs), [], []
+    model = ForgetsInQuiet(lambda _w: next(script), lambda: resets.append(len(windows)), after=4)
+    for _ in probs:
+        windows.append(model(np.zeros(1)))
+    assert windows == probs  # the model's own probabilities, untouched
+    # not in the 3-window pause; after the 4th quiet window in a row (index 12), and 4 after that
+    assert resets == [12, 16] and model.resets == 2
+
+
+def _dev(settings, name: str):
+    required(settings, extra=devset_artifacts(settings))
+    return next(path for path, _, _ in dev_set(settings) if path.name == name)
+
+
+def okay_after_a_turn(settings, rate: int) -> tuple[np.ndarray, float]:
+    """Another speaker's turn, 3 s of a line's silence (exact zeros), the soft "okay", 1 s more,
+    int16 at `rate`, and where the "okay" begins (s)."""
+    before = load_utterance(_dev(settings, "accents--uk-fears.wav"), rate).pcm
+    okay = load_utterance(_dev(settings, "one-word--okay.wav"), rate).pcm
+    gap = np.zeros(3 * rate, np.int16)
+    return np.concatenate([before, gap, okay, np.zeros(rate, np.int16)]), (len(before) + len(gap)) / rate
+
+
+def with_forget(settings, forget_s: float | None):
+    return settings.model_copy(update={"vad": settings.vad.model_copy(update={"forget_after_quiet_s": forget_s})})
+
+
+@pytest.mark.parametrize("forget_s", [1.0, None])
+async def test_the_sessions_vad_hears_the_okay_once_it_has_forgotten(settings, forget_s):
+    pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE)  # 20 ms frames at 48 kHz, as a call feeds it
+    stream, step = build_vad(with_forget(settings, forget_s)).stream(), ROOM_RATE // 50
+    for i in range(0, len(pcm) - step + 1, step):
+        stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), ROOM_RATE, 1, step))
+    stream.end_input()
+    starts = [ev.samples_index / 16000 async for ev in stream if ev.type == VADEventType.START_OF_SPEECH]
+    assert any(t >= okay_at for t in starts) == (forget_s is not None), starts
+
+
+@pytest.mark.parametrize("forget_s", [1.0, None])
+def test_the_asr_endpointer_hears_the_okay_once_it_has_forgotten(settings, forget_s):
+    pcm, okay_at = okay_after_a_turn(settings, SAMPLE_RATE)
+    audio = pcm.astype(np.float32) / 32768
+    endpointer = Endpointer(with_forget(settings, forget_s).vad, AsrSettings())
+    starts = []
+    for i in range(0, len(audio) - FRAME + 1, FRAME):
+        starts += [e.stream_s for e in endpointer.push(audio[i : i + FRAME]) if isinstance(e, SpeechStart)]
+    # a start is where its pre-roll begins, before the word
+    assert any(t >= okay_at - 1.0 for t in starts) == (forget_s is not None), starts
