@@ -8,6 +8,8 @@ A fresh state is what Silero is trained and usually run from (a file at a time).
 VAD (where a turn starts, and a barge-in) and the ASR service's endpointer (where it ends) run
 their own Silero on the same audio: both must forget, or they disagree on where speech starts
 (with only one clearing, records lost their preflight and the wait for the final grew ~25x).
+Quiet means a quiet line, not a noise Silero scores low: its state is also what it has learned
+of a room's noise, and cleared there it takes the noise for speech.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-QUIET_P = 0.1  # a window this unlikely to be speech is quiet (well under any threshold in use)
+QUIET_P = 0.1  # a window this unlikely to be speech ...
+# ... and this soft is a quiet line. A noise the state has learned is no quiet: cleared inside a
+# running 3D printer (-33 to -25 dBFS), Silero started 3 turns in 25 s where it started none as it
+# is; on the non-speech set (agent/sim/noise.py), 7 starts against 0 without this level bound.
+QUIET_DBFS = -50.0
+_QUIET_MS = 10 ** (QUIET_DBFS / 10)  # mean square of a window at QUIET_DBFS
 
 
 def quiet_windows(seconds: float, window_s: float) -> int:
@@ -24,9 +31,10 @@ def quiet_windows(seconds: float, window_s: float) -> int:
 
 
 class ForgetsInQuiet:
-    """`model` (one window -> speech probability) with its state cleared by `reset` after each
-    `after` windows in a row below QUIET_P. Within speech or a pause of less than that, the
-    state, and so every probability, is the model's own."""
+    """`model` (one float32 window in [-1, 1] -> speech probability) with its state cleared by
+    `reset` after each `after` quiet windows in a row (p below QUIET_P, level below QUIET_DBFS).
+    Within speech, noise, or a pause shorter than that, the state, and so every probability, is
+    the model's own."""
 
     def __init__(self, model: Callable[[np.ndarray], float], reset: Callable[[], None], after: int) -> None:
         self._model, self._reset, self._after = model, reset, after
@@ -35,7 +43,8 @@ class ForgetsInQuiet:
 
     def __call__(self, window: np.ndarray) -> float:
         p = float(self._model(window))
-        self._quiet = self._quiet + 1 if p < QUIET_P else 0
+        quiet = p < QUIET_P and float(np.mean(np.square(window, dtype=np.float64))) < _QUIET_MS
+        self._quiet = self._quiet + 1 if quiet else 0
         if self._quiet >= self._after:
             self._reset()
             self._quiet = 0

@@ -69,3 +69,16 @@ def test_the_asr_endpointer_hears_the_okay_once_it_has_forgotten(settings, forge
         starts += [e.stream_s for e in endpointer.push(audio[i : i + FRAME]) if isinstance(e, SpeechStart)]
     # a start is where its pre-roll begins, before the word
     assert any(t >= okay_at - 1.0 for t in starts) == (forget_s is not None), starts
+
+
+def test_a_noise_silero_scores_low_is_no_quiet():
+    resets = []
+    model = ForgetsInQuiet(lambda _w: 0.01, lambda: resets.append(1), after=4)
+    noise = np.full(512, 10 ** (-40 / 20), np.float32)  # a steady -40 dBFS: a running machine
+    line = np.full(512, 10 ** (-60 / 20), np.float32)  # a quiet line
+    for _ in range(20):
+        model(noise)
+    assert resets == []
+    for _ in range(4):
+        model(line)
+    assert resets == [1]
