@@ -26,18 +26,30 @@ QUIET_DBFS = -50.0
 _QUIET_MS = 10 ** (QUIET_DBFS / 10)  # mean square of a window at QUIET_DBFS
 
 
-def quiet_windows(seconds: float, window_s: float) -> int:
+# After clearing, the model is run on this long of a line's silence (zeros), as a call's Silero is
+# at its start: a state cleared and left cold missed the dev set's falsetto turn after any lead of
+# silence (peak p 0.34-0.53, 0 of 9 leads of 0.5-3 s heard), warmed on 2 s it heard all 9 (0.70-0.94;
+# 7 of 9 as the plugin is), and the soft "okay" after a turn 20 of 21 times (21 cold, 0 as is).
+# Warmed on 5 s: "okay" 18 of 21. The session's VAD, fed as a call feeds it (docs/benchmarks.md).
+WARM_S = 2.0
+
+
+def _windows(seconds: float, window_s: float) -> int:
     return max(1, round(seconds / window_s))
 
 
 class ForgetsInQuiet:
-    """`model` (one float32 window in [-1, 1] -> speech probability) with its state cleared by
-    `reset` after each `after` quiet windows in a row (p below QUIET_P, level below QUIET_DBFS).
+    """`model` (one float32 window of `window_s` in [-1, 1] -> speech probability) whose state
+    `reset` clears once a stretch of quiet has lasted `after_s` (p below QUIET_P, level below
+    QUIET_DBFS), then warms on WARM_S of zeros (62 windows at 16 kHz: 8-15 ms of CPU, once a stretch).
     Within speech, noise, or a pause shorter than that, the state, and so every probability, is
     the model's own."""
 
-    def __init__(self, model: Callable[[np.ndarray], float], reset: Callable[[], None], after: int) -> None:
-        self._model, self._reset, self._after = model, reset, after
+    def __init__(
+        self, model: Callable[[np.ndarray], float], reset: Callable[[], None], *, window_s: float, after_s: float
+    ) -> None:
+        self._model, self._reset = model, reset
+        self._after, self._warm = _windows(after_s, window_s), _windows(WARM_S, window_s)
         self._quiet = 0
         self.resets = 0
 
@@ -45,8 +57,10 @@ class ForgetsInQuiet:
         p = float(self._model(window))
         quiet = p < QUIET_P and float(np.mean(np.square(window, dtype=np.float64))) < _QUIET_MS
         self._quiet = self._quiet + 1 if quiet else 0
-        if self._quiet >= self._after:
+        if self._quiet == self._after:
             self._reset()
-            self._quiet = 0
+            silence = np.zeros_like(window)
+            for _ in range(self._warm):
+                self._model(silence)
             self.resets += 1
         return p

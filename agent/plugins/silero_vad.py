@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from livekit.plugins import silero
 
-from services.silero_state import ForgetsInQuiet, quiet_windows
+from services.silero_state import ForgetsInQuiet
 
 
 class _Forgetful:
@@ -18,7 +18,7 @@ class _Forgetful:
     def __init__(self, model: Any, forget_after_quiet_s: float) -> None:
         self._model = model
         window_s = model.window_size_samples / model.sample_rate
-        self.calls = ForgetsInQuiet(model, model.reset, quiet_windows(forget_after_quiet_s, window_s))
+        self.calls = ForgetsInQuiet(model, model.reset, window_s=window_s, after_s=forget_after_quiet_s)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)

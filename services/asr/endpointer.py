@@ -17,7 +17,7 @@ import numpy as np
 
 from configs.settings import AsrSettings, VadSettings
 
-from ..silero_state import ForgetsInQuiet, quiet_windows
+from ..silero_state import ForgetsInQuiet
 from .protocol import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Endpointer:
             silero = _silero()
             model, reset = silero.process, silero.reset
         if reset is not None and vad.forget_after_quiet_s is not None:
-            model = ForgetsInQuiet(model, reset, quiet_windows(vad.forget_after_quiet_s, FRAME_S))
+            model = ForgetsInQuiet(model, reset, window_s=FRAME_S, after_s=vad.forget_after_quiet_s)
         self._vad = model
         self._on = vad.activation_threshold
         self._off = max(0.01, vad.activation_threshold - _HYSTERESIS)
