@@ -251,21 +251,18 @@ class CallTracer:
 
     def _user_turn(self, *, starts: bool = False, clip: bool = False) -> _Turn:
         """The turn the user is in; `starts`: the user begins to speak, which opens a new turn
-        once the last one has ended. Unless the caller has heard nothing of a reply to it and
-        this is no new clip of the simulated caller's (`clip`, its first voiced sample): the VAD
-        ended it at a pause and the caller went on, so to the caller it is one turn, answered by
-        the first reply they hear. Apart, the first part was a turn without a reply (its own
-        was cut off unheard, or never made) and the reply the caller heard was no clip's (a
-        falsetto clip Silero hears in two parts, 2026-12-06)."""
+        once the last one has ended. Unless nothing came of that one (no transcript, no reply)
+        and this is no new clip of the simulated caller's (`clip`, its first voiced sample): the
+        VAD ended it at a pause, the ASR kept listening, and the words that go on are the same
+        turn's, which LiveKit answers as one. Apart, the first part was a turn without a reply
+        and the reply was no clip's (a falsetto clip Silero hears in two parts, 2026-12-06)."""
         last = self._turns[-1] if self._turns else None
         if last is not None and starts and "end_of_turn" in last.marks:
-            if clip or any("first_frame_out" in s.marks for s in last.speeches):
+            if clip or last.finals or last.preflights or last.speeches:
                 self._turns.append(_Turn())
                 self._flush()  # the turn before may be complete now
             else:
                 del last.marks["end_of_turn"]  # it goes on: its end is the next one
-                if not self._ground_truth_io:  # the VAD's estimate: the caller's voice goes on
-                    last.marks.pop("last_voiced", None)
         if not self._turns:
             self._turns.append(_Turn())
         return self._turns[-1]
@@ -325,8 +322,7 @@ class CallTracer:
             return True
         if any(s.done_at is None for s in turn.speeches):
             return False
-        # a reply cut off before the caller heard any of it answered nothing
-        answered = any(s.scheduled and not (s.interrupted and "first_frame_out" not in s.marks) for s in turn.speeches)
+        answered = any(s.scheduled for s in turn.speeches)
         # the turn is over and the ASR heard no words in it: LiveKit will not answer it (unless the
         # ASR called it speech, `unheard`: then the agent asks the caller to repeat)
         wordless = "end_of_turn" in turn.marks and bool(turn.finals) and not any(t.strip() for _, t in turn.finals)
