@@ -137,7 +137,7 @@ class CallTracer:
             if name == "first_frame_out":
                 self._playing = speech
         elif name in USER_MILESTONES or either:
-            turn = self._user_turn(starts=self._starts_turn(name, at))
+            turn = self._user_turn(starts=self._starts_turn(name, at), clip=name == "first_voiced")
             turn.marks.setdefault(name, at)
             if name == "end_of_turn":
                 self._flush()  # a turn the ASR heard nothing in is complete now
@@ -249,12 +249,22 @@ class CallTracer:
 
     # -- turns and speeches ------------------------------------------------------------------
 
-    def _user_turn(self, *, starts: bool = False) -> _Turn:
+    def _user_turn(self, *, starts: bool = False, clip: bool = False) -> _Turn:
         """The turn the user is in; `starts`: the user begins to speak, which opens a new turn
-        once the last one has ended."""
-        if not self._turns or (starts and "end_of_turn" in self._turns[-1].marks):
+        once the last one has ended. Unless nothing came of that one (no transcript, no reply)
+        and this is no new clip of the simulated caller's (`clip`, its first voiced sample): the
+        VAD ended it at a pause, the ASR kept listening, and the words that go on are the same
+        turn's, which LiveKit answers as one. Apart, the first part was a turn without a reply
+        and the reply was no clip's (a falsetto clip Silero hears in two parts, 2026-12-06)."""
+        last = self._turns[-1] if self._turns else None
+        if last is not None and starts and "end_of_turn" in last.marks:
+            if clip or last.finals or last.preflights or last.speeches:
+                self._turns.append(_Turn())
+                self._flush()  # the turn before may be complete now
+            else:
+                del last.marks["end_of_turn"]  # it goes on: its end is the next one
+        if not self._turns:
             self._turns.append(_Turn())
-            self._flush()  # the turn before may be complete now
         return self._turns[-1]
 
     def _starts_turn(self, name: str, at: float) -> bool:

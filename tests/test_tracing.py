@@ -90,6 +90,12 @@ def test_the_last_voiced_sample_after_a_pause_the_vad_ended_belongs_to_the_turn_
     tracer.mark("first_voiced", 1.0)
     tracer.mark("speech_start", 1.1)
     tracer.mark("end_of_turn", 2.0)  # a pause inside the clip
+    tracer.transcript("final_transcript", "i really don't know")
+    token = _CURRENT_SPEECH.set(SimpleNamespace(id="reply"))
+    try:
+        tracer.mark("llm_request", 2.1)  # a reply to the first half
+    finally:
+        _CURRENT_SPEECH.reset(token)
     tracer.mark("last_voiced", 2.6)  # the words after it, fed...
     tracer.mark("speech_start", 2.7)  # ...before the VAD said so
     tracer.mark("end_of_turn", 2.9)
@@ -110,3 +116,26 @@ def test_the_last_voiced_sample_before_the_end_of_turn_stays_on_its_turn():
     tracer.close()
     [record] = records
     assert record.marks_ms["last_voiced"] == 1000.0 and record.endpoint_ms == 200.0
+
+
+def test_a_turn_nothing_came_of_goes_on_when_the_caller_does():
+    """The VAD ended a turn at a pause inside a clip, no transcript or reply came of it, and
+    the caller went on: the ASR's one final and LiveKit's one reply are that turn's. Split, the
+    clip's last voiced sample sat on a turn without a reply (a bench call's 'no reply'), and the
+    simulated caller spoke its next clip over the real one."""
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("speech_start", 1.0)
+    tracer.mark("first_voiced", 1.2)
+    tracer.mark("last_voiced", 1.4)  # Silero (fresh, on the file) hears little of a falsetto
+    tracer.mark("end_of_turn", 2.1)  # the VAD's, at the pause
+    tracer.mark("speech_start", 2.5)  # the caller goes on
+    assert records == []
+    tracer.mark("end_of_turn", 3.2)
+    tracer.transcript("final_transcript", "i really don't know how people talk like this")
+    tracer.mark("first_voiced", 5.0)  # the next clip: a new turn
+    tracer.close()
+    first, second = records
+    assert first.marks_ms["last_voiced"] == 400.0 and first.endpoint_ms == 1800.0
+    assert first.user_text.startswith("i really") and first.invalid == []
+    assert second.marks_ms == {"first_voiced": 0.0}
