@@ -3,7 +3,7 @@
 Silero is recurrent, and its state after one speaker and seconds of a line's silence can hide a
 soft short answer: fed as a call feeds it, the dev set's one-word "okay" after another speaker's
 turn and 1-9 s of silence peaked at p 0.02-0.48 (threshold 0.5) and was heard 0 times of 21; with
-the state cleared once 1 s had passed at p < 0.1, 20 of 21 (docs/benchmarks.md, 2026-12-06).
+the state cleared once 1 s of a quiet line had passed, 20 of 21 (docs/asr.md's table, 2026-12-06).
 A fresh state is what Silero is trained and usually run from (a file at a time). The session's
 VAD (where a turn starts, and a barge-in) and the ASR service's endpointer (where it ends) run
 their own Silero on the same audio: both must forget, or they disagree on where speech starts
@@ -30,7 +30,7 @@ _QUIET_MS = 10 ** (QUIET_DBFS / 10)  # mean square of a window at QUIET_DBFS
 # at its start: a state cleared and left cold missed the dev set's falsetto turn after any lead of
 # silence (peak p 0.34-0.53, 0 of 9 leads of 0.5-3 s heard), warmed on 2 s it heard all 9 (0.70-0.94;
 # 7 of 9 as the plugin is), and the soft "okay" after a turn 20 of 21 times (21 cold, 0 as is).
-# Warmed on 5 s: "okay" 18 of 21. The session's VAD, fed as a call feeds it (docs/benchmarks.md).
+# Warmed on 5 s: "okay" 18 of 21. The session's VAD, fed as a call feeds it (docs/asr.md).
 WARM_S = 2.0
 
 
