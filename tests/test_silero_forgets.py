@@ -1,6 +1,7 @@
 """Both of a call's Silero VADs forget the call after a stretch of quiet, so a soft one-word answer
 after another turn and silence starts a turn (services/silero_state.py): the rule on scripted
-probabilities, then the real models on the dev set's "okay" after another speaker."""
+probabilities, then the real models on the dev set's "okay" after another speaker and on its
+falsetto turn."""
 
 import numpy as np
 import pytest
@@ -60,18 +61,23 @@ def okay_after_a_turn(settings, rate: int) -> tuple[np.ndarray, float]:
     return np.concatenate([before, gap, okay, np.zeros(rate, np.int16)]), (len(before) + len(gap)) / rate
 
 
+async def session_vad_starts(settings, pcm: np.ndarray) -> list[float]:
+    """Where the session's VAD starts speech (s) in `pcm`, fed as a call feeds it: 20 ms frames at 48 kHz."""
+    stream, step = build_vad(settings).stream(), ROOM_RATE // 50
+    for i in range(0, len(pcm) - step + 1, step):
+        stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), ROOM_RATE, 1, step))
+    stream.end_input()
+    return [ev.samples_index / 16000 async for ev in stream if ev.type == VADEventType.START_OF_SPEECH]
+
+
 def with_forget(settings, forget_s: float | None):
     return settings.model_copy(update={"vad": settings.vad.model_copy(update={"forget_after_quiet_s": forget_s})})
 
 
 @pytest.mark.parametrize("forget_s", [1.0, None])
 async def test_the_sessions_vad_hears_the_okay_once_it_has_forgotten(settings, forget_s):
-    pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE)  # 20 ms frames at 48 kHz, as a call feeds it
-    stream, step = build_vad(with_forget(settings, forget_s)).stream(), ROOM_RATE // 50
-    for i in range(0, len(pcm) - step + 1, step):
-        stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), ROOM_RATE, 1, step))
-    stream.end_input()
-    starts = [ev.samples_index / 16000 async for ev in stream if ev.type == VADEventType.START_OF_SPEECH]
+    pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE)
+    starts = await session_vad_starts(with_forget(settings, forget_s), pcm)
     assert any(t >= okay_at for t in starts) == (forget_s is not None), starts
 
 
@@ -106,9 +112,4 @@ async def test_a_falsetto_turn_after_a_quiet_line_still_starts_a_turn(settings, 
     from a fresh state), at the start of a call: a state cleared and left cold never heard it."""
     falsetto = load_utterance(_dev(settings, "conversational--falsetto2.wav")).pcm
     pcm = np.concatenate([np.zeros(int(lead_s * ROOM_RATE), np.int16), falsetto, np.zeros(ROOM_RATE, np.int16)])
-    stream, step = build_vad(settings).stream(), ROOM_RATE // 50
-    for i in range(0, len(pcm) - step + 1, step):
-        stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), ROOM_RATE, 1, step))
-    stream.end_input()
-    starts = [ev async for ev in stream if ev.type == VADEventType.START_OF_SPEECH]
-    assert starts
+    assert await session_vad_starts(settings, pcm)
