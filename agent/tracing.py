@@ -139,8 +139,10 @@ class CallTracer:
         elif name in USER_MILESTONES or either:
             turn = self._user_turn(starts=self._starts_turn(name, at), clip=name == "first_voiced")
             turn.marks.setdefault(name, at)
-            if name == "end_of_turn":
-                self._flush()  # a turn the ASR heard nothing in is complete now
+            if name in ("end_of_turn", "first_voiced"):
+                # a turn the ASR heard nothing in is complete now; so is one whose clip's end
+                # waited to see whether the caller went on in the same clip (`_goes_on_in`)
+                self._flush()
         else:
             raise ValueError(f"unknown milestone {name!r}")
 
@@ -322,7 +324,15 @@ class CallTracer:
             return True
         if any(s.done_at is None for s in turn.speeches):
             return False
-        answered = any(s.scheduled for s in turn.speeches)
+        following = self._turns[1] if len(self._turns) > 1 and turn is self._turns[0] else None
+        if following is not None and self._cut_off_unheard(turn) and self._goes_on_in(following) is None:
+            return False  # whose the clip's voice marks are is known once the caller's next words end
+        # A reply cut off before a sample of it was heard answers nothing: LiveKit cuts off a reply
+        # when a later final of the same turn adds words, and makes another. Written at the cut,
+        # the turn had no reply, the next was made on a turn of its own that the caller's next
+        # clip then joined, and every later record of the call held the reply before its clip
+        # (v2v -6.5 s; a falsetto clip at two calls, 2026-12-06).
+        answered = any(s.scheduled and not (s.interrupted and "first_frame_out" not in s.marks) for s in turn.speeches)
         # the turn is over and the ASR heard no words in it: LiveKit will not answer it (unless the
         # ASR called it speech, `unheard`: then the agent asks the caller to repeat)
         wordless = "end_of_turn" in turn.marks and bool(turn.finals) and not any(t.strip() for _, t in turn.finals)
@@ -332,7 +342,36 @@ class CallTracer:
         while self._turns and self._complete(self._turns[0], closing):
             turn = self._turns.pop(0)
             following = self._turns[0] if self._turns else None
+            if following is not None and self._cut_off_unheard(turn) and self._goes_on_in(following):
+                for name in ("first_voiced", "last_voiced"):
+                    if name in turn.marks:
+                        following.marks[name] = turn.marks.pop(name)
             self._write(turn, following)
+
+    # A clip the VAD cut at a pause, whose first part got a reply that the words after the pause
+    # cut off before a sample of it was heard: the caller heard only the reply to the words that
+    # went on, so the clip's voice marks go with that turn, whose endpoint then holds the rest of
+    # the clip as the VAD heard it. Kept apart, the clip sat on a turn without a reply, and the
+    # simulated caller, counting it answered, spoke its next clip over the real reply (a falsetto
+    # clip Silero hears 0.1 s of, in every bench calls run of 2026-12-06). Only with ground truth:
+    # in a room each part's voice marks are the VAD's estimate of that part.
+
+    def _cut_off_unheard(self, turn: _Turn) -> bool:
+        """`turn` holds a clip's end and no reply to it was heard."""
+        if not self._ground_truth_io or "last_voiced" not in turn.marks:
+            return False
+        reply = self._reply(turn)
+        return reply is None or "first_frame_out" not in reply.marks
+
+    @staticmethod
+    def _goes_on_in(following: _Turn) -> bool | None:
+        """Whether `following` is the same clip going on (None: not known yet). A new clip
+        begins with its first voiced sample, which can come just after the VAD's speech start."""
+        if "first_voiced" in following.marks or "last_voiced" in following.marks:
+            return False
+        if "end_of_turn" in following.marks or following.finals:
+            return True
+        return None
 
     def close(self) -> None:
         """Write every open turn as it stands: the call ended, or its owner gave up waiting for

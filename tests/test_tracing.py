@@ -139,3 +139,82 @@ def test_a_turn_nothing_came_of_goes_on_when_the_caller_does():
     assert first.marks_ms["last_voiced"] == 400.0 and first.endpoint_ms == 1800.0
     assert first.user_text.startswith("i really") and first.invalid == []
     assert second.marks_ms == {"first_voiced": 0.0}
+
+
+def _reply(tracer: CallTracer, speech_id: str, marks: dict[str, float]) -> None:
+    token = _CURRENT_SPEECH.set(SimpleNamespace(id=speech_id))
+    try:
+        for name, at in marks.items():
+            tracer.mark(name, at)
+    finally:
+        _CURRENT_SPEECH.reset(token)
+
+
+def test_a_clip_whose_first_reply_was_cut_off_unheard_is_answered_by_the_reply_heard():
+    """A bench call at two calls (2026-12-06): Silero on the file hears 0.1 s of a falsetto
+    clip, the session's VAD hears it in two parts, a reply to the first part is cut off by the
+    second before a sample of it plays, and the reply to the second is what the caller hears.
+    The clip's voice marks go with the turn of the reply heard: its v2v runs from the clip's
+    last voiced sample to that reply. On the first part's turn, the clip read as unanswered and
+    the simulated caller spoke its next clip over the real reply."""
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("speech_start", 1.0)
+    tracer.mark("first_voiced", 1.2)
+    tracer.mark("last_voiced", 1.3)
+    tracer.mark("end_of_turn", 2.2)
+    tracer.transcript("final_transcript", "i really", 2.2)
+    _reply(tracer, "first", {"llm_request": 2.25, "tts_request": 2.45, "tts_first_audio": 2.7})
+    tracer.mark("speech_start", 2.5)  # the caller goes on: the reply is cut off unheard
+    tracer._on_speech_done(SimpleNamespace(id="first", scheduled=True, interrupted=True))
+    tracer.mark("end_of_turn", 3.3)
+    tracer.transcript("final_transcript", "don't know how people talk like this", 3.3)
+    _reply(tracer, "second", {"llm_request": 3.35, "tts_request": 3.5, "tts_first_audio": 3.8})
+    _reply(tracer, "second", {"first_frame_out": 3.81, "agent_stopped": 6.0})
+    assert [r.v2v_ms for r in records] == [None] and "last_voiced" not in records[0].marks_ms
+    tracer._on_speech_done(SimpleNamespace(id="second", scheduled=True, interrupted=False))
+    tracer.close()
+    first, second = records
+    assert first.interrupted and first.speech_id == "first" and "first_voiced" not in first.marks_ms
+    assert second.speech_id == "second" and second.v2v_ms == 2510.0 and second.endpoint_ms == 2000.0
+    assert second.marks_ms["first_voiced"] == 0.0 and first.invalid == [] and second.invalid == []
+
+
+def test_a_clip_whose_reply_was_heard_keeps_its_marks_when_the_caller_goes_on():
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("first_voiced", 1.0)
+    tracer.mark("last_voiced", 2.0)
+    tracer.mark("end_of_turn", 2.2)
+    tracer.transcript("final_transcript", "hello", 2.2)
+    _reply(tracer, "reply", {"llm_request": 2.25, "tts_first_audio": 2.6, "first_frame_out": 2.61})
+    tracer.mark("speech_start", 2.7)  # a cough the VAD took for speech: the reply was heard
+    tracer._on_speech_done(SimpleNamespace(id="reply", scheduled=True, interrupted=True))
+    tracer.close()
+    first = records[0]
+    assert first.marks_ms["last_voiced"] == 1000.0 and first.v2v_ms == 610.0
+
+
+def test_a_reply_cut_off_unheard_for_a_later_final_leaves_its_turn_to_the_next_reply():
+    """LiveKit cut off the reply to a turn's first final when a later final added words, and
+    made another: that one, the reply heard, is the turn's, and the caller's next clip a new turn."""
+    records, clock = [], Clock()
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
+    tracer.mark("speech_start", 1.0)
+    tracer.mark("first_voiced", 1.2)
+    tracer.mark("last_voiced", 1.3)
+    tracer.mark("end_of_turn", 2.9)
+    tracer.transcript("final_transcript", "i really", 2.9)
+    _reply(tracer, "first", {"llm_request": 3.0})
+    tracer.transcript("final_transcript", "i really don't know how to do that", 3.2)
+    tracer._on_speech_done(SimpleNamespace(id="first", scheduled=True, interrupted=True))
+    assert records == []  # the turn waits for its reply
+    _reply(tracer, "second", {"llm_request": 3.25, "tts_request": 3.4, "tts_first_audio": 3.7})
+    _reply(tracer, "second", {"first_frame_out": 3.71, "agent_stopped": 5.0})
+    tracer._on_speech_done(SimpleNamespace(id="second", scheduled=True, interrupted=False))
+    tracer.mark("first_voiced", 5.8)  # the next clip
+    tracer.close()
+    first, second = records
+    assert first.speech_id == "second" and first.v2v_ms == 2410.0 and not first.interrupted
+    assert first.user_text == "i really don't know how to do that" and first.invalid == []
+    assert second.marks_ms == {"first_voiced": 0.0}
