@@ -1,5 +1,5 @@
 """How much of the LLM's reply the caller hears: at most `llm.max_sentences` sentences, none of
-them said twice.
+them said twice, and no run of words said three times in a row.
 
 Asked for "one or two short sentences", a small model still runs on to `max_tokens` or says a
 sentence again; every extra sentence is vLLM and Kokoro time that the caller waits through and
@@ -20,6 +20,26 @@ from services.llm import sentence_ends
 
 def _words(sentence: str) -> str:
     return " ".join(re.findall(r"\w+", sentence.lower()))
+
+
+# A sentence that says the same run of words three times in a row is a small model looping ("to
+# be old as opposed to being old as opposed to being old as opposed ..."): it runs on to
+# `max_tokens` with no sentence end (19 s of audio to one turn of a plain prompt's replies on
+# SmolLM2-135M, 6 Dec), so the reply stops at the third time, before it is passed on. Runs of
+# LOOP_MIN_WORDS+: "no, no, no" and "ha ha ha" are said on purpose.
+LOOP_MIN_WORDS = 3
+LOOP_TIMES = 3
+
+
+def _loops(text: str) -> bool:
+    """The complete words of `text` end in one run said LOOP_TIMES times in a row."""
+    complete = text if text[-1:].isspace() else text[: text.rfind(" ") + 1]  # the last word may go on
+    words = re.findall(r"\w+", complete.lower())
+    for n in range(LOOP_MIN_WORDS, len(words) // LOOP_TIMES + 1):
+        run = words[-n:]
+        if all(words[-(k + 1) * n : len(words) - k * n] == run for k in range(1, LOOP_TIMES)):
+            return True
+    return False
 
 
 class ReplyLimit:
@@ -45,7 +65,11 @@ class ReplyLimit:
             return ""
         self._text += delta
         ends = sentence_ends(self._text)
-        if not ends:  # the first sentence streams as it comes
+        if not ends:  # the first sentence streams as it comes, until it loops
+            if _loops(self._text):
+                self.repeats += 1
+                self.done = True
+                return ""
             return self._pass(len(self._text))
         first_ended = not self._ends
         if first_ended:
@@ -63,6 +87,9 @@ class ReplyLimit:
         else:
             if first_ended:  # its line break goes now (see `_break`), with any whole sentences after it
                 until = max(until, self._break[1])
+            if _loops(self._text[self._ends[-1] :]):  # a later sentence that never ends: not said
+                self.repeats += 1
+                self.done = True
         return self._pass(until)
 
     def flush(self) -> str:

@@ -131,6 +131,20 @@ def test_the_phrase_cut_is_the_one_the_stream_makes_as_soon_as_its_start_is_whol
     )
 
 
+async def test_a_first_clause_with_no_phrase_start_in_reach_is_cut_between_words_once_that_is_known():
+    """A small model's loop has no comma, no sentence end and no phrase start: it was sent whole
+    at the piece limit, 2-4 s of LLM decode after its first word."""
+    loop = "To be old as opposed to being old as opposed to being old as opposed to being old"
+    cut = ["To be old as opposed", "to being old as opposed to being old as opposed to being old"]
+    assert clauses(loop, 1, 8) == cut  # near six words in, never after a lead-in ("to")
+    words = loop.split()
+    assert clauses(" ".join(words[:11]), 1, 8) == [" ".join(words[:11])]  # a start could still come
+    assert clauses(" ".join(words[:12]), 1, 8) == [cut[0], " ".join(words[5:12])]  # now none can
+    reply = f"{loop}. Sorry about that."
+    streamed = await stream_chunks(reply, phrase_from_words=8)
+    assert streamed[0] == cut[0] and streamed == FirstClauseTokenizer(phrase_from_words=8).tokenize(reply)
+
+
 async def pending_after(text: str) -> list[str]:
     """What the stream has handed on once `text` is in, with no more text yet (the LLM still
     decoding, or the reply limit holding the next sentence until it is whole)."""

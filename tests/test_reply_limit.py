@@ -88,3 +88,24 @@ def test_the_first_sentences_end_passes_as_a_line_break_while_the_second_is_held
 def test_sentences_that_come_in_one_delta_with_the_first_all_pass():
     _, heard = run(ReplyLimit(None), ["Hello there. How are you today? I am fine. ", "Bye now."])
     assert heard == "Hello there.\nHow are you today? I am fine. Bye now."
+
+
+def test_a_first_sentence_that_loops_stops_at_the_third_time():
+    """SmolLM2-135M, a plain prompt: 'as opposed to being old' until max_tokens, no sentence end."""
+    limit = ReplyLimit(2)
+    passed, heard = run(limit, tokens("To be old as opposed" + " to being old as opposed" * 30))
+    assert heard == "To be old as opposed to being old as opposed to being old as opposed to being"
+    assert limit.done and limit.repeats == 1
+
+
+@pytest.mark.parametrize("said", ["No, no, no, no, not at all.", "Ha ha ha ha ha ha, that is a good one."])
+def test_a_short_word_said_again_on_purpose_is_no_loop(said):
+    assert run(ReplyLimit(2), tokens(said))[1] == said
+
+
+def test_a_later_sentence_that_loops_is_not_said_and_ends_the_reply():
+    limit = ReplyLimit(3)
+    reply = "Sure, I can help. " + "It is the one that is the one that" + " is the one that" * 20
+    passed, heard = run(limit, tokens(reply))
+    assert heard == "Sure, I can help.\n" and limit.done and limit.repeats == 1
+    assert len(passed) < 20  # the stream was left well before its end

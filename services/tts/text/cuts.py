@@ -126,8 +126,9 @@ def _binds_pair(before: list[str]) -> bool:
 def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -> list[str]:
     """`clause` cut once before a phrase start (the kinds above), as a stream of its words would
     cut it: nothing until `from_words` words are in, then at the first point where a start leaves
-    a first chunk of PHRASE_WORDS words and PHRASE_TAIL words from it on are in. Whole if there is
-    none. So the whole text and the same text streamed word by word are cut alike."""
+    a first chunk of PHRASE_WORDS words and PHRASE_TAIL words from it on are in; with none in
+    reach, between two words once that is known. Whole if it ends first. So the whole text and
+    the same text streamed word by word are cut alike."""
     words = clause.split()
     lo, hi = PHRASE_WORDS
     found: list[tuple[int, int]] = []  # (rank, index of the first word after the cut), in reach
@@ -142,11 +143,19 @@ def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -
             continue
         if kind is not None:
             found.append((kind * 10 + abs(i - PHRASE_AIM), i))
+    # No start in reach (known once PHRASE_TAIL words past reach are in): cut between two words
+    # nearest PHRASE_AIM, not after a lead-in. The clause may run on to the piece limit: a 135M
+    # model looping "to be old as opposed to being old as opposed ..." held a reply's first audio
+    # 2.3-4.2 s behind its LLM (`bench compare`, own replies to a plain prompt, 6 Dec 21:05).
+    plain = [i for i in range(lo, min(hi, len(words) - 1) + 1) if words[i - 1].lower().strip("\"'") not in _LEADS_ON]
+    fallback = min(plain, key=lambda i: abs(i - PHRASE_AIM), default=None)
     for seen in range(max(from_words, lo + PHRASE_TAIL), len(words) + 1):
         visible = [start for start in found if start[1] + PHRASE_TAIL <= seen]
         if visible:
             cut = min(visible)[1]
             return [" ".join(words[:cut]), " ".join(words[cut:])]
+        if seen >= hi + PHRASE_TAIL and fallback is not None:
+            return [" ".join(words[:fallback]), " ".join(words[fallback:])]
     return [clause]
 
 
