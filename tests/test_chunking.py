@@ -139,7 +139,12 @@ async def test_a_first_clause_with_no_phrase_start_in_reach_is_cut_between_words
     assert clauses(loop, 1, 8) == cut  # near six words in, never after a lead-in ("to")
     words = loop.split()
     assert clauses(" ".join(words[:11]), 1, 8) == [" ".join(words[:11])]  # a start could still come
-    assert clauses(" ".join(words[:12]), 1, 8) == [cut[0], " ".join(words[5:12])]  # now none can
+    assert clauses(" ".join(words[:12]), 1, 8) == [" ".join(words[:12])]  # none can; it may end here
+    assert clauses(" ".join(words[:13]), 1, 8) == [cut[0], " ".join(words[5:13])]  # it goes on
+    assert clauses("Well, that depends on the size of the room you want to heat.", 1, 8) == [
+        "Well,",
+        "that depends on the size of the room you want to heat.",
+    ]
     reply = f"{loop}. Sorry about that."
     streamed = await stream_chunks(reply, phrase_from_words=8)
     assert streamed[0] == cut[0] and streamed == FirstClauseTokenizer(phrase_from_words=8).tokenize(reply)

@@ -143,10 +143,11 @@ def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -
             continue
         if kind is not None:
             found.append((kind * 10 + abs(i - PHRASE_AIM), i))
-    # No start in reach (known once PHRASE_TAIL words past reach are in): cut between two words
-    # nearest PHRASE_AIM, not after a lead-in. The clause may run on to the piece limit: a 135M
-    # model looping "to be old as opposed to being old as opposed ..." held a reply's first audio
-    # 2.3-4.2 s behind its LLM (`bench compare`, own replies to a plain prompt, 6 Dec 21:05).
+    # No start in reach (known once PHRASE_TAIL words past reach are in) and the clause goes on
+    # past them: cut between two words nearest PHRASE_AIM, not after a lead-in. Whole, the clause
+    # could run on to the piece limit: a 135M model looping "to be old as opposed to being old as
+    # opposed ..." held a reply's first audio 2.3-4.2 s behind its LLM (`bench compare`, own
+    # replies to a plain prompt, 6 Dec 21:05).
     plain = [i for i in range(lo, min(hi, len(words) - 1) + 1) if words[i - 1].lower().strip("\"'") not in _LEADS_ON]
     fallback = min(plain, key=lambda i: abs(i - PHRASE_AIM), default=None)
     for seen in range(max(from_words, lo + PHRASE_TAIL), len(words) + 1):
@@ -154,7 +155,7 @@ def first_phrase(clause: str, from_words: int = PHRASE_WORDS[0] + PHRASE_TAIL) -
         if visible:
             cut = min(visible)[1]
             return [" ".join(words[:cut]), " ".join(words[cut:])]
-        if seen >= hi + PHRASE_TAIL and fallback is not None:
+        if seen > hi + PHRASE_TAIL and fallback is not None:
             return [" ".join(words[:fallback]), " ".join(words[fallback:])]
     return [clause]
 
