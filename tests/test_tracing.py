@@ -150,6 +150,19 @@ def _reply(tracer: CallTracer, speech_id: str, marks: dict[str, float]) -> None:
         _CURRENT_SPEECH.reset(token)
 
 
+def _falsetto_first_part(ended_at: float) -> tuple[list, CallTracer]:
+    """A falsetto clip's first part as a bench call fed it: the VAD hears speech from 1.0 s,
+    Silero on the file 0.1 s of it; the turn ended at `ended_at` with a first final."""
+    records: list = []
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=Clock())
+    tracer.mark("speech_start", 1.0)
+    tracer.mark("first_voiced", 1.2)
+    tracer.mark("last_voiced", 1.3)
+    tracer.mark("end_of_turn", ended_at)
+    tracer.transcript("final_transcript", "i really", ended_at)
+    return records, tracer
+
+
 def test_a_clip_whose_first_reply_was_cut_off_unheard_is_answered_by_the_reply_heard():
     """A bench call at two calls (2026-12-06): Silero on the file hears 0.1 s of a falsetto
     clip, the session's VAD hears it in two parts, a reply to the first part is cut off by the
@@ -157,13 +170,7 @@ def test_a_clip_whose_first_reply_was_cut_off_unheard_is_answered_by_the_reply_h
     The clip's voice marks go with the turn of the reply heard: its v2v runs from the clip's
     last voiced sample to that reply. On the first part's turn, the clip read as unanswered and
     the simulated caller spoke its next clip over the real reply."""
-    records, clock = [], Clock()
-    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
-    tracer.mark("speech_start", 1.0)
-    tracer.mark("first_voiced", 1.2)
-    tracer.mark("last_voiced", 1.3)
-    tracer.mark("end_of_turn", 2.2)
-    tracer.transcript("final_transcript", "i really", 2.2)
+    records, tracer = _falsetto_first_part(ended_at=2.2)
     _reply(tracer, "first", {"llm_request": 2.25, "tts_request": 2.45, "tts_first_audio": 2.7})
     tracer.mark("speech_start", 2.5)  # the caller goes on: the reply is cut off unheard
     tracer._on_speech_done(SimpleNamespace(id="first", scheduled=True, interrupted=True))
@@ -198,13 +205,7 @@ def test_a_clip_whose_reply_was_heard_keeps_its_marks_when_the_caller_goes_on():
 def test_a_reply_cut_off_unheard_for_a_later_final_leaves_its_turn_to_the_next_reply():
     """LiveKit cut off the reply to a turn's first final when a later final added words, and
     made another: that one, the reply heard, is the turn's, and the caller's next clip a new turn."""
-    records, clock = [], Clock()
-    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=clock)
-    tracer.mark("speech_start", 1.0)
-    tracer.mark("first_voiced", 1.2)
-    tracer.mark("last_voiced", 1.3)
-    tracer.mark("end_of_turn", 2.9)
-    tracer.transcript("final_transcript", "i really", 2.9)
+    records, tracer = _falsetto_first_part(ended_at=2.9)
     _reply(tracer, "first", {"llm_request": 3.0})
     tracer.transcript("final_transcript", "i really don't know how to do that", 3.2)
     tracer._on_speech_done(SimpleNamespace(id="first", scheduled=True, interrupted=True))
