@@ -67,8 +67,7 @@ class ReplyLimit:
         ends = sentence_ends(self._text)
         if not ends:  # the first sentence streams as it comes, until it loops
             if _loops(self._text):
-                self.repeats += 1
-                self.done = True
+                self._repeating()
                 return ""
             return self._pass(len(self._text))
         first_ended = not self._ends
@@ -88,8 +87,7 @@ class ReplyLimit:
             if first_ended:  # its line break goes now (see `_break`), with any whole sentences after it
                 until = max(until, self._break[1])
             if _loops(self._text[self._ends[-1] :]):  # a later sentence that never ends: not said
-                self.repeats += 1
-                self.done = True
+                self._repeating()
         return self._pass(until)
 
     def flush(self) -> str:
@@ -106,13 +104,17 @@ class ReplyLimit:
         """Whether `sentence` is said; marks the reply done when it is the last one."""
         words = _words(sentence)
         if words and words in self._said:
-            self.repeats += 1
-            self.done = True  # a model repeating itself has nothing new after it
+            self._repeating()
             return False
         self._said.append(words)
         if self._max is not None and len(self._said) >= self._max:
             self.done = True
         return True
+
+    def _repeating(self) -> None:
+        """The model says again what the reply said: it has nothing new after it."""
+        self.repeats += 1
+        self.done = True
 
     def _pass(self, until: int) -> str:
         start, (space_from, space_to) = self._passed, self._break
