@@ -117,6 +117,9 @@ class CallTracer:
         self._turns: list[_Turn] = []  # open turns, oldest first
         self._speeches: dict[str, _Speech] = {}
         self._playing: _Speech | None = None  # the speech whose audio the caller hears now
+        # The turn holding the first voiced sample of the simulated caller's clip being said: it
+        # is complete once the clip's last voiced sample has been fed and found its turn.
+        self._clip_turn: _Turn | None = None
         self._written = 0
 
     def now(self) -> float:
@@ -139,9 +142,14 @@ class CallTracer:
         elif name in USER_MILESTONES or either:
             turn = self._user_turn(starts=self._starts_turn(name, at), clip=name == "first_voiced")
             turn.marks.setdefault(name, at)
-            if name in ("end_of_turn", "first_voiced"):
+            if name == "first_voiced" and self._ground_truth_io:
+                self._clip_turn = turn
+            elif name == "last_voiced":
+                self._clip_turn = None
+            if name in ("end_of_turn", "first_voiced", "last_voiced"):
                 # a turn the ASR heard nothing in is complete now; so is one whose clip's end
-                # waited to see whether the caller went on in the same clip (`_goes_on_in`)
+                # waited to see whether the caller went on in the same clip (`_goes_on_in`), and
+                # one whose clip has ended
                 self._flush()
         else:
             raise ValueError(f"unknown milestone {name!r}")
@@ -274,11 +282,13 @@ class CallTracer:
         sample, fed after the turn it would close had already ended, is an utterance the VAD cut
         at a pause inside it going on: the words after the pause are the next turn's. The VAD's
         speech start for them can come after that sample when the words are short or the cores
-        busy; on the ended turn, the interrupted reply to its first half read as the answer."""
+        busy; on the ended turn, the interrupted reply to its first half read as the answer.
+        Not once the ended turn's reply has played out whole: the VAD heard none of it."""
         if name in ("speech_start", "first_voiced"):
             return True
-        ended = self._turns[-1].marks.get("end_of_turn") if self._turns else None
-        return name == "last_voiced" and ended is not None and at > ended
+        last = self._turns[-1] if self._turns else None
+        ended = last.marks.get("end_of_turn") if last is not None else None
+        return name == "last_voiced" and ended is not None and at > ended and not self._played_out(last)
 
     def _speech(self, speech_id: str) -> _Speech:
         speech = self._speeches.get(speech_id)
@@ -322,7 +332,7 @@ class CallTracer:
     def _complete(self, turn: _Turn, closing: bool) -> bool:
         if closing:
             return True
-        if any(s.done_at is None for s in turn.speeches):
+        if any(s.done_at is None for s in turn.speeches) or turn is self._clip_turn:
             return False
         following = self._turns[1] if len(self._turns) > 1 and turn is self._turns[0] else None
         if following is not None and self._cut_off_unheard(turn) and self._goes_on_in(following) is None:
@@ -342,6 +352,9 @@ class CallTracer:
         while self._turns and self._complete(self._turns[0], closing):
             turn = self._turns.pop(0)
             following = self._turns[0] if self._turns else None
+            if following is not None and self._tail_unheard(following) and self._heard_whole(turn):
+                turn.marks["last_voiced"] = self._turns.pop(0).marks["last_voiced"]
+                following = self._turns[0] if self._turns else None
             if following is not None and self._cut_off_unheard(turn) and self._goes_on_in(following):
                 for name in ("first_voiced", "last_voiced"):
                     if name in turn.marks:
@@ -355,6 +368,27 @@ class CallTracer:
     # simulated caller, counting it answered, spoke its next clip over the real reply (a falsetto
     # clip Silero hears 0.1 s of, in every bench calls run of 2026-12-06). Only with ground truth:
     # in a room each part's voice marks are the VAD's estimate of that part.
+
+    # A clip whose end the VAD never heard: it ended the turn at a pause, and the words after it
+    # were too soft for a speech start, so the clip's last voiced sample opened a turn (see
+    # `_starts_turn`) that nothing else comes to. Once the ended turn's reply has played out
+    # uninterrupted, the VAD heard no more of the caller: that reply answered the clip, and its
+    # endpoint says the VAD ended the turn before the voice did. Left open, the turn had no
+    # reply until the simulated caller gave up (a 2-minute soak at two calls, 2026-12-06).
+
+    @staticmethod
+    def _tail_unheard(turn: _Turn) -> bool:
+        """`turn` holds a clip's last voiced sample and nothing else."""
+        return list(turn.marks) == ["last_voiced"] and not (turn.finals or turn.preflights or turn.speeches)
+
+    def _heard_whole(self, turn: _Turn) -> bool:
+        """`turn`'s reply was heard, and not interrupted (so far)."""
+        reply = self._reply(turn)
+        return reply is not None and "first_frame_out" in reply.marks and not reply.interrupted
+
+    def _played_out(self, turn: _Turn) -> bool:
+        """`turn`'s reply was heard and has played out, uninterrupted."""
+        return all(s.done_at is not None for s in turn.speeches) and self._heard_whole(turn)
 
     def _cut_off_unheard(self, turn: _Turn) -> bool:
         """`turn` holds a clip's end and no reply to it was heard."""

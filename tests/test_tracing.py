@@ -163,6 +163,53 @@ def _falsetto_first_part(ended_at: float) -> tuple[list, CallTracer]:
     return records, tracer
 
 
+def _ended_before_its_clip() -> tuple[list, CallTracer]:
+    """A clip whose soft last words the VAD never heard: it ended the turn at 2.0 s, a reply came."""
+    records: list = []
+    tracer = CallTracer("call", records.append, ground_truth_io=True, clock=Clock())
+    tracer.mark("first_voiced", 1.0)
+    tracer.mark("speech_start", 1.1)
+    tracer.mark("end_of_turn", 2.0)
+    tracer.transcript("final_transcript", "what do you make of", 2.0)
+    _reply(tracer, "reply", {"llm_request": 2.05, "tts_first_audio": 2.5, "first_frame_out": 2.51})
+    return records, tracer
+
+
+@pytest.mark.parametrize("played_out_first", [False, True])
+def test_a_clip_end_the_vad_never_heard_is_answered_by_the_reply_it_got(played_out_first):
+    """The soft end of the clip (2.8 s) was fed after the VAD had ended its turn, and no speech
+    start followed: the reply that played out whole is the clip's answer, and the record says
+    the VAD ended the turn 800 ms before the voice did. Open on a turn of its own, the clip had
+    no reply until the simulated caller gave up waiting (a 2-minute soak at two calls)."""
+    records, tracer = _ended_before_its_clip()
+    done = SimpleNamespace(id="reply", scheduled=True, interrupted=False)
+    if played_out_first:
+        tracer._on_speech_done(done)
+        assert records == []  # the clip goes on: its turn waits for its end
+        tracer.mark("last_voiced", 2.8)
+    else:
+        tracer.mark("last_voiced", 2.8)
+        assert records == []
+        tracer._on_speech_done(done)
+    [record] = records
+    assert record.marks_ms["last_voiced"] == 1800.0 and record.v2v_ms == -290.0
+    assert record.endpoint_ms == -800.0 and "endpoint_ms -800 < 0" in record.invalid
+    tracer.mark("first_voiced", 5.0)  # the next clip
+    tracer.close()
+    assert [r.marks_ms for r in records[1:]] == [{"first_voiced": 0.0}]
+
+
+def test_a_clip_end_whose_speech_start_comes_late_is_still_the_next_turns():
+    records, tracer = _ended_before_its_clip()
+    tracer.mark("last_voiced", 2.8)
+    tracer.mark("speech_start", 2.85)  # the VAD heard the words after the pause, late
+    tracer._on_speech_done(SimpleNamespace(id="reply", scheduled=True, interrupted=True))
+    tracer.mark("end_of_turn", 3.0)
+    tracer.close()
+    first, second = records
+    assert "last_voiced" not in first.marks_ms and second.endpoint_ms == 200.0
+
+
 def test_a_clip_whose_first_reply_was_cut_off_unheard_is_answered_by_the_reply_heard():
     """A bench call at two calls (2026-12-06): Silero on the file hears 0.1 s of a falsetto
     clip, the session's VAD hears it in two parts, a reply to the first part is cut off by the
