@@ -52,12 +52,12 @@ def _dev(settings, name: str):
     return next(path for path, _, _ in dev_set(settings) if path.name == name)
 
 
-def okay_after_a_turn(settings, rate: int) -> tuple[np.ndarray, float]:
-    """Another speaker's turn, 3 s of a line's silence (exact zeros), the soft "okay", 1 s more,
-    int16 at `rate`, and where the "okay" begins (s)."""
+def okay_after_a_turn(settings, rate: int, gap_s: float = 3.0, lead: int = 0) -> tuple[np.ndarray, float]:
+    """Another speaker's turn, `gap_s` of a line's silence (exact zeros) and `lead` samples more,
+    the soft "okay", 1 s more, int16 at `rate`, and where the "okay" begins (s)."""
     before = load_utterance(_dev(settings, "accents--uk-fears.wav"), rate).pcm
     okay = load_utterance(_dev(settings, "one-word--okay.wav"), rate).pcm
-    gap = np.zeros(3 * rate, np.int16)
+    gap = np.zeros(round(gap_s * rate) + lead, np.int16)
     return np.concatenate([before, gap, okay, np.zeros(rate, np.int16)]), (len(before) + len(gap)) / rate
 
 
@@ -74,11 +74,26 @@ def with_forget(settings, forget_s: float | None):
     return settings.model_copy(update={"vad": settings.vad.model_copy(update={"forget_after_quiet_s": forget_s})})
 
 
+# Where a call's "okay" falls on the VAD's 32 ms windows: its 20 ms frames start it on one of
+# 8 offsets (the 48 kHz samples of a frame and a window have 192 in common).
+GRID = [(gap_s, offset * 192) for gap_s in (1.0, 2.0, 3.0) for offset in range(8)]
+
+
 @pytest.mark.parametrize("forget_s", [1.0, None])
 async def test_the_sessions_vad_hears_the_okay_once_it_has_forgotten(settings, forget_s):
-    pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE)
-    starts = await session_vad_starts(with_forget(settings, forget_s), pcm)
-    assert any(t >= okay_at for t in starts) == (forget_s is not None), starts
+    """At every offset a call can start the "okay" on, after 1-3 s of silence. Not every one: it
+    is at Silero's edge (its best smoothed window 0.51-0.93 by offset, and a start needs two
+    windows of 0.5), so a call misses it now and then (22 of 24 here with the rule, 0 without;
+    2026-12-07)."""
+    heard = 0
+    for gap_s, lead in GRID:
+        pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE, gap_s, lead)
+        starts = await session_vad_starts(with_forget(settings, forget_s), pcm)
+        heard += any(t >= okay_at for t in starts)
+    if forget_s is None:
+        assert heard <= 2, heard
+    else:
+        assert heard >= len(GRID) - 3, heard
 
 
 @pytest.mark.parametrize("forget_s", [1.0, None])
