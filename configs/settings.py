@@ -410,9 +410,9 @@ class VadSettings(_Section):
     activation_threshold: float = Field(default=0.5, gt=0, lt=1)
     # An utterance this long is ended even if the caller keeps talking.
     max_utterance_s: float = Field(default=60.0, gt=1)
-    # Both Silero VADs (the session's, the ASR's endpointer) clear their state after this long of
-    # a quiet line (p < 0.1, under -50 dBFS): a soft one-word answer after a turn and silence is
-    # heard (services/silero_state.py). None: never (the plugins as they are).
+    # After this long of a quiet line (p < 0.1, under -50 dBFS), both Silero VADs (the session's,
+    # the ASR's endpointer) score the next sound from a cleared state: a soft one-word answer after
+    # a turn and silence is heard (services/silero_state.py). None: never (the plugins as they are).
     forget_after_quiet_s: float | None = Field(default=1.0, gt=0)
 
 

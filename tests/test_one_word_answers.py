@@ -46,23 +46,17 @@ async def test_every_one_word_answer_is_answered(answers, settings):
     assert sum(not t["unheard"] for t in turns) >= len(turns) - 2, [t["user_text"] for t in turns]
 
 
-async def test_a_soft_okay_after_another_turn_in_the_same_call_is_answered_once_heard(services, settings, tmp_path):
+async def test_a_soft_okay_after_another_turn_in_the_same_call_is_answered(services, settings, tmp_path):
     """The dev set's soft "okay" after a turn of another speaker and the agent's reply, in one
     call: with both VADs keeping the call's Silero state it started no turn at two calls at once
-    (a bench call, 2026-12-06); they forget it in the quiet. Where the call's 32 ms windows fall
-    on it still decides whether the VAD hears it (about 1 offset in 12 it does not, the count is
-    test_silero_forgets'): heard, it is answered."""
+    (a bench call, 2026-12-06); with their state cleared once the quiet had lasted 1 s, where
+    the call's 32 ms windows fell on it still decided (CI missed it once); cleared at the sound
+    after the quiet, both hear it wherever they fall (test_silero_forgets)."""
     required(settings, extra=devset_artifacts(settings))
     clips = {wav.name: wav for wav, _, _ in dev_set(settings)}
     call = await run_call(
         settings, [clips["accents--uk-fears.wav"], clips["one-word--okay.wav"]], tmp_path, reply_timeout_s=30.0
     )
     turns = call.voiced_turns()
-    assert len(turns) == 2, call.turns
-    first, okay = turns
-    assert first["v2v_ms"] is not None and not first["invalid"], first
-    if okay["v2v_ms"] is None:  # unanswered only where the call's VAD never heard it start
-        assert "speech_start" not in okay["marks_ms"], okay
-        return
-    assert not okay["invalid"], okay
-    assert "okay" in okay["user_text"].lower() or okay["unheard"], okay
+    assert len(turns) == 2 and all(t["v2v_ms"] is not None and not t["invalid"] for t in turns), call.turns
+    assert "okay" in turns[1]["user_text"].lower() or turns[1]["unheard"], turns[1]

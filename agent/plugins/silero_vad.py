@@ -1,5 +1,5 @@
-"""The session's VAD: LiveKit's Silero plugin, each stream's model clearing its state after
-`vad.forget_after_quiet_s` of quiet (the rule, and why: services/silero_state.py)."""
+"""The session's VAD: LiveKit's Silero plugin, each stream's model scoring the first sound after
+`vad.forget_after_quiet_s` of quiet from a cleared state (the rule, and why: services/silero_state.py)."""
 
 from __future__ import annotations
 
