@@ -283,12 +283,11 @@ class CallTracer:
         at a pause inside it going on: the words after the pause are the next turn's. The VAD's
         speech start for them can come after that sample when the words are short or the cores
         busy; on the ended turn, the interrupted reply to its first half read as the answer.
-        Not once the ended turn's reply has played out whole: the VAD heard none of it."""
+        (If no speech start comes, `_flush` gives it back: `_tail_unheard`.)"""
         if name in ("speech_start", "first_voiced"):
             return True
-        last = self._turns[-1] if self._turns else None
-        ended = last.marks.get("end_of_turn") if last is not None else None
-        return name == "last_voiced" and ended is not None and at > ended and not self._played_out(last)
+        ended = self._turns[-1].marks.get("end_of_turn") if self._turns else None
+        return name == "last_voiced" and ended is not None and at > ended
 
     def _speech(self, speech_id: str) -> _Speech:
         speech = self._speeches.get(speech_id)
@@ -334,7 +333,7 @@ class CallTracer:
             return True
         if any(s.done_at is None for s in turn.speeches) or turn is self._clip_turn:
             return False
-        following = self._turns[1] if len(self._turns) > 1 and turn is self._turns[0] else None
+        following = self._turns[1] if len(self._turns) > 1 else None  # `turn` is the oldest open one
         if following is not None and self._cut_off_unheard(turn) and self._goes_on_in(following) is None:
             return False  # whose the clip's voice marks are is known once the caller's next words end
         # A reply cut off before a sample of it was heard answers nothing: LiveKit cuts off a reply
@@ -382,13 +381,9 @@ class CallTracer:
         return list(turn.marks) == ["last_voiced"] and not (turn.finals or turn.preflights or turn.speeches)
 
     def _heard_whole(self, turn: _Turn) -> bool:
-        """`turn`'s reply was heard, and not interrupted (so far)."""
+        """`turn`'s reply was heard, and not interrupted."""
         reply = self._reply(turn)
         return reply is not None and "first_frame_out" in reply.marks and not reply.interrupted
-
-    def _played_out(self, turn: _Turn) -> bool:
-        """`turn`'s reply was heard and has played out, uninterrupted."""
-        return all(s.done_at is not None for s in turn.speeches) and self._heard_whole(turn)
 
     def _cut_off_unheard(self, turn: _Turn) -> bool:
         """`turn` holds a clip's end and no reply to it was heard."""
