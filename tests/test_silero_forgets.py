@@ -94,7 +94,7 @@ GRID = [(gap_s, offset * 192) for gap_s in (1.0, 2.0, 3.0) for offset in range(8
 async def test_the_sessions_vad_hears_the_okay_once_it_has_forgotten(settings, forget_s):
     """At every offset a call can start the "okay" on, after 1-3 s of silence: the word is at
     Silero's edge (its best smoothed window 0.51-0.93 by offset, and a start needs two windows
-    of 0.5). Its state cleared when the last stretch of quiet began, it missed 2 of these 24."""
+    of 0.5). With its state cleared once the quiet had lasted 1 s (the rule before), it missed 2."""
     heard = 0
     for gap_s, lead in GRID:
         pcm, okay_at = okay_after_a_turn(settings, ROOM_RATE, gap_s, lead)
