@@ -240,6 +240,19 @@ class TtsSettings(_SpeechService):
     # (three end the call). 1.0 s: the LLM's first clause plus this stay within the 2 s budget.
     first_audio_timeout_s: float = Field(default=1.0, gt=0)
     fallback_text: Text = "Sorry, I can't talk right now, please hold on."
+    # Replies' first pieces the service makes at its start, in the default voice and speed, and
+    # keeps (services/tts/server.py `make_app`): a reply opening with one of them has its first
+    # audio at once. The words an assistant opens with; list your agent's own, as the agent sends a
+    # reply's first chunk: "Sure," (its first clause, agent/plugins/chunking.py), "Thanks." (a
+    # sentence). Of "Thanks. Have a nice day." only "Thanks." is kept.
+    openers: list[Text] = Field(
+        default_factory=lambda: [
+            *("Sure.", "Sure,", "Yes.", "Yes,", "No.", "No,", "Okay.", "Okay,", "Of course.", "Of course,"),
+            *("Right.", "Right,", "Well,", "Great.", "Great,", "Got it.", "Got it,", "Alright.", "Alright,"),
+            *("Thanks.", "Thank you.", "Thank you,", "Sorry.", "Sorry,", "Hello!", "Hi!", "I see.", "Certainly."),
+        ],
+        max_length=64,
+    )
 
 
 class LlmSettings(ServiceAddress):

@@ -229,3 +229,23 @@ async def test_phrases_kept_at_start_are_made_before_the_service_answers():
     assert made_at_start == ["Sorry, I can't talk right now, please hold on."]
     assert kept == unkept  # the kept audio is what a request makes
     assert model.started == made_at_start * 2  # made at the start and for the unkept ask only
+
+
+async def test_a_reply_opening_with_an_opener_has_it_from_memory_and_nothing_else_does():
+    model = FakeKokoro()
+    async with fake_service(model, openers=["Sure,", "Thanks. Have a nice day."]) as url:
+        made_at_start = list(model.started)
+        client = TtsClient(url)
+        reply = await _audio(client, "Thanks. Your table is booked.")
+        alone = await _audio(client, "Thanks.")
+        later_chunk = await _audio(client, "Thanks.", continues=True)  # not a reply's opening
+        other_voice = await _audio(client, "Thanks.", voice="bf_emma")
+        unlisted = [await _audio(client, "Got it.") for _ in range(2)]
+        health = await client.health()
+        await client.aclose()
+    assert made_at_start == ["Sure,", "Thanks."]  # each opener's first sentence, as a reply's first piece
+    assert reply and alone and reply.startswith(alone) and later_chunk and other_voice
+    assert unlisted[0] and unlisted[0] == unlisted[1]
+    # after the start, "Thanks." is made for the later chunk and the other voice only
+    assert model.started[2:] == ["Your table is booked.", "Thanks.", "Thanks.", "Got it.", "Got it."]
+    assert health["openers"] == {"kept": 2, "remembered": 2}, health

@@ -60,9 +60,11 @@ class FakeKokoro:
 
 
 @asynccontextmanager
-async def fake_service(backend: FakeKokoro, keep_at_start: Sequence[str] = ()) -> AsyncIterator[str]:
+async def fake_service(
+    backend: FakeKokoro, keep_at_start: Sequence[str] = (), openers: Sequence[str] = ()
+) -> AsyncIterator[str]:
     """The service's app around `backend`, served as `services.tts.server` serves it."""
-    app = make_app(backend, load_settings("cpu"), keep_at_start=keep_at_start)
+    app = make_app(backend, load_settings("cpu"), keep_at_start=keep_at_start, openers=openers)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -5,6 +5,8 @@ POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "
   The text may be markdown with numbers, emoji, URLs...: the service makes it speakable first;
   control characters (NUL, ESC...) are gaps between words, zero-width ones nothing.
   `continues`: a later chunk of a reply already playing, served after other replies' first chunks.
+  A reply (not `continues`) whose first piece is one of the profile's `tts.openers` ("Sure,"), in
+  its default voice and speed, has that piece's audio from memory, made at the service's start.
   `keep`: a phrase said again and again (an agent's prerendered fallbacks): its audio is kept, and
   the same text, voice and speed later comes from memory, at once and with no synthesis. The
   profile's fallback phrases (`Settings.fallback_phrases`, its voice and speed) are kept from the
@@ -20,9 +22,11 @@ POST /v1/synthesize  {"text": str, "voice": str | null, "speed": float | null, "
          (aiohttp's own plain-text 413 for a body over 64 KiB)
 GET /v1/voices -> {"voices": [str], "default": str}
 GET /health    -> {"status": "ok", "backend": str, "waiting": int, "running": int,
-                   "pieces": {"synthesized": int, "stopped": int, "dropped": int}}
+                   "pieces": {"synthesized": int, "stopped": int, "dropped": int},
+                   "openers": {"kept": int, "remembered": int}}
   pieces: since start, pieces synthesised, stopped part-way and never started because the caller
-  hung up; waiting: pieces queued now; running: pieces being synthesised now.
+  hung up; waiting: pieces queued now; running: pieces being synthesised now; openers: the openers
+  kept, and the replies whose first piece came from them (no synthesis).
 """
 
 from __future__ import annotations

@@ -75,11 +75,21 @@ class KeptPhrases:
             self._audio.popitem(last=False)
 
 
-def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[str] = ()) -> web.Application:
+def make_app(
+    backend: TtsBackend, settings: Settings, keep_at_start: Sequence[str] = (), openers: Sequence[str] = ()
+) -> web.Application:
     """The service around `backend`. Serve it with handler cancellation on (see `serve`): that is
-    how a hang-up reaches the queue. `keep_at_start`: phrases made and kept before it answers."""
+    how a hang-up reaches the queue. `keep_at_start`: phrases made and kept before it answers;
+    `openers`: replies' first pieces made and kept before it answers, for the default voice and
+    speed. A reply whose first piece is one of them has it at once: replies open with the same few
+    words again and again ("Sure,", "Of course,"), and on 2 cores Kokoro's first audio for "Sure,"
+    alone costs 0.4-0.5 s (its decoder's fixed cost and the silence it decodes around a piece).
+    Only these: first pieces kept as they came would make a benchmark's second run, or one side of
+    `bench compare`, hear the other's work."""
     queue = SynthesisQueue(backend)
     kept_phrases = KeptPhrases()
+    kept_openers: dict[tuple[str, str, float], bytes] = {}
+    remembered = 0  # replies' first pieces answered from `kept_openers`
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response(
@@ -89,6 +99,7 @@ def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[st
                 "pieces": dataclasses.asdict(queue.counts),
                 "waiting": queue.waiting,
                 "running": queue.running,
+                "openers": {"kept": len(kept_openers), "remembered": remembered},
             }
         )
 
@@ -147,9 +158,15 @@ def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[st
         pieces: list[str], voice: str, speed: float, first: bool, started: Callable[[], None] = lambda: None
     ) -> AsyncIterator[bytes]:
         """The PCM of `pieces` as the queue makes it, each piece's edges fitted (`first`: the
-        first piece opens a reply); `started` is called as each piece is asked for."""
+        first piece opens a reply: one of `kept_openers` comes from memory); `started` is called
+        as each piece is asked for."""
+        nonlocal remembered
         for i, piece in enumerate(pieces):
             started()
+            if first and i == 0 and (pcm := kept_openers.get((piece, voice, speed))) is not None:
+                remembered += 1
+                yield pcm
+                continue
             edges = EdgeFitter(backend.sample_rate, piece)
             async with aclosing(queue.stream(piece, voice, speed, first=first and i == 0)) as parts:
                 async for part in parts:
@@ -159,16 +176,22 @@ def make_app(backend: TtsBackend, settings: Settings, keep_at_start: Sequence[st
                 yield to_pcm16(audio)
 
     async def keep_phrases(_: web.Application) -> None:
-        if not keep_at_start:
-            return
         voice, speed = settings.tts.voice, settings.tts.speed
+        if voice not in backend.voices:
+            return
         for text in keep_at_start:
-            pieces = split_pieces(speakable(text))
-            if pieces and voice in backend.voices:
+            if pieces := split_pieces(speakable(text)):
                 kept_phrases.put(
                     (text, voice, speed), b"".join([pcm async for pcm in audio_of(pieces, voice, speed, True)])
                 )
-        log.info("made and kept %d phrases", len(kept_phrases))
+        for text in openers:
+            if pieces := split_pieces(speakable(text)):
+                opener = pieces[0]
+                kept_openers[(opener, voice, speed)] = b"".join(
+                    [pcm async for pcm in audio_of([opener], voice, speed, True)]
+                )
+        if keep_at_start or openers:
+            log.info("made and kept %d phrases and %d reply openers", len(kept_phrases), len(kept_openers))
 
     async def close_queue(_: web.Application) -> None:
         await queue.aclose()
@@ -193,7 +216,8 @@ def build(settings: Settings) -> tuple[web.Application, TtsSettings]:
     # The agents' fallbacks, asked for with `keep` in every call: made before the first call, or
     # that call makes them on the cores its first reply needs ("Sure." took 1.4 s in a first
     # call's first turn, 0.5-0.7 s in later calls).
-    return make_app(backend, settings, keep_at_start=settings.fallback_phrases()), settings.tts
+    app = make_app(backend, settings, keep_at_start=settings.fallback_phrases(), openers=settings.tts.openers)
+    return app, settings.tts
 
 
 if __name__ == "__main__":
