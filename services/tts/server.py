@@ -82,8 +82,8 @@ def make_app(
     how a hang-up reaches the queue. `keep_at_start`: phrases made and kept before it answers;
     `openers`: replies' first pieces made and kept before it answers, for the default voice and
     speed. A reply whose first piece is one of them has it at once: replies open with the same few
-    words again and again ("Sure,", "Of course,"), and on 2 cores Kokoro's first audio for "Sure,"
-    alone costs 0.4-0.5 s (its decoder's fixed cost and the silence it decodes around a piece).
+    words again and again ("Sure,", "Of course,"), and on a 2-core AMD EPYC Kokoro's first audio
+    for a piece of one to three words took 0.4-0.8 s in calls (docs/benchmarks.md, 7 Dec).
     Only these: first pieces kept as they came would make a benchmark's second run, or one side of
     `bench compare`, hear the other's work."""
     queue = SynthesisQueue(backend)
