@@ -179,17 +179,16 @@ def make_app(
         voice, speed = settings.tts.voice, settings.tts.speed
         if voice not in backend.voices:
             return
+
+        async def made(pieces: list[str]) -> bytes:
+            return b"".join([pcm async for pcm in audio_of(pieces, voice, speed, True)])
+
         for text in keep_at_start:
             if pieces := split_pieces(speakable(text)):
-                kept_phrases.put(
-                    (text, voice, speed), b"".join([pcm async for pcm in audio_of(pieces, voice, speed, True)])
-                )
+                kept_phrases.put((text, voice, speed), await made(pieces))
         for text in openers:
             if pieces := split_pieces(speakable(text)):
-                opener = pieces[0]
-                kept_openers[(opener, voice, speed)] = b"".join(
-                    [pcm async for pcm in audio_of([opener], voice, speed, True)]
-                )
+                kept_openers[(pieces[0], voice, speed)] = await made(pieces[:1])
         if keep_at_start or openers:
             log.info("made and kept %d phrases and %d reply openers", len(kept_phrases), len(kept_openers))
 
