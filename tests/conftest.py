@@ -23,7 +23,7 @@ _normalize = EnglishTextNormalizer()
 # installed demo), and compiling its model graph adds ~45-55 s to each start here. The tests
 # measure no decode speed; the product's compiled default is `configs/cpu.yaml`'s.
 os.environ.setdefault("HALFSEC_LLM__EAGER", "true")
-# And float32 wherever the suite runs: the product runs bf16 on CPUs with AMX (configs/cpu.yaml),
+# And float32 wherever the suite runs: the product runs bf16 on CPUs that compute in it (cpu.yaml),
 # where greedy replies differ; in bf16 the 135M model padded the tool test's forced `{}` with
 # whitespace until max_tokens. The replies the tests assert on stay the same on any CI box.
 os.environ.setdefault("HALFSEC_LLM__DTYPE", "float32")

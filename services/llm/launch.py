@@ -14,9 +14,9 @@ from importlib.resources import files
 from pathlib import Path
 
 from configs import Settings
-from configs.settings import HUB_PREFIX
+from configs.settings import HUB_PREFIX, NATIVE_BF16
 
-from ..cpu_features import has_bf16_matrix_units
+from ..cpu_features import has_bf16_units
 from ..plan import current_plan
 
 log = logging.getLogger("halfsec.llm")
@@ -68,11 +68,11 @@ def cpp_compiler() -> str | None:
 
 
 def vllm_dtype(settings: Settings) -> str:
-    """`llm.dtype` as vLLM's --dtype: "bfloat16-on-amx" is bfloat16 on a CPU with AMX's bf16 units,
-    else float32 (configs/cpu.yaml has the measurements)."""
-    if settings.llm.dtype != "bfloat16-on-amx":
+    """`llm.dtype` as vLLM's --dtype: "bfloat16-where-native" is bfloat16 on a CPU that computes
+    in bf16, else float32 (configs/cpu.yaml has the measurements)."""
+    if settings.llm.dtype != NATIVE_BF16:
         return settings.llm.dtype
-    return "bfloat16" if has_bf16_matrix_units() else "float32"
+    return "bfloat16" if has_bf16_units() else "float32"
 
 
 def vllm_command(settings: Settings) -> list[str]:

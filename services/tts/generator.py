@@ -1,14 +1,17 @@
-"""Kokoro's decoder for the onnx backend: one onnxruntime graph, or on a CPU with bf16 matrix
-units (Intel AMX), its generator's convolutions in bf16 on OpenVINO (kokoro_graph.py cuts it).
+"""Kokoro's decoder for the onnx backend: one onnxruntime graph, or on a CPU that computes in bf16
+(Intel AMX, AVX-512's bf16 on AMD Zen 4), its generator's convolutions in bf16 on OpenVINO
+(kokoro_graph.py cuts it).
 
 Per 25-ms frame, in-process, two threads, on a 2-core Xeon with AMX (2026-12-06): the int8 graph
 on onnxruntime 11-15 ms; the front and tail on onnxruntime with the generator on OpenVINO in bf16
 6-8 ms, at a log-spectral distance to the int8 audio (2.5-3.3 dB) like that of the float graph on
 onnxruntime (1.8-2.9 dB), and the same level (+-0.15 dB). The whole decoder in bf16 on OpenVINO
 was as fast but 2.6-3.4 dB quieter: the harmonic source's phase (a running sum) and its STFT do
-not survive bf16. Without AMX there are no bf16 units for it (OpenVINO then runs float32, which
-was no faster than int8 here), and an AVX2 box's int8 decoder made ~7 ms a frame: "auto" keeps
-onnxruntime there; the bf16 path was not measured on such a CPU (docs/benchmarks.md).
+not survive bf16. On a 2-core AMD EPYC Zen 4 (`avx512_bf16`, no AMX; 2026-12-07), the 30
+held-out replies' first pieces, alternating, three rounds: first audio P50 / P90 250 / 354 ms
+against 311 / 433 for int8, RTF 0.42 against 0.49; 2.6 dB from the int8 audio, level +0.24 dB.
+Without bf16 instructions OpenVINO runs float32, slower to first audio than int8 on an AVX2 EPYC
+(P50 771-808 ms against 557-596): "auto" keeps onnxruntime there (docs/benchmarks.md).
 
 OpenVINO builds kernels and buffers for each input length it meets and keeps them: the first
 run at a length took 50-150 ms more, and 120 runs at random lengths of 20-160 frames grew the
@@ -30,7 +33,7 @@ import numpy as np
 
 from configs.settings import TtsGenerator
 
-from ..cpu_features import has_bf16_matrix_units
+from ..cpu_features import has_bf16_units
 from .kokoro_graph import (
     ALIGNED,
     CURVE_STEPS,
@@ -50,16 +53,16 @@ RUNTIME_CACHE_LENGTHS = 32
 
 
 def chosen(generator: TtsGenerator) -> Literal["onnxruntime", "openvino-bf16"]:
-    """What `auto` means on this machine: OpenVINO's bf16 where the CPU has AMX and OpenVINO is
-    installed, onnxruntime's int8 elsewhere."""
+    """What `auto` means on this machine: OpenVINO's bf16 where the CPU computes in bf16 and
+    OpenVINO is installed, onnxruntime's int8 elsewhere."""
     if generator != "auto":
         return generator
-    if not has_bf16_matrix_units():
+    if not has_bf16_units():
         return "onnxruntime"
     try:
         import openvino  # noqa: F401
     except ImportError:
-        log.warning("this CPU has AMX but OpenVINO is not installed: Kokoro's decoder stays int8 (slower)")
+        log.warning("this CPU computes in bf16 but OpenVINO is not installed: Kokoro's decoder stays int8 (slower)")
         return "onnxruntime"
     return "openvino-bf16"
 
