@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 
 # AMX's bf16 tiles (Sapphire Rapids and later Xeons) or AVX-512's bf16 dot products (Zen 4 and
-# later, Cooper Lake). Without either, bf16 runs through conversions: on an AVX2 EPYC vLLM's
+# later, Cooper Lake). Without either, bf16 runs through conversions: on an AVX2 box vLLM's
 # first token took 850-1070 ms in bf16 against 195-330 in float32 (docs/benchmarks.md).
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
