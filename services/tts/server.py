@@ -84,8 +84,10 @@ def make_app(
     speed. A reply whose first piece is one of them has it at once: replies open with the same few
     words again and again ("Sure,", "Of course,"), and on a 2-core AMD EPYC Kokoro's first audio
     for a piece of one to three words took 0.4-0.8 s in calls (docs/benchmarks.md, 7 Dec).
-    Only these: first pieces kept as they came would make a benchmark's second run, or one side of
-    `bench compare`, hear the other's work."""
+    Making the 28 defaults adds 8.4-8.8 s to the service's start (a Zen 4 EPYC, `halfsec
+    services --only tts` with and without them, twice: 28-29 s against 19.5-20 s). Only these:
+    first pieces kept as they came would make a benchmark's second run, or one side of `bench
+    compare`, hear the other's work."""
     queue = SynthesisQueue(backend)
     kept_phrases = KeptPhrases()
     kept_openers: dict[tuple[str, str, float], bytes] = {}
