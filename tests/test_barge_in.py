@@ -107,7 +107,11 @@ async def test_barge_in_silences_the_agent_and_stops_the_services(services, sett
     # yet made on the two busy cores, services/tts/windows.py) when the caller began.
     assert -1000 < first["agent_stopped_ms"] <= 300, first["agent_stopped_ms"]
     heard = call.measured[1].agent_stopped_ms
-    assert heard is not None and heard <= 300, heard
+    # None: the recording heard the agent quiet for more than a pause before the caller began, as
+    # when its playout was a piece's silent tail (7 Dec: traced +167 ms, the recording quiet for the
+    # 445 ms before the caller, then 0.1 s of sound): nothing audible to stop, and the trace says
+    # when playout stopped.
+    assert heard is None or heard <= 300, heard
     # vLLM stopped decoding the interrupted reply when the next turn's began: never two at once
     # for more than a moment (one 100 ms sample).
     both = [t for t, n in running if n >= 2]
