@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -34,7 +35,7 @@ from configs import Settings
 from services.asr.client import AsrClient
 from services.llm import FIRST_SENTENCE
 from services.llm.health import LlmHealth
-from services.llm.hold import LlmHold
+from services.llm.hold import CALLER_HEADER, LlmHold
 from services.tts.client import TtsClient
 from services.tts.text.markup_stream import strip_markup
 
@@ -242,9 +243,12 @@ def _silero_vad(
     )
 
 
-def build_llm(settings: Settings, **options: Any) -> openai.LLM:
-    """The session's LLM: LiveKit's OpenAI plugin streaming from services/llm (vLLM). `options`
-    go to the plugin as they are (a test's `extra_body={"ignore_eos": True}`)."""
+def build_llm(settings: Settings, caller: str | None = None, **options: Any) -> openai.LLM:
+    """The session's LLM: LiveKit's OpenAI plugin streaming from services/llm (vLLM). `caller`:
+    the name its requests carry for the LLM hold (`llm_hold`). `options` go to the plugin as they
+    are (a test's `extra_body={"ignore_eos": True}`)."""
+    if caller is not None:
+        options["extra_headers"] = {CALLER_HEADER: caller} | options.get("extra_headers", {})
     return openai.LLM(
         model=settings.llm.served_model_name,
         base_url=settings.llm.client_base_url,
@@ -256,13 +260,19 @@ def build_llm(settings: Settings, **options: Any) -> openai.LLM:
     )
 
 
-def llm_hold(settings: Settings) -> LlmHold | None:
+def llm_hold(settings: Settings, caller: str | None = None) -> LlmHold | None:
     """The hold on the vLLM of this box until a reply's first audio is made (None: not
-    asked for, or the LLM runs elsewhere, on cores Kokoro does not share)."""
+    asked for, or the LLM runs elsewhere, on cores Kokoro does not share). `caller`: the name
+    the session's LLM requests carry (`build_llm`)."""
     lease_s = settings.llm.hold_for_first_audio_s
     if lease_s is None or settings.llm.elsewhere:
         return None
-    return LlmHold(settings.llm.client_base_url, lease_s=lease_s, token=settings.token())
+    return LlmHold(settings.llm.client_base_url, lease_s=lease_s, caller=caller, token=settings.token())
+
+
+def new_caller() -> str:
+    """A call's name on its LLM requests and holds: unique among the calls one vLLM serves."""
+    return uuid.uuid4().hex
 
 
 def llm_conn_options(settings: Settings) -> APIConnectOptions:
@@ -278,10 +288,13 @@ def build_session(
     asr: AsrClient | None = None,
     tts_client: TtsClient | None = None,
     model: llm.LLM | None = None,
+    caller: str | None = None,
 ) -> tuple[AgentSession, HalfsecAgent]:
     """The call's session and agent; `tracer` follows the session (attached before any other
     handler, so a turn's end is marked before anything reacts to it). The VAD, the services'
-    clients and the LLM come from settings unless given (a test's fakes)."""
+    clients and the LLM come from settings unless given (a test's fakes). `caller`: the name
+    a given `model` was built with (`build_llm`); its requests and the LLM hold share it."""
+    caller = caller or new_caller()
     vad = vad or build_vad(settings)
     stt = HalfsecSTT(
         asr or AsrClient(settings.asr.client_url, token=settings.token()),
@@ -293,7 +306,7 @@ def build_session(
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
         streaming=settings.asr.streaming,
     )
-    model = model or build_llm(settings)
+    model = model or build_llm(settings, caller)
     kokoro_client = tts_client or TtsClient(settings.tts.client_url, token=settings.token())
 
     def phrase(text: str, keep: bool = False) -> PrerenderedPhrase:
@@ -310,7 +323,7 @@ def build_session(
         on_mark=tracer.mark,
         fallback=lambda: tts_fallback.frames,
         first_audio_timeout_s=settings.tts.first_audio_timeout_s,
-        hold=llm_hold(settings),
+        hold=llm_hold(settings, caller),
     )
     # Our own adapter, not the session's default one, so the first chunk is a clause (and
     # services/tts knows which chunk opens a reply).

@@ -14,7 +14,7 @@ import openai
 import psutil
 import pytest
 
-from services.llm.hold import LlmHold
+from services.llm.hold import CALLER_HEADER, LlmHold
 
 PLUGIN = Path(__file__).parent.parent / "services/llm/vllm_plugin/halfsec_vllm.py"
 
@@ -28,7 +28,8 @@ def plugin_module():
     return module
 
 
-async def test_holds_pause_once_and_resume_when_the_last_is_released_or_expires():
+def recorded_holds():
+    """The plugin's holds on an engine that only records its pauses and resumes."""
     calls: list[str] = []
 
     async def pause() -> None:
@@ -37,7 +38,11 @@ async def test_holds_pause_once_and_resume_when_the_last_is_released_or_expires(
     async def resume() -> None:
         calls.append("resume")
 
-    holds = plugin_module().Holds(pause, resume)
+    return calls, plugin_module().Holds(pause, resume)
+
+
+async def test_holds_pause_once_and_resume_when_the_last_is_released_or_expires():
+    calls, holds = recorded_holds()
     await holds.hold("a", 5.0)
     await holds.hold("b", 5.0)  # a second call's first chunk: already paused
     assert calls == ["pause"] and holds.live == 2
@@ -53,13 +58,34 @@ async def test_holds_pause_once_and_resume_when_the_last_is_released_or_expires(
     assert calls == ["pause", "resume", "pause", "resume"] and holds.live == 0
 
 
+async def test_a_hold_waits_while_another_callers_reply_has_no_first_audio():
+    calls, holds = recorded_holds()
+    b_reply = object()
+    await holds.opened(b_reply, "b")  # caller b's reply is being decoded
+    await holds.hold("a", 5.0, caller="a")  # a's first chunk: b's first sentence is not held up
+    assert calls == [] and holds.opening == 1
+    await holds.hold("b", 5.0, caller="b")  # b's first chunk too: now both hold
+    assert calls == ["pause"] and holds.opening == 0
+    a_next = object()
+    await holds.opened(a_next, "a")  # a's next reply
+    assert calls == ["pause", "resume"]
+    holds.closed(a_next)  # it ended (the caller went on talking): the leases hold again
+    await asyncio.sleep(0.05)
+    assert calls == ["pause", "resume", "pause"]
+    holds.closed(b_reply)  # ended after its hold: nothing changes
+    await holds.opened(object(), None)  # a request naming no caller ends every hold
+    assert calls == ["pause", "resume", "pause", "resume"] and holds.live == 0
+
+
 def client(settings) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=settings.llm.client_base_url, api_key="x", max_retries=0)
 
 
-async def stream_tokens(settings, n: int, arrivals: list[float]) -> int:
-    """A reply of exactly `n` tokens; each token's arrival time appended to `arrivals`."""
+async def stream_tokens(settings, n: int, arrivals: list[float], caller: str | None = None) -> int:
+    """A reply of exactly `n` tokens, of `caller` if given; each token's arrival time appended to
+    `arrivals`."""
     stream = await client(settings).chat.completions.create(
+        extra_headers={} if caller is None else {CALLER_HEADER: caller},
         model=settings.llm.served_model_name,
         messages=[{"role": "user", "content": "Tell me a long story about a lighthouse."}],
         max_tokens=n,
@@ -174,3 +200,27 @@ async def test_another_callers_request_ends_the_hold(services, settings):
         assert await asyncio.wait_for(stream_tokens(settings, 3, arrivals), 10) == 3
         assert arrivals[0] - start < 1.0, "the new request waited for the hold's lease"
     await hold.aclose()
+
+
+async def test_a_hold_waits_until_another_callers_reply_has_its_first_audio(services, settings):
+    # a second call's first sentence is not decoded behind the first call's first chunk
+    a = LlmHold(settings.llm.client_base_url, lease_s=3.0, caller="a")
+    b = LlmHold(settings.llm.client_base_url, lease_s=3.0, caller="b")
+    arrivals: list[float] = []
+    reply = asyncio.create_task(stream_tokens(settings, 150, arrivals, caller="b"))
+    while len(arrivals) < 3:
+        await asyncio.sleep(0.01)
+    async with a.holding():
+        await asyncio.sleep(0.3)
+        before = len(arrivals)
+        await asyncio.sleep(0.5)
+        assert len(arrivals) > before, "b's reply waited on a's hold before b had its first audio"
+        async with b.holding():  # b's first chunk: both hold now
+            await asyncio.sleep(0.3)
+            held_at = len(arrivals)
+            await asyncio.sleep(0.5)
+            assert len(arrivals) == held_at, f"{len(arrivals) - held_at} tokens came while both held"
+    assert a.held == b.held == 1
+    assert await asyncio.wait_for(reply, 30) == 150
+    await a.aclose()
+    await b.aclose()

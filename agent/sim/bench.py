@@ -35,7 +35,7 @@ from latency import TurnLog, build_record
 from latency.summary import COLUMNS, percentile, stage_percentiles
 
 from ..admission import Admission, call_capacity
-from ..session import build_llm, build_session
+from ..session import build_llm, build_session, new_caller
 from .call import CallResult, run_call
 from .scripted import ScriptedLLM
 
@@ -61,7 +61,8 @@ async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: l
     or None for the models' own."""
     if replies is None:
         return await run_call(settings, files, out_dir, reply_timeout_s=REPLY_TIMEOUT_S)
-    model = ScriptedLLM(build_llm(settings), replies)
+    caller = new_caller()
+    model = ScriptedLLM(build_llm(settings, caller), replies)
     async with model.turns(settings.llm.client_base_url, settings.token()) as before_turn:
         return await run_call(
             settings,
@@ -69,7 +70,7 @@ async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: l
             out_dir,
             reply_timeout_s=REPLY_TIMEOUT_S,
             before_turn=before_turn,
-            build=lambda settings, tracer: build_session(settings, tracer, model=model),
+            build=lambda settings, tracer: build_session(settings, tracer, model=model, caller=caller),
         )
 
 

@@ -29,7 +29,7 @@ from rich.table import Table
 from configs import Settings
 from latency.summary import percentile
 
-from ..session import build_llm, build_session
+from ..session import build_llm, build_session, new_caller
 from ..tracing import CallTracer
 from .call import CallResult, run_call
 from .scripted import ScriptedLLM
@@ -74,12 +74,17 @@ def varied_turns(
 
 
 def side_llm(
-    settings: Settings, side: str, replies: list[str] | None, pieces: dict[str, list[str]] | None = None
+    settings: Settings,
+    side: str,
+    replies: list[str] | None,
+    pieces: dict[str, list[str]] | None = None,
+    caller: str | None = None,
 ) -> ScriptedLLM:
-    """The side's LLM plugin: halfsec's as the profile builds it; stock's with no options.
-    `pieces`: the replies already tokenized this run."""
+    """The side's LLM plugin: halfsec's as the profile builds it (`caller`: the call's name for
+    the LLM hold, as `build_session` gets it); stock's with no options. `pieces`: the replies
+    already tokenized this run."""
     if side == "halfsec":
-        return ScriptedLLM(build_llm(settings), replies, pieces)
+        return ScriptedLLM(build_llm(settings, caller), replies, pieces)
     plugin = openai.LLM(
         model=settings.llm.served_model_name,
         base_url=settings.llm.client_base_url,
@@ -88,9 +93,9 @@ def side_llm(
     return ScriptedLLM(plugin, replies, pieces)
 
 
-def _builder(side: str, model: ScriptedLLM) -> Callable[[Settings, CallTracer], tuple[AgentSession, Any]]:
+def _builder(side: str, model: ScriptedLLM, caller: str) -> Callable[[Settings, CallTracer], tuple[AgentSession, Any]]:
     if side == "halfsec":
-        return lambda settings, tracer: build_session(settings, tracer, model=model)
+        return lambda settings, tracer: build_session(settings, tracer, model=model, caller=caller)
     return lambda settings, tracer: build_stock_session(settings, tracer, model)
 
 
@@ -176,7 +181,8 @@ async def run_compare(
         first_turn = c * turns_per_call + 1  # the script goes on across calls
         order = SIDES if c % 2 == 0 else SIDES[::-1]
         for side in order:
-            model = side_llm(settings, side, replies, pieces)
+            caller = new_caller()
+            model = side_llm(settings, side, replies, pieces, caller)
             log.info("call %d/%d, %s: %d turns", c + 1, len(calls), side, len(files))
             async with model.turns(settings.llm.client_base_url, settings.token(), first_turn) as before_turn:
                 result = await run_call(
@@ -185,7 +191,7 @@ async def run_compare(
                     out_dir / side / f"call-{c:02d}",
                     reply_timeout_s=REPLY_TIMEOUT_S,
                     before_turn=before_turn,
-                    build=_builder(side, model),
+                    build=_builder(side, model, caller),
                 )
             rows[side].extend(turn_rows(result, model, first_turn))
             records[side].extend(result.turns)

@@ -20,14 +20,18 @@ from ..http import ServiceClient
 
 log = logging.getLogger("halfsec.llm")
 HOLD_PATH, RELEASE_PATH = "/halfsec/hold", "/halfsec/release"  # under the API's /v1, as the plugin's
+# Names the caller on its generation requests, as its holds do: the plugin does not pause vLLM
+# while another caller's reply is still on its way to its first audio.
+CALLER_HEADER = "x-halfsec-caller"
 
 
 class LlmHold(ServiceClient):
-    def __init__(self, api_url: str, *, lease_s: float, token: str | None = None) -> None:
+    def __init__(self, api_url: str, *, lease_s: float, caller: str | None = None, token: str | None = None) -> None:
         """`api_url`: the LLM's OpenAI API, with its /v1. `lease_s`: how long a hold lasts at
-        most if its release never comes (the holder died)."""
+        most if its release never comes (the holder died). `caller`: the name its generation
+        requests carry in CALLER_HEADER (None: a hold that yields to no reply of its own)."""
         super().__init__(api_url, aiohttp.ClientTimeout(total=2.0, sock_connect=0.5), token=token)
-        self.lease_s = lease_s
+        self.lease_s, self.caller = lease_s, caller
         self._supported = True
         self.held = 0  # holds the server took, for tests and figures
 
@@ -39,7 +43,10 @@ class LlmHold(ServiceClient):
             yield
             return
         key = uuid.uuid4().hex[:16]
-        taken = asyncio.create_task(self._post(HOLD_PATH, {"id": key, "lease_s": self.lease_s}))
+        body: dict[str, object] = {"id": key, "lease_s": self.lease_s}
+        if self.caller is not None:
+            body["caller"] = self.caller
+        taken = asyncio.create_task(self._post(HOLD_PATH, body))
         try:
             yield
         finally:
