@@ -303,6 +303,7 @@ def build_session(
         on_transcript=tracer.transcript,
         # the ASR service's endpoint is the end of the turn only when it decides turns
         marks_end_of_turn=settings.turn.detection == "stt",
+        unfinished_wait_s=settings.turn.unfinished_wait_s if settings.turn.detection == "vad" else None,
         survive_outages=True,  # while services/asr is away, each turn gets the fallback below
         streaming=settings.asr.streaming,
     )

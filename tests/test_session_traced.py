@@ -287,3 +287,26 @@ async def test_preemptive_tts_reaches_livekit(settings):
         assert session.options.preemptive_generation["enabled"] is True
         assert session.options.preemptive_generation["preemptive_tts"] is on
         await agent.aclose_clients()
+
+
+@pytest.mark.parametrize("wait_s", [0.8, None])
+async def test_a_pause_after_a_filler_does_not_end_the_turn(settings, tmp_path, wait_s):
+    """The caller pauses 0.5 s after "uh" (the VAD's 0.2 s ends its speech, the ASR ends an
+    utterance). With `turn.unfinished_wait_s` the words that stop there are held: one turn, one
+    reply, and none started on "Montreal, uh". Without it, the pause ends a turn whose reply
+    the caller's next words stop."""
+    whole = "Montreal, uh forced aligner."
+    call, model, _ = await scripted_call(
+        settings.model_copy(update={"turn": settings.turn.model_copy(update={"unfinished_wait_s": wait_s})}),
+        tmp_path,
+        [speech(0.6, 0.5, 0.6)],
+        [["Montreal, uh"], ["forced aligner."]],
+        {"Montreal, uh": Reply("Yes?", ttft_s=0.3), whole: Reply("Got it."), "forced aligner.": Reply("Got it.")},
+    )
+    if wait_s is None:
+        assert model.requests[0] == "Montreal, uh" and len(call.turns) == 2
+        return
+    [turn] = call.turns
+    assert_whole(turn, settings)
+    assert (turn["user_text"], turn["agent_text"]) == (whole, "Got it.")
+    assert model.requests == [whole] and turn["preflights"] == 1

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from agent.plugins.turn_words import TurnWords
+from agent.plugins.turn_words import TurnWords, looks_unfinished
 
 
 def joiner(wait_s: float = 0.2) -> tuple[TurnWords, list[str], list[str]]:
@@ -86,3 +86,49 @@ async def test_an_outage_drops_what_was_held():
     turn.reset()
     turn.caller_stopped()
     assert finals == [] and not turn.holding
+
+
+def test_words_that_stop_where_a_caller_goes_on():
+    unfinished = ["Uh.", "Um...", "You know...", "Montreal, uh", "I want the", "yes and", "Well,", "So -"]
+    finished = ["Thanks.", "What is it for?", "I hardly know her.", "I think so", "Montreal forced.", "", "And?"]
+    assert [t for t in unfinished if not looks_unfinished(t)] == []
+    assert [t for t in finished if looks_unfinished(t)] == []
+
+
+async def test_unfinished_words_wait_for_the_rest_of_the_turn():
+    finals: list[str] = []
+    turn = TurnWords(final=finals.append, interim=lambda _: None, unfinished_wait_s=0.2)
+    assert turn.waits_on("Montreal, uh") and not turn.waits_on("Montreal.")
+    turn.caller_started()
+    turn.utterance_started()
+    turn.final("Montreal, uh")
+    turn.caller_stopped()
+    await asyncio.sleep(0.1)
+    assert finals == [] and turn.holding  # the caller may go on
+    turn.caller_started()
+    await asyncio.sleep(0.2)
+    assert finals == []
+    turn.utterance_started()
+    turn.final("forced aligner.")
+    turn.caller_stopped()
+    assert finals == ["Montreal, uh forced aligner."]
+
+
+async def test_unfinished_words_are_the_turn_once_the_wait_is_over():
+    finals: list[str] = []
+    turn = TurnWords(final=finals.append, interim=lambda _: None, unfinished_wait_s=0.15)
+    turn.caller_started()
+    turn.caller_stopped()
+    turn.utterance_started()
+    turn.final("Um...")  # decoded after the caller stopped: waits what is left of 0.15 s
+    await asyncio.sleep(0.1)
+    assert finals == []
+    await asyncio.sleep(0.1)
+    assert finals == ["Um..."] and not turn.holding
+    # without the wait, the same words go out at once
+    plain: list[str] = []
+    other = TurnWords(final=plain.append, interim=lambda _: None)
+    other.caller_started()
+    other.caller_stopped()
+    other.final("Um...")
+    assert plain == ["Um..."] and not other.waits_on("Um...")

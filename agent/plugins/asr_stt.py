@@ -2,8 +2,9 @@
 while the caller talks (see services/asr/protocol.py).
 
 Service events map onto LiveKit's: speech_start -> START_OF_SPEECH, interim -> INTERIM,
-preflight -> PREFLIGHT (the session may start the LLM on it), end_of_speech -> END_OF_SPEECH,
-final -> FINAL. With `turn_detection="stt"` the service's endpoint ends the turn.
+preflight -> PREFLIGHT (the session may start the LLM on it; an INTERIM where its words look
+unfinished, turn_words.py), end_of_speech -> END_OF_SPEECH, final -> FINAL. With
+`turn_detection="stt"` the service's endpoint ends the turn.
 
 With the session's VAD ending turns, the service's finals inside one turn reach LiveKit as one
 final (turn_words.py): the service may end an utterance at a pause the session's VAD hears through.
@@ -90,6 +91,7 @@ class HalfsecSTT(stt.STT):
         on_mark: Mark | None = None,
         on_transcript: Transcript | None = None,
         marks_end_of_turn: bool = False,
+        unfinished_wait_s: float | None = None,
         on_failure: Callable[[Exception], None] | None = None,
         on_unheard: Callable[[], None] | None = None,
         survive_outages: bool = False,
@@ -104,6 +106,7 @@ class HalfsecSTT(stt.STT):
         self._transcript = on_transcript or (lambda kind, text: None)
         # with `turn_detection="stt"` the service's endpoint ends the turn (else the session's VAD)
         self._marks_end_of_turn = marks_end_of_turn
+        self._unfinished_wait_s = unfinished_wait_s  # turn_words.py
         self.on_failure = on_failure
         self.on_unheard = on_unheard
         self.survive_outages = survive_outages
@@ -177,7 +180,7 @@ class AsrSpeechStream(stt.RecognizeStream):
         self.final_seen = True  # no turn is waiting for its final
         self._stalled = asyncio.Event()  # set by the watchdog: the service hangs
         self._watchdog: asyncio.Task[None] | None = None
-        self.turn = TurnWords(final=self._final, interim=self._interim)
+        self.turn = TurnWords(final=self._final, interim=self._interim, unfinished_wait_s=owner._unfinished_wait_s)
 
     def watch_final(self) -> None:
         if not self.final_seen and (self._watchdog is None or self._watchdog.done()):
@@ -299,6 +302,9 @@ class AsrSpeechStream(stt.RecognizeStream):
             self._interim(self.turn.prefixed(event.text))
         elif isinstance(event, Preflight):
             text = self.turn.prefixed(event.text)
+            if self.turn.waits_on(text):  # no end of the turn: no reply started on it
+                self._interim(text)
+                return
             owner._transcript("preflight_transcript", text)
             emit(owner.event(kind.PREFLIGHT_TRANSCRIPT, text))
         elif isinstance(event, EndOfSpeech):

@@ -16,11 +16,22 @@ while the session hears the caller speak, and handed to LiveKit as one final onc
 
 Interims and preflights carry the held words before their own, so a preflight is the final it
 may become, and LiveKit's preemptive reply on it is kept.
+
+Words that stop where a caller would go on (`looks_unfinished`: a filler, a trailing article or
+conjunction, "..." or a comma) are held `unfinished_wait_s` after the caller stops, and their
+preflight is sent as an interim: LiveKit ends no turn and starts no reply without words, so a
+pause inside an utterance ("montreal uh ... forced aligner") no longer ends the turn and starts
+a reply the next words throw away. In three `halfsec bench calls --concurrency 2` runs
+(2026-12-07), 47 turns were so stopped by the caller's own next words, and the reply to the rest
+waited behind their discarded LLM and TTS work (1.5-2.3 s v2v against a P50 of ~0.9 s); 28 of
+those 47 transcripts end as `looks_unfinished` says, and 4 of the 236 answered turns. Silero hears
+pauses of 0.2-0.8 s inside the dev set's filler clips (the session's VAD stops 0.2 s into one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 # The rest of the turn's final comes at the service's endpoint (the same 0.2 s of silence as
@@ -28,10 +39,41 @@ from collections.abc import Callable
 # Past this, the held words are answered alone rather than keep the caller waiting.
 WAIT_S = 1.0
 
+# Words after which an English sentence is not over. Kept to fillers, articles, possessives and
+# conjunctions: prepositions can end one ("log in", "what is it for"), and so can "so" and "like".
+_OPEN_WORDS = frozenset(
+    {
+        *("uh", "um", "uhm", "er", "erm", "ah", "hm", "hmm", "mm"),
+        *("a", "an", "the", "my", "your", "our", "their"),
+        *("and", "or", "but", "because", "of", "to", "with"),
+    }
+)
+_OPEN_ENDINGS = ("...", "\u2026", ",", "-", "\u2013", "\u2014")  # Whisper's trailing off, a comma, a dash
+_WORD = re.compile(r"[a-z']+")
+
+
+def looks_unfinished(text: str) -> bool:
+    """Whether `text` (a turn's words so far) stops where a caller would go on."""
+    text = text.strip()
+    if not text or text.endswith(("?", "!")):
+        return False
+    if text.endswith(_OPEN_ENDINGS):
+        return True
+    words = _WORD.findall(text.lower())
+    return bool(words) and words[-1] in _OPEN_WORDS
+
 
 class TurnWords:
-    def __init__(self, final: Callable[[str], None], interim: Callable[[str], None], wait_s: float = WAIT_S) -> None:
+    def __init__(
+        self,
+        final: Callable[[str], None],
+        interim: Callable[[str], None],
+        wait_s: float = WAIT_S,
+        unfinished_wait_s: float | None = None,
+    ) -> None:
         self._final, self._interim, self._wait_s = final, interim, wait_s
+        self._unfinished_wait_s = unfinished_wait_s  # None: unfinished words go out like any
+        self._stopped_at: float | None = None  # loop time the caller last stopped
         self._held: list[str] = []
         self._speaking = False  # the session's VAD hears the caller
         # utterances the service has started and not yet given a final for (the next one may
@@ -50,12 +92,19 @@ class TurnWords:
 
     # -- the session's VAD
 
+    def waits_on(self, text: str) -> bool:
+        """`text` (with the held words) would be held when the caller stops: its preflight is no
+        end of the turn either."""
+        return self._unfinished_wait_s is not None and looks_unfinished(text)
+
     def caller_started(self) -> None:
         self._speaking = True
+        self._stopped_at = None
         self._cancel_timer()
 
     def caller_stopped(self) -> None:
         self._speaking = False
+        self._stopped_at = asyncio.get_running_loop().time()
         if not self._held:
             return
         if self._open:
@@ -86,6 +135,19 @@ class TurnWords:
         self._cancel_timer()
         words = " ".join([*self._held, text] if text else self._held)
         self._held = []
+        if self.waits_on(words) and self._stopped_at is not None and self._unfinished_wait_s is not None:
+            loop = asyncio.get_running_loop()
+            left = self._stopped_at + self._unfinished_wait_s - loop.time()
+            if left > 0:  # the caller may go on: the words wait for the rest, or for `left`
+                self._held = [words]
+                self._timer = loop.call_later(left, self._flush)
+                return
+        self._final(words)
+
+    def _flush(self) -> None:
+        """The caller did not go on: the unfinished words are the turn."""
+        self._timer = None
+        words, self._held = " ".join(self._held), []
         self._final(words)
 
     def _cancel_timer(self) -> None:
