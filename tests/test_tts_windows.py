@@ -8,7 +8,7 @@ import pytest
 from services.tts.backend import render
 from services.tts.edges import EdgeFitter, fit_edges
 from services.tts.kokoro_graph import FRAME_SAMPLES
-from services.tts.windows import CONTEXT_FRAMES, EDGE_CONTEXT_FRAMES, FIRST_LOOKAHEAD_FRAMES, Stitcher, plan
+from services.tts.windows import CONTEXT_FRAMES, EDGE_CONTEXT_FRAMES, FIRST_LOOKAHEAD_FRAMES, Stitcher, plan, spans
 
 from .conftest import required
 
@@ -51,6 +51,31 @@ def test_no_first_window_is_one_window():
     assert plan(0, 16, 0.5) == []
 
 
+@pytest.mark.parametrize("frames", [1, 47, 95, 96, 200, 1000])
+def test_a_later_piece_is_cut_in_windows_of_about_the_size(frames):
+    windows = spans(frames, 48)
+    assert windows[0].start == 0 and windows[-1].end == frames
+    assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
+    assert len(windows) == max(1, frames // 48)
+    for w in windows:
+        assert w.lo == max(0, w.start - CONTEXT_FRAMES) and w.hi == min(frames, w.end + CONTEXT_FRAMES)
+        assert len(windows) == 1 or 48 <= w.end - w.start < 96
+    assert spans(0, 48) == [] and spans(200, 0) == [plan(200, 0, 0.5)[0]]
+
+
+def test_a_later_pieces_joins_fall_in_quiet_frames_and_stitch_back():
+    energy = np.full(200, 5.0)
+    energy[[53, 97, 146, 160]] = -3.0  # pauses near the even cuts (50, 100, 150), within an eighth of 48 (6)
+    assert [w.end for w in spans(200, 48, energy=energy)] == [53, 97, 146, 200]
+    signal = np.random.default_rng(1).standard_normal(200 * FRAME_SAMPLES).astype(np.float32)
+    stitcher, windows = Stitcher(FRAME_SAMPLES), spans(200, 48, step=8)
+    parts = [
+        stitcher.add(w, signal[w.lo * FRAME_SAMPLES : w.hi * FRAME_SAMPLES], last=i == len(windows) - 1)
+        for i, w in enumerate(windows)
+    ]
+    np.testing.assert_allclose(np.concatenate(parts), signal, atol=1e-6)
+
+
 def test_the_joins_give_back_what_a_decoder_without_seams_renders():
     """Windows cut from one signal (a decoder whose windows agree exactly) stitch back to it."""
     frames = 239
@@ -81,7 +106,7 @@ def kokoro(settings):
     from services.tts.kokoro_onnx import KokoroOnnx
 
     # onnxruntime's graph, whatever this CPU would pick: the halves are checked bit for bit
-    tts = settings.tts.model_copy(update={"first_window_s": 0.4, "generator": "onnxruntime"})
+    tts = settings.tts.model_copy(update={"first_window_s": 0.4, "later_window_s": None, "generator": "onnxruntime"})
     return KokoroOnnx(settings.model_copy(update={"tts": tts}))
 
 
@@ -118,6 +143,20 @@ def test_a_first_piece_comes_in_windows_and_is_the_same_speech(kokoro):
     n = min(len(whole), len(windowed))
     assert np.corrcoef(envelope(whole[:n]), envelope(windowed[:n]))[0, 1] > 0.9
     assert not list(kokoro.stream(text, "af_heart", 1.0, first=False))[1:]  # later pieces: whole
+
+
+def test_a_later_piece_in_windows_is_the_same_speech(kokoro, monkeypatch):
+    """`tts.later_window_s`: a later piece comes in parts another reply's first piece can come
+    between (scheduler.py), and is the same speech as the piece decoded whole."""
+    text = "Strong performances against the best teams usually mean a team is peaking at the right time."
+    whole = fit_edges(render(kokoro, text, "af_heart", 1.0), kokoro.sample_rate, text)
+    monkeypatch.setattr(kokoro, "_later_frames", 48)  # 1.2 s
+    parts = list(kokoro.stream(text, "af_heart", 1.0, first=False))
+    windowed = fit_edges(np.concatenate(parts), kokoro.sample_rate, text)
+    assert len(parts) >= 3
+    assert abs(len(windowed) - len(whole)) <= 0.05 * kokoro.sample_rate
+    n = min(len(whole), len(windowed))
+    assert np.corrcoef(envelope(whole[:n]), envelope(windowed[:n]))[0, 1] > 0.9
 
 
 def test_windows_skip_the_silence_and_end_in_quiet_frames():

@@ -21,11 +21,12 @@ Words that stop where a caller would go on (`looks_unfinished`: a filler, a trai
 conjunction, "..." or a comma) are held `unfinished_wait_s` after the caller stops, and their
 preflight is sent as an interim: LiveKit ends no turn and starts no reply without words, so a
 pause inside an utterance ("montreal uh ... forced aligner") no longer ends the turn and starts
-a reply the next words throw away. In three `halfsec bench calls --concurrency 2` runs
-(2026-12-07), 47 turns were so stopped by the caller's own next words, and the reply to the rest
-waited behind their discarded LLM and TTS work (1.5-2.3 s v2v against a P50 of ~0.9 s); 28 of
-those 47 transcripts end as `looks_unfinished` says, and 4 of the 236 answered turns. Silero hears
-pauses of 0.2-0.8 s inside the dev set's filler clips (the session's VAD stops 0.2 s into one).
+a reply the next words throw away (LLM and TTS work on cores another call shares). In six
+`halfsec bench calls --concurrency 2` runs (2026-12-07), 47 turns were so stopped by the caller's
+own next words; 28 of those transcripts end as `looks_unfinished` says, and 4 of the 236 answered
+turns. Silero hears pauses of 0.2-0.8 s inside the dev set's filler clips (the session's VAD
+stops 0.2 s into one), hence the 0.8 s of `turn.unfinished_wait_s`. Three runs each way: turns
+stopped so 25 -> 11, v2v P95 1876 -> 1554 ms pooled (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -90,12 +91,12 @@ class TurnWords:
         """`text` (an interim, a preflight) as LiveKit should see it: after the held words."""
         return " ".join([*self._held, text]) if text else text
 
-    # -- the session's VAD
-
     def waits_on(self, text: str) -> bool:
         """`text` (with the held words) would be held when the caller stops: its preflight is no
         end of the turn either."""
         return self._unfinished_wait_s is not None and looks_unfinished(text)
+
+    # -- the session's VAD
 
     def caller_started(self) -> None:
         self._speaking = True

@@ -202,7 +202,8 @@ def windows_against_whole(settings: Settings, pieces: list[str], ear: WhisperEng
     from .backend import render
     from .kokoro_onnx import KokoroOnnx
 
-    kokoro = KokoroOnnx(settings)
+    # "whole" as one decoder run: later pieces' windows (`tts.later_window_s`) off
+    kokoro = KokoroOnnx(settings.model_copy(update={"tts": settings.tts.model_copy(update={"later_window_s": None})}))
     voice = settings.tts.voice
     render(kokoro, "Warming up.", voice, 1.0)
     snr, lsd, first_part, whole_s, heard_whole, heard_windows = [], [], [], [], [], []

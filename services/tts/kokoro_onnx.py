@@ -2,7 +2,9 @@
 
 The graph runs as its two halves (kokoro_graph.py): the encoder once per piece, the decoder in
 two windows (windows.py) for a reply's first piece, so its first audio does not wait for the
-whole piece; later pieces are decoded whole (they have the audio before them to be ready in).
+whole piece; later pieces whole (they have the audio before them to be ready in), or with
+`tts.later_window_s` in windows of about that length, so that another call's first piece waits
+one window behind them and not a whole piece (scheduler.py).
 The decoder is onnxruntime's int8 graph, or on CPUs with AMX its generator in bf16 (generator.py)."""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from configs import Settings
 from .backend import Stop, SynthesisStopped, UnknownVoice
 from .generator import decoder
 from .kokoro_graph import ALIGNED, CURVE_STEPS, ENERGY, FRAME_SAMPLES, PITCH, halves
-from .windows import Stitcher, plan
+from .windows import Stitcher, plan, spans
 
 log = logging.getLogger("halfsec.tts")
 
@@ -73,6 +75,7 @@ class KokoroOnnx:
         self._kokoro = Kokoro.from_session(self._encoder, str(voices))
         self._voices = sorted(self._kokoro.get_voices())
         self._first_frames = round((opts.first_window_s or 0) * self.sample_rate / FRAME_SAMPLES)
+        self._later_frames = round((opts.later_window_s or 0) * self.sample_rate / FRAME_SAMPLES)
         self._decode_ratio = 0.5  # until the first run (the service's warm-up) measures it
         log.info(
             "loaded %s (%d voices, decoder %s) in %.2fs",
@@ -113,7 +116,10 @@ class KokoroOnnx:
             first_frames = self._first_frames if first and n == 0 else 0
             per_frame = energy.reshape(-1, CURVE_STEPS).mean(axis=1)
             ratio = self._decode_ratio * RATIO_MARGIN
-            windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame, step=self._decoder.length_step)
+            if first_frames or not self._later_frames:
+                windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame, step=self._decoder.length_step)
+            else:
+                windows = spans(aligned.shape[2], self._later_frames, energy=per_frame, step=self._decoder.length_step)
             stitcher = Stitcher(FRAME_SAMPLES)
             for i, w in enumerate(windows):
                 if stop is not None and stop.is_set():

@@ -4,10 +4,11 @@ left.
 
 A caller waits longest for a reply's first audio; once a reply is playing, what follows has the
 length of the audio already sent to be ready. A step is what the backend makes between two parts
-of a piece: a later piece whole, a reply's first piece in its decoder windows (windows.py). The
-queue serves, in order: the first step of a reply's first piece; the rest of a first piece
-already started (its first window is playing); later pieces. FIFO within each class. So a new
-reply's first window overtakes the second window of another reply's first piece: in `halfsec
+of a piece: a later piece whole or in windows (`tts.later_window_s`), a reply's first piece in
+its decoder windows (windows.py). The queue serves, in order: the first step of a reply's first
+piece; the rest of a first piece already started (its first window is playing); later pieces.
+FIFO within each class. So a new reply's first window overtakes the second window of another
+reply's first piece, and the next window of a later piece: in `halfsec
 bench calls --concurrency 2`, a first piece that waited for another reply's whole first piece
 took 1.1-1.6 s to first audio (docs/benchmarks.md). A request whose caller hangs up (its handler
 is cancelled) is taken out: a queued piece never starts, a started one is not continued, and a

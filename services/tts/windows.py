@@ -122,6 +122,33 @@ def plan(
     ]
 
 
+def spans(
+    frames: int, size: int, context: int = CONTEXT_FRAMES, energy: np.ndarray | None = None, step: int = 1
+) -> list[Window]:
+    """Windows of about `size` frames over a later piece (one when it is shorter than two),
+    each cut at the quietest frame within an eighth of `size` of an even cut, `context` frames
+    decoded on each side of a join: services/tts's queue can serve another reply's first piece
+    between two of them (scheduler.py), instead of after the whole piece."""
+    if frames <= 0:
+        return []
+    count = frames // size if size > 0 else 1
+    if count <= 1:
+        return [_widened(Window(0, frames, 0, frames), frames, step)]
+    cuts = [0]
+    for i in range(1, count):
+        cut = round(i * frames / count)
+        if energy is not None:
+            slack = size // 8
+            candidates = range(max(cuts[-1] + 1, cut - slack), min(frames - 1, cut + slack) + 1)
+            cut = min(candidates, key=lambda j: (energy[j], abs(j - cut)))  # the quietest, then the nearest
+        cuts.append(cut)
+    cuts.append(frames)
+    return [
+        _widened(Window(a, b, max(0, a - context), min(frames, b + context)), frames, step)
+        for a, b in zip(cuts, cuts[1:], strict=False)
+    ]
+
+
 def _widened(w: Window, frames: int, step: int) -> Window:
     short = -(w.hi - w.lo) % step
     hi = min(frames, w.hi + short)
