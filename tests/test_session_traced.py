@@ -293,8 +293,8 @@ async def test_preemptive_tts_reaches_livekit(settings):
 async def test_a_pause_after_a_filler_does_not_end_the_turn(settings, tmp_path, wait_s):
     """The caller pauses 0.5 s after "uh" (the VAD's 0.2 s ends its speech, the ASR ends an
     utterance). With `turn.unfinished_wait_s` the words that stop there are held: one turn, one
-    reply, and none started on "Montreal, uh". Without it, the pause ends a turn whose reply
-    the caller's next words stop."""
+    reply; the reply started on "Montreal, uh" meanwhile is thrown away unheard, counted on the
+    turn. Without it, the pause ends a turn whose reply the caller's next words stop."""
     whole = "Montreal, uh forced aligner."
     call, model, _ = await scripted_call(
         settings.model_copy(update={"turn": settings.turn.model_copy(update={"unfinished_wait_s": wait_s})}),
@@ -309,4 +309,26 @@ async def test_a_pause_after_a_filler_does_not_end_the_turn(settings, tmp_path, 
     [turn] = call.turns
     assert_whole(turn, settings)
     assert (turn["user_text"], turn["agent_text"]) == (whole, "Got it.")
-    assert model.requests == [whole] and turn["preflights"] == 1
+    assert model.requests == ["Montreal, uh", whole]
+    assert turn["preemptive"]["started"] >= 1 and turn["preemptive"]["discarded_ms"] > 0
+
+
+async def test_the_reply_to_unfinished_words_is_made_while_they_wait(settings, tmp_path):
+    """A caller who stops on "I want the" and says no more: the words wait 0.8 s before they end
+    the turn, and their reply is made meanwhile (its LLM request at the wait's start), so the
+    caller hears it soon after the wait, not a whole reply's time after it."""
+    wait_s, ttft_s = 0.8, 0.4
+    call, model, _ = await scripted_call(
+        settings.model_copy(update={"turn": settings.turn.model_copy(update={"unfinished_wait_s": wait_s})}),
+        tmp_path,
+        [speech(0.6)],
+        [["I want the"]],
+        {"I want the": Reply("The what?", ttft_s=ttft_s)},
+    )
+    [turn] = call.turns
+    marks = turn["marks_ms"]
+    assert (turn["user_text"], turn["agent_text"]) == ("I want the", "The what?")
+    assert model.requests == ["I want the"] and turn["preemptive"]["used"]
+    assert marks["final_transcript"] - marks["last_voiced"] >= wait_s * 1000  # the words waited
+    assert marks["llm_request"] < marks["last_voiced"] + 400  # the reply did not
+    assert turn["v2v_ms"] < (wait_s + ttft_s) * 1000

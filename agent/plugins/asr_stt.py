@@ -2,7 +2,7 @@
 while the caller talks (see services/asr/protocol.py).
 
 Service events map onto LiveKit's: speech_start -> START_OF_SPEECH, interim -> INTERIM,
-preflight -> PREFLIGHT (the session may start the LLM on it; an INTERIM where its words look
+preflight -> PREFLIGHT (the session may start the LLM on it; also sent for words held as
 unfinished, turn_words.py), end_of_speech -> END_OF_SPEECH, final -> FINAL. With
 `turn_detection="stt"` the service's endpoint ends the turn.
 
@@ -180,7 +180,13 @@ class AsrSpeechStream(stt.RecognizeStream):
         self.final_seen = True  # no turn is waiting for its final
         self._stalled = asyncio.Event()  # set by the watchdog: the service hangs
         self._watchdog: asyncio.Task[None] | None = None
-        self.turn = TurnWords(final=self._final, interim=self._interim, unfinished_wait_s=owner._unfinished_wait_s)
+        self.turn = TurnWords(
+            final=self._final,
+            interim=self._interim,
+            unfinished_wait_s=owner._unfinished_wait_s,
+            preflight=self._preflight,
+        )
+        self._preflighted = ""  # the words of this turn's last preflight
 
     def watch_final(self) -> None:
         if not self.final_seen and (self._watchdog is None or self._watchdog.done()):
@@ -301,12 +307,7 @@ class AsrSpeechStream(stt.RecognizeStream):
         elif isinstance(event, Interim):
             self._interim(self.turn.prefixed(event.text))
         elif isinstance(event, Preflight):
-            text = self.turn.prefixed(event.text)
-            if self.turn.waits_on(text):  # no end of the turn: no reply started on it
-                self._interim(text)
-                return
-            owner._transcript("preflight_transcript", text)
-            emit(owner.event(kind.PREFLIGHT_TRANSCRIPT, text))
+            self._preflight(self.turn.prefixed(event.text))
         elif isinstance(event, EndOfSpeech):
             if owner._marks_end_of_turn:
                 owner._mark("end_of_turn")
@@ -324,7 +325,16 @@ class AsrSpeechStream(stt.RecognizeStream):
                 raise AsrError(event.message)
             log.warning("ASR service: %s", event.message)
 
+    def _preflight(self, text: str) -> None:
+        # LiveKit restarts its preemptive reply on every preflight, the same words or not
+        if text == self._preflighted:
+            return
+        self._preflighted = text
+        self._owner._transcript("preflight_transcript", text)
+        self._event_ch.send_nowait(self._owner.event(stt.SpeechEventType.PREFLIGHT_TRANSCRIPT, text))
+
     def _final(self, text: str) -> None:
+        self._preflighted = ""
         self._owner._transcript("final_transcript", text)
         self._event_ch.send_nowait(self._owner.event(stt.SpeechEventType.FINAL_TRANSCRIPT, text))
 

@@ -18,15 +18,19 @@ Interims and preflights carry the held words before their own, so a preflight is
 may become, and LiveKit's preemptive reply on it is kept.
 
 Words that stop where a caller would go on (`looks_unfinished`: a filler, a trailing article or
-conjunction, "..." or a comma) are held `unfinished_wait_s` after the caller stops, and their
-preflight is sent as an interim: LiveKit ends no turn and starts no reply without words, so a
-pause inside an utterance ("montreal uh ... forced aligner") no longer ends the turn and starts
-a reply the next words throw away (LLM and TTS work on cores another call shares). In six
-`halfsec bench calls --concurrency 2` runs (2026-12-07), 47 turns were so stopped by the caller's
-own next words; 28 of those transcripts end as `looks_unfinished` says, and 4 of the 236 answered
-turns. Silero hears pauses of 0.2-0.8 s inside the dev set's filler clips (the session's VAD
-stops 0.2 s into one), hence the 0.8 s of `turn.unfinished_wait_s`. Three runs each way: turns
-stopped so 25 -> 11, v2v P95 1876 -> 1554 ms pooled (docs/benchmarks.md).
+conjunction, "..." or a comma) are held `unfinished_wait_s` after the caller stops, so a pause
+inside an utterance ("montreal uh ... forced aligner") no longer ends the turn with a reply the
+next words stop. Their reply is started meanwhile: the held words go out as a preflight when the
+hold begins, LiveKit starts its preemptive reply on it, and the final at the end of the wait
+adopts that reply (the caller's next words make it stale and LiveKit drops it). In six `halfsec
+bench calls --concurrency 2` runs (2026-12-07), 47 turns were stopped by the caller's own next
+words; 28 of those transcripts end as `looks_unfinished` says, and 4 of the 236 answered turns.
+Silero hears pauses of 0.2-0.8 s inside the dev set's filler clips (the session's VAD stops 0.2 s
+into one), hence the 0.8 s of `turn.unfinished_wait_s`. Three dev-set runs each way: turns stopped
+so 25 -> 11, v2v P95 1876 -> 1554 ms pooled. On held-out clips, where such words were the whole
+turn ("But..." for "bat", a podcast cut after "this is a"), holding them with no reply started
+added the whole wait to v2v (P95 1194 -> 1774 ms); see docs/benchmarks.md for the reply started
+during the wait.
 """
 
 from __future__ import annotations
@@ -71,8 +75,10 @@ class TurnWords:
         interim: Callable[[str], None],
         wait_s: float = WAIT_S,
         unfinished_wait_s: float | None = None,
+        preflight: Callable[[str], None] | None = None,
     ) -> None:
         self._final, self._interim, self._wait_s = final, interim, wait_s
+        self._preflight = preflight  # held unfinished words, as the final they become if the caller is done
         self._unfinished_wait_s = unfinished_wait_s  # None: unfinished words go out like any
         self._stopped_at: float | None = None  # loop time the caller last stopped
         self._held: list[str] = []
@@ -92,8 +98,7 @@ class TurnWords:
         return " ".join([*self._held, text]) if text else text
 
     def waits_on(self, text: str) -> bool:
-        """`text` (with the held words) would be held when the caller stops: its preflight is no
-        end of the turn either."""
+        """`text` (with the held words) would be held when the caller stops."""
         return self._unfinished_wait_s is not None and looks_unfinished(text)
 
     # -- the session's VAD
@@ -142,6 +147,8 @@ class TurnWords:
             if left > 0:  # the caller may go on: the words wait for the rest, or for `left`
                 self._held = [words]
                 self._timer = loop.call_later(left, self._flush)
+                if self._preflight is not None:  # their reply is made while they wait
+                    self._preflight(words)
                 return
         self._final(words)
 
