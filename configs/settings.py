@@ -455,15 +455,16 @@ class TurnSettings(_Section):
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
     preemptive_generation: bool = True
     # LiveKit's preemptive TTS: the preemptive reply's first chunk is synthesised too, before the
-    # end of the turn is confirmed (thrown away with the reply if the caller goes on). Off: here
-    # the preflight comes ~0.1 s before the turn ends (`asr.preflight_after_s` 0.128 vs the VAD's
-    # 0.2 s), less than the LLM takes to its first chunk (TTFT ~0.15 s plus the clause), so the
-    # turn is confirmed before there is text to synthesise: in two `halfsec bench calls --replies
-    # agent/sim/compare_replies.txt` runs (5 Dec 21:33 at one and two calls, 21:42 at two; 68
-    # turns with a first chunk), no first chunk came before the end of the turn, the soonest
-    # 114 ms after it (P10 250-275 ms), so there was nothing for it to do. It matters where the
-    # endpoint waits longer than the preflight (a turn detector, `endpointing_min_delay_s`).
-    preemptive_tts: bool = False
+    # end of the turn is confirmed (thrown away with the reply if the caller goes on). At an
+    # ordinary end of turn it does nothing: the preflight comes ~0.1 s before the turn ends
+    # (`asr.preflight_after_s` 0.128 vs the VAD's 0.2 s), less than the LLM takes to a first chunk
+    # (5 Dec, two `bench calls` runs: no first chunk before the end of the turn in 68 turns). It
+    # matters where the end of the turn waits longer than the preflight: words held as unfinished
+    # (`unfinished_wait_s`) have their first chunk made during the wait. `bench calls
+    # --concurrency 2 --calls 6 --turns 5 --audio-dir <15 held-out dev-set clips> --replies
+    # agent/sim/compare_replies.txt` (7 Dec 19:25-19:56): v2v P95 1634 / 1930 ms off, 1272 / 1340 on
+    # (docs/benchmarks.md).
+    preemptive_tts: bool = True
     allow_interruptions: bool = True
     # Caller speech this long stops the agent's reply (LiveKit's 0.5 s default leaves the agent
     # talking over the caller for over half a second; the VAD adds ~0.05-0.1 s to this).
