@@ -462,7 +462,7 @@ class TurnSettings(_Section):
     # matters where the end of the turn waits longer than the preflight: words held as unfinished
     # (`unfinished_wait_s`) have their first chunk made during the wait. `bench calls
     # --concurrency 2 --calls 6 --turns 5 --audio-dir <15 held-out dev-set clips> --replies
-    # agent/sim/compare_replies.txt` (7 Dec 19:25-19:56): v2v P95 1634 / 1930 ms off, 1272 / 1340 on
+    # agent/sim/compare_replies.txt` (7 Dec 19:25-19:55): v2v P95 1634 / 1930 ms off, 1272 / 1340 on
     # (docs/benchmarks.md).
     preemptive_tts: bool = True
     allow_interruptions: bool = True

@@ -29,8 +29,8 @@ Silero hears pauses of 0.2-0.8 s inside the dev set's filler clips (the session'
 into one), hence the 0.8 s of `turn.unfinished_wait_s`. Three dev-set runs each way: turns stopped
 so 25 -> 11, v2v P95 1876 -> 1554 ms pooled. On held-out clips, where such words were the whole
 turn ("But..." for "bat", a podcast cut after "this is a"), holding them with no reply started
-added the whole wait to v2v (P95 1194 -> 1774 ms); see docs/benchmarks.md for the reply started
-during the wait.
+added the whole wait to v2v (two-call P95 1222, 1167 -> 1770, 1778 ms); with the reply made
+during the wait, 1272 and 1340 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
