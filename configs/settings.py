@@ -448,9 +448,10 @@ class TurnSettings(_Section):
     endpointing_min_delay_s: float = Field(default=0.0, ge=0)
     # With "vad": words that stop where a caller would go on (a filler, a trailing article or
     # conjunction, "..."; agent/plugins/turn_words.py) end the turn only after this long without
-    # speech from the moment the VAD heard the caller stop, and start no reply before. 0.8 s
-    # covers the pauses Silero hears inside the dev set's filler clips (0.2-0.8 s, from 0.2 s
-    # into which the VAD has stopped). None: such words end a turn like any.
+    # speech from the moment the VAD heard the caller stop; their reply is made meanwhile (a
+    # preflight) and kept if the caller does not go on. 0.8 s covers the pauses Silero hears
+    # inside the dev set's filler clips (0.2-0.8 s, from 0.2 s into which the VAD has stopped).
+    # None: such words end a turn like any.
     unfinished_wait_s: float | None = Field(default=0.8, gt=0)
     endpointing_max_delay_s: float = Field(default=3.0, gt=0)
     preemptive_generation: bool = True
