@@ -262,10 +262,9 @@ class CallTracer:
     def _user_turn(self, *, starts: bool = False, clip: bool = False) -> _Turn:
         """The turn the user is in; `starts`: the user begins to speak, which opens a new turn
         once the last one has ended. Unless nothing came of that one (no final, no reply but a
-        preemptive one)
-        and this is no new clip of the simulated caller's (`clip`, its first voiced sample): the
-        VAD ended it at a pause, the ASR kept listening, and the words that go on are the same
-        turn's, which LiveKit answers as one. Apart, the first part was a turn without a reply
+        preemptive one) and this is no new clip of the simulated caller's (`clip`, its first
+        voiced sample): the VAD ended it at a pause, the ASR kept listening, and the words that go
+        on are the same turn's, which LiveKit answers as one. Apart, the first part was a turn without a reply
         and the reply was no clip's (a falsetto clip Silero hears in two parts, 2026-12-06)."""
         last = self._turns[-1] if self._turns else None
         if last is not None and starts and "end_of_turn" in last.marks:
