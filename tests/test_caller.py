@@ -151,6 +151,44 @@ async def test_ear_pauses_resumes_and_is_cut_off(tmp_path):
     assert played == pytest.approx(0.5, abs=0.06)
 
 
+async def test_a_pause_before_the_replys_first_frame_holds_the_reply(tmp_path):
+    """LiveKit pauses the output when the caller speaks while a reply is still being made, before
+    any of its audio exists; LiveKit's room output then holds that reply's frames until the
+    resume, and so does the ear: nothing is heard or recorded while paused, and playback starts
+    (LiveKit's playback_started) only when the first frame plays. A clear while paused drops it
+    all, and the pause still holds the next reply's frames."""
+    marks: list[tuple[str, float]] = []
+    rec = CallRecorder()
+    ear = CallerEar(lambda name, at: marks.append((name, at)), rec)
+    started: list[float] = []
+    ear.on("playback_started", lambda ev: started.append(time.monotonic()))
+    tone = np.full(4800, 3000, np.int16)  # 0.2 s
+
+    async def reply() -> None:
+        for i in range(0, len(tone), 480):
+            await ear.capture_frame(rtc.AudioFrame(tone[i : i + 480].tobytes(), 24000, 1, 480))
+        ear.flush()
+
+    ear.pause()
+    await reply()
+    await asyncio.sleep(0.3)
+    assert marks == [] and started == [] and not ear.started.is_set()
+    ear.clear_buffer()  # the caller's words were a turn: the reply is dropped unheard
+    await reply()  # the next reply, made while the output is still paused
+    await asyncio.sleep(0.1)
+    assert marks == [] and started == []
+    resumed = time.monotonic()
+    ear.resume()
+    await asyncio.sleep(0.4)
+    assert [name for name, _ in marks] == ["first_frame_out", "agent_stopped"], marks
+    assert marks[0][1] == pytest.approx(resumed, abs=0.02) and started[0] == pytest.approx(resumed, abs=0.02)
+    rec.write(tmp_path / "call.wav")
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="int16")
+    heard = np.flatnonzero(np.abs(audio[:, 1].astype(int)) > AUDIBLE)
+    assert len(heard) / rate == pytest.approx(0.2, abs=0.02)  # one reply, not two
+    assert rec.t0 + heard[0] / rate == pytest.approx(resumed, abs=0.02)
+
+
 async def test_a_reply_cut_off_before_its_first_sound_was_not_heard():
     """The TTS hands the ear 0.3 s of leading silence and then a tone, faster than real time;
     the caller barges in 0.1 s later. Nothing audible played: no first_frame_out, so no

@@ -190,17 +190,20 @@ class CallerEar(io.AudioOutput):
     the agent became audible and when it stopped.
 
     Frames play back to back from the moment the first one arrives; a pause holds the rest until
-    `resume`; `clear_buffer` drops what has not played yet.
+    `resume`; `clear_buffer` drops what has not played yet. As in LiveKit's room output, a pause
+    outlasts its segment: LiveKit may pause before a reply's first frame exists (the caller spoke
+    while it was being made), and that reply's frames wait for the `resume`.
     """
 
     def __init__(self, mark: Mark, recorder: CallRecorder) -> None:
         super().__init__(label="simulated-caller", capabilities=io.AudioOutputCapabilities(pause=True))
         self._mark, self._recorder = mark, recorder
         self._segment = False  # a segment is being captured or played
+        self._started = False  # this segment's first frame has played (LiveKit's playback_started)
         self._audible = False  # this segment has made a sound
         self._played_until = 0.0  # when the audio handed to the recorder so far ends
         self._played_s = 0.0  # seconds of this segment played (or scheduled to)
-        self._paused_at: float | None = None
+        self._paused = False
         self._held: list[rtc.AudioFrame] = []  # captured while paused
         self._flushed = False
         self._finish: asyncio.TimerHandle | None = None
@@ -217,14 +220,16 @@ class CallerEar(io.AudioOutput):
         self.heard.append(np.frombuffer(frame.data, np.int16).copy())
         self.heard_rate = frame.sample_rate
         if not self._segment:
-            self._segment, self._audible, self._flushed, self._played_s = True, False, False, 0.0
-            self.on_playback_started(created_at=time.time())
-        if self._paused_at is not None:
+            self._segment, self._started, self._audible, self._flushed, self._played_s = True, False, False, False, 0.0
+        if self._paused:
             self._held.append(frame)
         else:
             self._play(frame, time.monotonic())
 
     def _play(self, frame: rtc.AudioFrame, now: float) -> None:
+        if not self._started:
+            self._started = True
+            self.on_playback_started(created_at=time.time())
         # a frame plays right after the previous one, or now if playout had caught up
         play_at = max(now, self._played_until)
         pcm = np.frombuffer(frame.data, np.int16)
@@ -260,7 +265,7 @@ class CallerEar(io.AudioOutput):
         self._schedule_finish()
 
     def _schedule_finish(self) -> None:
-        if not self._segment or not self._flushed or self._paused_at is not None:
+        if not self._segment or not self._flushed or self._paused:
             return
         if self._finish is not None:
             self._finish.cancel()
@@ -269,10 +274,12 @@ class CallerEar(io.AudioOutput):
 
     def pause(self) -> None:
         super().pause()
-        if not self._segment or self._paused_at is not None:
+        if self._paused:
+            return
+        self._paused = True
+        if not self._segment:
             return
         now = time.monotonic()
-        self._paused_at = now
         self._unplay(after=now, keep=True)
         if self._finish is not None:
             self._finish.cancel()
@@ -280,9 +287,9 @@ class CallerEar(io.AudioOutput):
 
     def resume(self) -> None:
         super().resume()
-        if self._paused_at is None:
+        if not self._paused:
             return
-        self._paused_at = None
+        self._paused = False
         held, self._held = self._held, []
         now = time.monotonic()
         for frame in held:
@@ -293,7 +300,7 @@ class CallerEar(io.AudioOutput):
         if not self._segment:
             return
         now = time.monotonic()
-        if self._paused_at is None:
+        if not self._paused:
             self._unplay(after=now, keep=False)
             self._stopped(now)
         if self._finish is not None:
@@ -320,7 +327,7 @@ class CallerEar(io.AudioOutput):
             return
         if not interrupted:
             self._stopped(self._played_until)
-        self._segment, self._paused_at, self._held, self._finish = False, None, [], None
+        self._segment, self._held, self._finish = False, [], None
         self.on_playback_finished(playback_position=max(0.0, self._played_s), interrupted=interrupted)
 
     def write_heard(self, path: Path) -> None:
