@@ -108,3 +108,23 @@ async def test_two_callers_at_once_through_the_real_stack(services, settings, sp
         lines = (tmp_path / f"call-{call:03d}" / "turns.jsonl").read_text().splitlines()
         assert [json.loads(line)["agent_text"].strip() for line in lines] == [replies[call]]
     json.dumps(figures)  # the --json line
+
+
+def test_held_out_turns_are_the_dev_set_clips_the_defaults_never_take(settings, capsys):
+    """`--held-out`: every dev-set clip with a voice outside the turns the defaults take, up to
+    12 s, in name order; none of them is a default turn, and with `--audio-dir` it is refused."""
+    from agent.cli.bench_commands import _call_audio
+    from agent.sim.compare import HELD_OUT_MAX_S, TUNED_TURNS
+    from agent.sim.devset import artifacts, dev_set
+
+    required(settings, extra=artifacts(settings))
+    held_out = _call_audio(argparse.Namespace(audio_dir=None, held_out=True), settings, 0)
+    tuned = _call_audio(argparse.Namespace(audio_dir=None), settings, TUNED_TURNS)
+    assert len(held_out) >= 10 and not set(held_out) & set(tuned)
+    assert [p.name for p in held_out] == sorted(p.name for p in held_out)
+    assert all(sf.info(path).duration <= HELD_OUT_MAX_S for path in held_out)
+    every = {path for path, _, _ in dev_set(settings) if sf.info(path).duration <= HELD_OUT_MAX_S}
+    silent = every - set(held_out) - set(tuned)  # not taken: Silero hears no voice in them
+    assert len(silent) <= 2, silent
+    assert main(["bench", "calls", "--held-out", "--audio-dir", "."]) == 2
+    assert "--held-out" in capsys.readouterr().err

@@ -159,17 +159,22 @@ def cmd_bench_cores(args: argparse.Namespace, settings: Settings) -> int:
 
 def _call_audio(args: argparse.Namespace, settings: Settings, count: int) -> list[Path]:
     """The speech files a calls bench says, each checked before any call starts: every file in
-    `--audio-dir` in name order, else `count` turns of 1-10 s from each category of the varied
-    dev set in turn (speech the pipeline was not tuned on)."""
+    `--audio-dir` in name order; with `--held-out`, the dev-set clips the defaults never take, in
+    name order; else `count` turns of 1-10 s from each category of the varied dev set in turn
+    (speech the pipeline was not tuned on)."""
     from services.audio import read_pcm16
     from services.provision import require
 
     from ..sim import devset
-    from ..sim.compare import varied_turns
+    from ..sim.compare import held_out_turns, varied_turns
 
+    if args.audio_dir and getattr(args, "held_out", False):
+        raise ValueError("--held-out takes the dev set's clips; --audio-dir names others: give one")
     if not args.audio_dir:
         require(settings, extra=devset.artifacts(settings))
         files = [(path, category) for path, category, _ in devset.dev_set(settings)]
+        if getattr(args, "held_out", False):
+            return held_out_turns(files, usable=_has_voice)
         return varied_turns(files, count, usable=_has_voice)
     require(settings)
     audio_dir = Path(args.audio_dir)
@@ -259,6 +264,15 @@ def cmd_bench_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def add_held_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="the dev-set clips the default turns never take (up to 12 s, in name order), said in turn: "
+        "a check on speech the settings were not chosen on (not with --audio-dir)",
+    )
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(dest="bench", required=True)
 
@@ -333,6 +347,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn, in name order (default: turns of 1-10 s from each category of "
         "the varied dev set in turn, as many as the calls say)",
     )
+    add_held_out(calls)
     calls.add_argument("--out", metavar="DIR", help="where each call's turns.jsonl and call.wav go")
     calls.add_argument(
         "--replies",
@@ -351,6 +366,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="speech files, one per turn, in name order (default: turns of 1-10 s from each category of the "
         "varied dev set in turn)",
     )
+    add_held_out(compare)
     compare.add_argument("--turns", type=positive, default=20, metavar="N", help="turns in all (default 20)")
     compare.add_argument(
         "--turns-per-call", type=positive, default=5, metavar="K", help="turns per call, each side (default 5)"

@@ -73,6 +73,24 @@ def varied_turns(
     return picked
 
 
+# The turns the defaults take (`bench calls --calls 8 --turns 5`; `bench compare`'s 20 are its
+# first half): what this tree's settings were chosen on.
+TUNED_TURNS = 40
+# Longer clips are the "long" category's monologues, not turns.
+HELD_OUT_MAX_S = 12.0
+
+
+def held_out_turns(
+    files: list[tuple[Path, str]], usable: Callable[[Path], bool] = lambda _: True, max_s: float = HELD_OUT_MAX_S
+) -> list[Path]:
+    """The clips the defaults never take: every (file, category) pair outside the first
+    `TUNED_TURNS` that `varied_turns` picks, up to `max_s` seconds and `usable`, in name order.
+    A change tuned on the default turns is checked on these (speech it was not tuned on)."""
+    tuned = set(varied_turns(files, TUNED_TURNS, usable=usable))
+    rest = [path for path, _ in files if path not in tuned and sf.info(path).duration <= max_s]
+    return sorted((path for path in rest if usable(path)), key=lambda path: path.name)
+
+
 def side_llm(
     settings: Settings,
     side: str,
