@@ -45,6 +45,23 @@ def test_every_turn_counts_and_the_unanswered_are_listed():
     assert failed(turn(None)) and failed(turn(300, fallback=True)) and not failed(turn(300))
 
 
+def test_a_turn_the_agent_talked_over_is_left_out_of_heard_and_named():
+    """On the recording, the agent still sounding when the caller's voice ended leaves the turn
+    without a v2v (voice.MeasuredTurn); `bench compare` leaves such a turn out and names it, and
+    so do the calls' "heard" figures, rather than count it as a turn without a reply."""
+    files = [Path("a.wav"), Path("b.wav"), Path("c.wav")]
+    talked = CallOutcome(
+        0, files, [turn(400), turn(500), turn(600)], [410, None, 610], talked_over=[False, True, False]
+    )
+    figures = level_figures(1, [talked], turns_per_call=3)
+    assert figures["talked_over"] == [{"call": 0, "turn": 2, "file": "b.wav"}]
+    assert (figures["v2v_audio_p50_ms"], figures["v2v_audio_p95_ms"]) == (510.0, 600.0)
+    assert figures["failed_turns"] == 0 and figures["v2v_p50_ms"] == 500.0  # the record's own v2v keeps it
+    # a turn with no v2v on the recording that was not talked over still counts at the timeout
+    silent = CallOutcome(0, files, [turn(400), turn(500), turn(600)], [410, None, 610], talked_over=[False] * 3)
+    assert level_figures(1, [silent], turns_per_call=3)["v2v_audio_p95_ms"] > 20_000
+
+
 def test_refused_calls_are_counted_apart_from_the_admitted_calls_turns():
     files = [Path("t0.wav")]
     outcomes = [CallOutcome(0, files, [turn(400)], [410]), CallOutcome(1, files, [], [], refused="full: 1 of 1")]

@@ -8,7 +8,9 @@ worker does for LiveKit): past `worker.max_calls` it is refused, counted, and no
 concurrency level the bench reports v2v P50/P95 over every turn the callers said
 (one that got no reply counts at the reply timeout, and is listed), per-stage P50/P95 of the
 answered turns, failed turns (no reply, a fallback, or a call that crashed), and how far each
-recorded v2v is from the same turn measured on the call's recording (the independent clock).
+recorded v2v is from the same turn measured on the call's recording (the independent clock). On
+the recording, a turn the agent talked over (still sounding when the caller's voice ended) has
+no v2v: it is left out of "heard" and named, as in `bench compare`.
 With a script (`--replies`), each turn's reply is the scripted one at real LLM cost, as in
 `bench compare`: the models' own replies change from run to run, so only a script makes two
 runs, or two levels, an A/B.
@@ -23,7 +25,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ class CallOutcome:
     error: str | None = None
     invalid_records: int = 0  # every record of the call that broke an invariant
     refused: str | None = None  # why admission turned the call away (then it has no turns)
+    talked_over: list[bool] = field(default_factory=list)  # per turn, on the recording
 
 
 async def _call(settings: Settings, files: list[Path], out_dir: Path, replies: list[str] | None) -> CallResult:
@@ -85,7 +88,16 @@ def _one_call(
         log.exception("call %d failed", call)
         return CallOutcome(call, files, [], [], error=f"{type(exc).__name__}: {exc}")
     invalid = sum(bool(t.get("invalid")) for t in result.turns)
-    return CallOutcome(call, files, result.voiced_turns(), [m.v2v_ms for m in result.measured], None, invalid)
+    measured = result.measured
+    return CallOutcome(
+        call,
+        files,
+        result.voiced_turns(),
+        [m.v2v_ms for m in measured],
+        None,
+        invalid,
+        talked_over=[m.talked_over for m in measured],
+    )
 
 
 def failed(turn: dict[str, Any] | None) -> bool:
@@ -117,10 +129,14 @@ def level_figures(concurrency: int, placed: list[CallOutcome], turns_per_call: i
     ]
     # a turn without a reply counts at the reply timeout: the tail says what callers lived through
     v2v = [REPLY_TIMEOUT_S * 1000 if t is None or t.get("v2v_ms") is None else t["v2v_ms"] for _, _, t in said]
-    # the same turns measured on each call's recording (Silero's end of voice -> agent above -40 dBFS)
+    # the same turns measured on each call's recording (Silero's end of voice -> agent above -40 dBFS);
+    # a turn the agent talked over has no v2v there (its answer cannot be told from the reply still
+    # playing): left out and named, not counted as a turn without a reply
+    talked_over = [(o, i) for o, i, _ in said if i < len(o.talked_over) and o.talked_over[i]]
     heard = [
         REPLY_TIMEOUT_S * 1000 if i >= len(o.audio_v2v_ms) or o.audio_v2v_ms[i] is None else o.audio_v2v_ms[i]
         for o, i, _ in said
+        if (o, i) not in talked_over
     ]
     stats = stage_percentiles(answered)
     gaps = [
@@ -142,6 +158,7 @@ def level_figures(concurrency: int, placed: list[CallOutcome], turns_per_call: i
         "failed_turns": len(unanswered),
         "failed_calls": sum(o.error is not None for o in outcomes),
         "unanswered": unanswered,
+        "talked_over": [{"call": o.call, "turn": i + 1, "file": o.files[i].name} for o, i in talked_over],
         "invalid_records": sum(o.invalid_records for o in outcomes),
         "v2v_p50_ms": ms(percentile(v2v, 50)),
         "v2v_p95_ms": ms(percentile(v2v, 95)),
@@ -268,6 +285,7 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
         "v2v P50",
         "v2v P95",
         "heard P50/P95",
+        "talked over",
         *(f"{s} P50/P95" for s in stages),
         "worst gap",
     ):
@@ -286,6 +304,7 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
             pair(level["v2v_p50_ms"]),
             pair(level["v2v_p95_ms"]),
             pair(level["v2v_audio_p50_ms"], level["v2v_audio_p95_ms"]),
+            str(len(level["talked_over"])),
             *(pair(*level["stages"][s].values()) for s in stages),
             f"{level['v2v_vs_audio_max_ms']}",
         )
@@ -297,6 +316,12 @@ def render(figures: dict[str, Any], title: str, out: Console) -> None:
             counted = "" if u["why"] == "fallback" else " (counted at the reply timeout in v2v)"
             out.print(
                 f"c={level['concurrency']} call {u['call']} turn {u['turn']} ({u['file']}): {u['why']}{counted}",
+                highlight=False,
+            )
+        for t in level["talked_over"]:
+            out.print(
+                f"c={level['concurrency']} call {t['call']} turn {t['turn']} ({t['file']}): the agent was still "
+                "talking when the caller's voice ended (no v2v on the recording: left out of heard)",
                 highlight=False,
             )
     out.print(f"replies: {'scripted' if figures['scripted'] else 'the models own'}", highlight=False)
