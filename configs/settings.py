@@ -235,9 +235,9 @@ class TtsSettings(_SpeechService):
     # this long and long enough for the second to be made while it plays (services/tts/windows.py),
     # so first audio does not wait for the whole piece. None: whole pieces (the torch backend always).
     first_window_s: float | None = Field(default=None, ge=0.2, le=5.0)
-    # Later pieces decoded in windows of about this long (onnx backend), so another call's first
-    # piece waits one window at most behind them, not a whole piece (services/tts/scheduler.py).
-    # None: later pieces whole.
+    # Later pieces, and a first piece's rest after its first window, decoded in windows of about
+    # this long (onnx backend), so another call's first piece waits one window at most behind
+    # them, not a whole piece (services/tts/scheduler.py). None: whole.
     later_window_s: float | None = Field(default=None, ge=0.5, le=10.0)
     # While services/tts is down or hung, a reply whose chunk fails, or has no first audio within
     # `first_audio_timeout_s` while /health does not answer either (a busy TTS is slow, not hung),

@@ -63,6 +63,31 @@ def test_a_later_piece_is_cut_in_windows_of_about_the_size(frames):
     assert spans(0, 48) == [] and spans(200, 0) == [plan(200, 0, 0.5)[0]]
 
 
+@pytest.mark.parametrize("frames", [40, 95, 239, 400, 1000])
+def test_the_rest_of_a_first_piece_comes_in_windows_of_about_the_later_size(frames):
+    """With `rest`, the first window is the one `plan` sizes for the whole rest, and the rest is
+    cut as a later piece is: another reply's first window waits one of them, not the whole rest
+    (a 6 s first piece's rest, ~4 s, took 0.8-1 s to decode in two-call runs)."""
+    whole, cut = plan(frames, 16, 0.4), plan(frames, 16, 0.4, rest=48)
+    assert cut[0] == whole[0] and cut[-1].end == frames
+    assert all(a.end == b.start for a, b in zip(cut, cut[1:], strict=False))
+    if len(whole) == 2:
+        rest = frames - whole[0].end
+        assert len(cut) == 1 + max(1, rest // 48)
+        for w in cut[1:]:
+            assert w.lo == w.start - CONTEXT_FRAMES and w.hi == min(frames, w.end + CONTEXT_FRAMES)
+            assert len(cut) == 2 or 48 <= w.end - w.start < 96
+    else:
+        assert cut == whole
+    signal = np.random.default_rng(2).standard_normal(frames * FRAME_SAMPLES).astype(np.float32)
+    stitcher = Stitcher(FRAME_SAMPLES)
+    parts = [
+        stitcher.add(w, signal[w.lo * FRAME_SAMPLES : w.hi * FRAME_SAMPLES], last=i == len(cut) - 1)
+        for i, w in enumerate(cut)
+    ]
+    np.testing.assert_allclose(np.concatenate(parts), signal, atol=1e-6)
+
+
 def test_a_later_pieces_joins_fall_in_quiet_frames_and_stitch_back():
     energy = np.full(200, 5.0)
     energy[[53, 97, 146, 160]] = -3.0  # pauses near the even cuts (50, 100, 150), within an eighth of 48 (6)

@@ -1,10 +1,11 @@
 """Kokoro-82M through onnxruntime (the cpu profile): int8 weights, espeak-ng phonemes, offline.
 
 The graph runs as its two halves (kokoro_graph.py): the encoder once per piece, the decoder in
-two windows (windows.py) for a reply's first piece, so its first audio does not wait for the
-whole piece; later pieces whole (they have the audio before them to be ready in), or with
+windows (windows.py) for a reply's first piece, a first window so its first audio does not wait
+for the whole piece; later pieces whole (they have the audio before them to be ready in), or with
 `tts.later_window_s` in windows of about that length, so that another call's first piece waits
-one window behind them and not a whole piece (scheduler.py).
+one window behind them and not a whole piece (scheduler.py); with it, the rest of a first piece
+after its first window too.
 The decoder is onnxruntime's int8 graph, or on CPUs with AMX its generator in bf16 (generator.py)."""
 
 from __future__ import annotations
@@ -117,7 +118,14 @@ class KokoroOnnx:
             per_frame = energy.reshape(-1, CURVE_STEPS).mean(axis=1)
             ratio = self._decode_ratio * RATIO_MARGIN
             if first_frames or not self._later_frames:
-                windows = plan(aligned.shape[2], first_frames, ratio, energy=per_frame, step=self._decoder.length_step)
+                windows = plan(
+                    aligned.shape[2],
+                    first_frames,
+                    ratio,
+                    energy=per_frame,
+                    step=self._decoder.length_step,
+                    rest=self._later_frames,
+                )
             else:
                 windows = spans(aligned.shape[2], self._later_frames, energy=per_frame, step=self._decoder.length_step)
             stitcher = Stitcher(FRAME_SAMPLES)

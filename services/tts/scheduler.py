@@ -5,12 +5,13 @@ left.
 A caller waits longest for a reply's first audio; once a reply is playing, what follows has the
 length of the audio already sent to be ready. A step is what the backend makes between two parts
 of a piece: a later piece whole or in windows (`tts.later_window_s`), a reply's first piece in
-its decoder windows (windows.py). The queue serves, in order: the first step of a reply's first
-piece; the rest of a first piece already started (its first window is playing); later pieces.
-FIFO within each class. So a new reply's first window overtakes the second window of another
-reply's first piece, and the next window of a later piece: in `halfsec
-bench calls --concurrency 2`, a first piece that waited for another reply's whole first piece
-took 1.1-1.6 s to first audio (docs/benchmarks.md). A request whose caller hangs up (its handler
+its decoder windows (windows.py: a first window, then its rest whole or in those windows). The
+queue serves, in order: the first step of a reply's first piece; the rest of a first piece
+already started (its first window is playing); later pieces. FIFO within each class. So a new
+reply's first window overtakes the next window of another reply's first piece, and of a later
+piece: in `halfsec bench calls --concurrency 2`, a first piece that waited for another reply's
+whole first piece took 1.1-1.6 s to first audio, and 0.8-1 s behind another first piece's rest
+decoded in one run (docs/benchmarks.md). A request whose caller hangs up (its handler
 is cancelled) is taken out: a queued piece never starts, a started one is not continued, and a
 step being made is stopped through the backend's `Stop`.
 """

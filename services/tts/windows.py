@@ -84,6 +84,7 @@ def plan(
     edge_context: int = EDGE_CONTEXT_FRAMES,
     lookahead: int = FIRST_LOOKAHEAD_FRAMES,
     step: int = 1,
+    rest: int = 0,
 ) -> list[Window]:
     """Windows over `frames`. `first` <= 0: one window over all. Otherwise the sounding frames
     (by the encoder's `energy` per frame, when given), with `edge_context` frames decoded
@@ -93,7 +94,13 @@ def plan(
     second would be shorter than `first`. The first window ends at the quietest frame within an eighth
     of its length, so a late second window is waited for in a pause. Each window's decoded frames
     are widened with the piece's own frames, after it and then before, to a multiple of `step`
-    where the piece has them (a runtime that builds kernels per input length, generator.py)."""
+    where the piece has them (a runtime that builds kernels per input length, generator.py).
+
+    `rest` > 0: what follows the first window in windows of about `rest` frames, cut as `spans`
+    cuts a later piece, so another reply's first window, served between two of them
+    (scheduler.py), waits for one of them and not for the whole rest. The first window keeps the
+    size that has the whole rest ready as it ends, so a rest in parts is ready as soon; one served
+    between them has the first part's audio, `rest` frames or more, to be made in."""
     if frames <= 0:
         return []
     if first <= 0:
@@ -106,7 +113,7 @@ def plan(
         slack = size // 8
         candidates = range(end, min(stop, end + slack + 1))  # never shorter than planned
         end = min(candidates, key=lambda i: (energy[i], i - end))  # the quietest, then the nearest
-    cuts = [begin, stop] if stop - end < first else [begin, end, stop]
+    cuts = [begin, stop] if stop - end < first else [begin, end, *_even_cuts(end, stop, rest, energy), stop]
     return [
         _widened(
             Window(
@@ -131,22 +138,28 @@ def spans(
     between two of them (scheduler.py), instead of after the whole piece."""
     if frames <= 0:
         return []
-    count = frames // size if size > 0 else 1
-    if count <= 1:
+    cuts = [0, *_even_cuts(0, frames, size, energy), frames]
+    if len(cuts) == 2:
         return [_widened(Window(0, frames, 0, frames), frames, step)]
-    cuts = [0]
-    for i in range(1, count):
-        cut = round(i * frames / count)
-        if energy is not None:
-            slack = size // 8
-            candidates = range(max(cuts[-1] + 1, cut - slack), min(frames - 1, cut + slack) + 1)
-            cut = min(candidates, key=lambda j: (energy[j], abs(j - cut)))  # the quietest, then the nearest
-        cuts.append(cut)
-    cuts.append(frames)
     return [
         _widened(Window(a, b, max(0, a - context), min(frames, b + context)), frames, step)
         for a, b in zip(cuts, cuts[1:], strict=False)
     ]
+
+
+def _even_cuts(begin: int, end: int, size: int, energy: np.ndarray | None) -> list[int]:
+    """Where frames `begin`..`end` are cut into windows of about `size` (none when they are
+    shorter than two): at even cuts, each moved to the quietest frame within an eighth of `size`."""
+    count = (end - begin) // size if size > 0 else 1
+    cuts = [begin]
+    for i in range(1, count):
+        cut = begin + round(i * (end - begin) / count)
+        if energy is not None:
+            slack = size // 8
+            candidates = range(max(cuts[-1] + 1, cut - slack), min(end - 1, cut + slack) + 1)
+            cut = min(candidates, key=lambda j: (energy[j], abs(j - cut)))  # the quietest, then the nearest
+        cuts.append(cut)
+    return cuts[1:]
 
 
 def _widened(w: Window, frames: int, step: int) -> Window:
