@@ -5,7 +5,9 @@ Rendered whole, a 6 s sentence has no sample before ~1.9 s of work (cpu profile)
 windows, the first plays while the second is made: the first is sized so that the second, at the
 decoder's speed right now (`decode_ratio`, seconds of work per second of audio, measured on the
 last runs: it doubles when vLLM decodes beside Kokoro), is ready when the first has played. So the
-caller hears the first sound sooner and no gap inside the reply, on an idle box or a busy one. A
+caller hears the first sound sooner and no gap inside the reply, on an idle box or a busy one. The
+second may itself be cut in windows of about a later piece's (`plan`'s `rest`), so another
+reply's first window is served between them (scheduler.py); the first keeps its size. A first
 window sized smaller (windows that grew twice as long each time, from 0.4 s) gave first audio
 sooner still on an idle box, but in calls its later windows were not ready in time: the longest
 quiet in a reply's first 2 s went from P50 240 to 410 ms (docs/benchmarks.md).
