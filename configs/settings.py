@@ -232,7 +232,7 @@ class TtsSettings(_SpeechService):
     # time per word is small and the LLM writes a sentence in a blink).
     first_phrase_words: int | None = Field(default=None, ge=6)
     # The onnx backend renders a reply's first piece in decoder windows, the first at least
-    # this long and long enough for the second to be made while it plays (services/tts/windows.py),
+    # this long and long enough for the rest to be made while it plays (services/tts/windows.py),
     # so first audio does not wait for the whole piece. None: whole pieces (the torch backend always).
     first_window_s: float | None = Field(default=None, ge=0.2, le=5.0)
     # Later pieces, and a first piece's rest after its first window, decoded in windows of about
