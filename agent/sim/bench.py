@@ -133,10 +133,11 @@ def level_figures(concurrency: int, placed: list[CallOutcome], turns_per_call: i
     # a turn the agent talked over has no v2v there (its answer cannot be told from the reply still
     # playing): left out and named, not counted as a turn without a reply
     talked_over = [(o, i) for o, i, _ in said if i < len(o.talked_over) and o.talked_over[i]]
+    left_out = {(o.call, i) for o, i in talked_over}
     heard = [
         REPLY_TIMEOUT_S * 1000 if i >= len(o.audio_v2v_ms) or o.audio_v2v_ms[i] is None else o.audio_v2v_ms[i]
         for o, i, _ in said
-        if (o, i) not in talked_over
+        if (o.call, i) not in left_out
     ]
     stats = stage_percentiles(answered)
     gaps = [

@@ -101,8 +101,9 @@ def plan(
     `rest` > 0: what follows the first window in windows of about `rest` frames, cut as `spans`
     cuts a later piece, so another reply's first window, served between two of them
     (scheduler.py), waits for one of them and not for the whole rest. The first window keeps the
-    size that has the whole rest ready as it ends, so a rest in parts is ready as soon; one served
-    between them has the first part's audio, `rest` frames or more, to be made in."""
+    size that has the whole rest ready as it ends: the rest's first part is ready sooner than the
+    whole rest was, and a first window served after it has that part's audio, `rest` frames or
+    more, to be made in before the next part is due."""
     if frames <= 0:
         return []
     if first <= 0:
