@@ -86,9 +86,10 @@ def test_the_bf16_decoder_speaks_the_int8_decoders_speech(backends):
     n = min(len(audio), len(expected))
     assert log_spectral_distance(expected[:n], audio[:n]) < 5.0
     assert abs(level_db(expected[:n], audio[:n])) < 1.0
-    # in windows too, at lengths widened to its step
+    # in windows too, at lengths widened to its step (a first window, then the rest in
+    # `tts.later_window_s` windows)
     parts = list(bf16.stream(TEXT, "af_heart", 1.0, first=True))
-    assert len(parts) == 2 and abs(sum(map(len, parts)) - len(render(bf16, TEXT, "af_heart", 1.0))) < bf16.sample_rate
+    assert len(parts) >= 2 and abs(sum(map(len, parts)) - len(render(bf16, TEXT, "af_heart", 1.0))) < bf16.sample_rate
 
 
 def test_the_bf16_decoder_decodes_lengths_of_its_step_and_gives_back_what_was_asked(backends):
