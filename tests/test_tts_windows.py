@@ -67,7 +67,7 @@ def test_a_later_piece_is_cut_in_windows_of_about_the_size(frames):
 def test_the_rest_of_a_first_piece_comes_in_windows_of_about_the_later_size(frames):
     """With `rest`, the first window is the one `plan` sizes for the whole rest, and the rest is
     cut as a later piece is: another reply's first window waits one of them, not the whole rest
-    (a 6 s first piece's rest, ~4 s, took 0.8-1 s to decode in two-call runs)."""
+    (a rest of 1.5-3 s took up to ~1 s to decode in two-call runs, docs/benchmarks.md)."""
     whole, cut = plan(frames, 16, 0.4), plan(frames, 16, 0.4, rest=48)
     assert cut[0] == whole[0] and cut[-1].end == frames
     assert all(a.end == b.start for a, b in zip(cut, cut[1:], strict=False))
