@@ -137,7 +137,8 @@ def service_main(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--profile", default=default_profile())
     args = parser.parse_args()
-    # HALFSEC_LOG_LEVEL=DEBUG shows each stream's events (services/asr) when chasing a bad turn.
+    # HALFSEC_LOG_LEVEL=DEBUG shows each stream's events (services/asr) and each synthesis step
+    # (services/tts) when chasing a bad turn.
     level = os.environ.get("HALFSEC_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=level, format=f"%(asctime)s.%(msecs)03d {name} %(levelname)s %(message)s", datefmt="%H:%M:%S"

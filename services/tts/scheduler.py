@@ -22,6 +22,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ class _Job:
     steps: Iterator[np.ndarray] | None = None  # the backend's parts, once started
     state: str = "queued"  # -> "running" (started, until its last part) -> "done"
     left: bool = False  # its caller hung up
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class SynthesisQueue:
@@ -130,6 +132,13 @@ class SynthesisQueue:
                 self._waiting -= 1
                 self._running += 1
                 job.steps = self._backend.stream(job.text, job.voice, job.speed, job.stop, first=job.first)
+                log.debug(
+                    "piece %d (%s, %d chars) started after %.0f ms queued",
+                    job.order,
+                    "first" if job.first else "later",
+                    len(job.text),
+                    (time.monotonic() - job.queued_at) * 1000,
+                )
             try:
                 if job.left:  # its caller left between two steps
                     raise SynthesisStopped(job.text)
@@ -154,8 +163,17 @@ class SynthesisQueue:
         rest of this piece: the rest waits its turn."""
         assert job.steps is not None
         rest = (CONTINUING if job.first else LATER, job.order)
+        began = time.perf_counter()
         for part in job.steps:
             loop.call_soon_threadsafe(job.parts.put_nowait, part)
+            # HALFSEC_LOG_LEVEL=DEBUG: which piece held the cores when, to chase a slow first audio
+            log.debug(
+                "piece %d: %.2f s of audio in %.0f ms",
+                job.order,
+                len(part) / self._backend.sample_rate,
+                (time.perf_counter() - began) * 1000,
+            )
+            began = time.perf_counter()
             if (head := self._head) is not None and head < rest:
                 return False
         return True
