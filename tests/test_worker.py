@@ -108,6 +108,7 @@ async def test_prewarm_makes_the_vad_and_the_tts_fallback_once_per_process(monke
     """LiveKit runs prewarm in each job process before it takes a call (synchronously, before the
     process's event loop: here in a thread beside the test's)."""
     import asyncio
+    import gc
     from urllib.parse import urlparse
 
     from agent.fallback import kept
@@ -120,7 +121,9 @@ async def test_prewarm_makes_the_vad_and_the_tts_fallback_once_per_process(monke
         monkeypatch.setenv(PROFILE_ENV, "cpu")
         monkeypatch.setenv("HALFSEC_TTS__PORT", str(urlparse(url).port))
         proc = SimpleNamespace(userdata={})
+        gc.unfreeze()  # (the suite's own fixture froze the heap before this test)
         await asyncio.to_thread(prewarm, proc)
+        assert gc.get_freeze_count() > 0  # what it made is out of the collector's way
         settings = proc.userdata["settings"]
         assert settings.profile == "cpu"
         assert build_vad(settings) is build_vad(settings.model_copy())  # every call's session shares it
