@@ -36,10 +36,11 @@ os.environ.setdefault("HALFSEC_LLM__DTYPE", "float32")
 def _earlier_tests_out_of_the_collectors_way() -> None:
     """Many tests speak a call at real pace and bound its durations to ~100-200 ms. A full
     collection of this process's heap (~370k objects after half the suite) stops the event loop
-    for 170-240 ms (gc callbacks over the first 51 test files); one such pause made an endpoint of
-    ~230 ms read 493 in CI. What earlier tests left is frozen, so a collection during a test walks
-    only that test's own objects. (O(1); cycles among the frozen objects are never freed, which
-    the suite's memory affords.)"""
+    for 170-240 ms (gc callbacks over the first 51 test files): the likely cause of a scripted
+    turn's endpoint reading 493 ms in CI, which measures 231-236 ms here, alone or beside three
+    busy loops. What earlier tests left is frozen, so a collection during a test walks only that
+    test's own objects. (O(1); cycles among the frozen objects are never freed: the suite's
+    process peaked at 1.96 GB RSS in a fresh `make test`, 8 Dec.)"""
     gc.freeze()
 
 
